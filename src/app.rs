@@ -1,0 +1,131 @@
+//! From parsed arguments to a running command: the runtime, stdio, signals, readiness line.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use sockit::access::Access;
+use sockit::connect::{self, Source};
+use sockit::error::{Error, ErrorKind, Result};
+use sockit::stdio::{Input, Output};
+use sockit::{listen, net, Endpoint};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, ConnectArgs, ListenArgs};
+
+/// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("sockit={level},{level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Runs the command to its end; stdout is flushed before this returns.
+pub fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the runtime", &e))?;
+    let (output, stdout_thread) = Output::stdout();
+    let result = runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        let quiet = cli.quiet;
+        match cli.command {
+            Command::Connect(args) => run_connect(args, output, shutdown).await,
+            Command::Listen(args) => run_listen(args, output, quiet, shutdown).await,
+            Command::Chat(_) => pending("chat"),
+            Command::Serve(_) => pending("serve"),
+            Command::Relay(_) => pending("relay"),
+        }
+    });
+    // Client tasks still hold stdout handles; ending the runtime drops them.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    stdout_thread.finish();
+    result
+}
+
+fn pending(command: &str) -> Result<()> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        format!("sockit {command}"),
+        "not available in this build yet",
+    ))
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received; shutting down");
+    shutdown.cancel();
+}
+
+async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {
+    let endpoint: Endpoint = args.endpoint.parse()?;
+    let source = match args.send {
+        Some(text) => Source::Once(text.into_bytes().into()),
+        None => Source::Lines(Input::stdin()),
+    };
+    let cfg = connect::Config {
+        connect_timeout: args.connect_timeout,
+        idle_timeout: args.idle_timeout,
+        crlf: args.crlf,
+    };
+    connect::run(&endpoint, source, output, &cfg, shutdown).await
+}
+
+async fn run_listen(
+    args: ListenArgs,
+    output: Output,
+    quiet: bool,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let endpoint: Endpoint = args.endpoint.parse()?;
+    let cfg = listen::Config {
+        keep_open: args.keep_open || args.broker,
+        broker: args.broker,
+        show_peer: args.show_peer,
+        access: Access::parse(&args.allow, &args.deny)?,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout,
+        crlf: args.crlf,
+    };
+    if matches!(endpoint, Endpoint::Tls(_)) {
+        return pending("listen on tls://");
+    }
+    let announce = |bound: &Endpoint| {
+        if !quiet {
+            eprintln!("listening on {bound}");
+        }
+    };
+    if endpoint.is_stream() {
+        let listener = net::bind(&endpoint).await?;
+        announce(listener.local_endpoint());
+        listen::run_stream(listener, Input::stdin(), output, &cfg, shutdown).await
+    } else {
+        let sock = net::bind_datagram(&endpoint).await?;
+        announce(sock.local_endpoint());
+        listen::run_datagram(sock, Input::stdin(), output, &cfg, shutdown).await
+    }
+}

@@ -1,0 +1,150 @@
+//! The command line: clap derive, where each `///` is the help text. No I/O here.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sockit: talk to any socket. connect, listen, chat, serve and relay over TCP, UDP,
+/// Unix sockets and TLS, IPv4 and IPv6.
+#[derive(Debug, Parser)]
+#[command(name = "sockit", version, propagate_version = true, after_help = ENDPOINTS)]
+pub struct Cli {
+    /// More logs on stderr: -v connections and byte counts, -vv details (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only: hides the readiness line and warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const ENDPOINTS: &str = "\
+Endpoints:
+  tcp://HOST:PORT or HOST:PORT   TCP            udp://HOST:PORT   UDP
+  tls://HOST:PORT                TLS over TCP   unix:PATH         Unix stream (unix:@NAME: abstract)
+  unixgram:PATH                  Unix datagram
+  IPv6 goes in brackets (tcp://[::1]:8898); an empty host listens everywhere (tcp://:8898);
+  port 0 picks a free port.";
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to an endpoint: stdin goes to the peer, the peer goes to stdout.
+    #[command(after_help = "Examples:
+  sockit connect tcp://127.0.0.1:8898                 talk to a TCP server
+  sockit connect 127.0.0.1:8898 < file > answer        send a file, keep the whole answer
+  sockit connect --send 'GET / HTTP/1.0' --crlf example.org:80
+  echo '%Y-%m-%d' | sockit connect udp://127.0.0.1:9000   one datagram per line
+  sockit connect unix:/tmp/app.sock")]
+    Connect(ConnectArgs),
+    /// Wait for clients and talk to them: one conversation, or many with -k.
+    #[command(after_help = "Examples:
+  sockit listen tcp://127.0.0.1:8898                  one client, then exit
+  echo hi | sockit listen tcp://:8898                 answer the first client with 'hi'
+  sockit listen -k --show-peer tcp://:8898            many clients, lines tagged with who wrote
+  sockit listen -k --broker tcp://:8898 < /dev/null   relay every client to all the others
+  sockit listen -k udp://127.0.0.1:8081               answer whoever wrote last (QQ-style)
+  sockit listen -k --allow 127.0.0.0/8 --max-conns 100 tcp://:8898")]
+    Listen(ListenArgs),
+    /// Host a chat room on one or more endpoints (not available in this build yet).
+    #[command(after_help = "Example (once available):
+  sockit chat tcp://:8898 udp://:8898 unix:/tmp/chat.sock")]
+    Chat(PendingArgs),
+    /// Run the classic small services: echo, discard, chargen, daytime, time (not available
+    /// in this build yet).
+    #[command(after_help = "Example (once available):
+  sockit serve echo=tcp://:7007 echo=udp://:7007 daytime=udp://:9000 time=tcp://:3737")]
+    Serve(PendingArgs),
+    /// Forward each client of LISTEN to its own connection to TARGET (not available in this
+    /// build yet).
+    #[command(after_help = "Example (once available):
+  sockit relay tcp://:8080 tcp://127.0.0.1:80")]
+    Relay(PendingArgs),
+}
+
+/// Arguments of `connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Where to connect, e.g. tcp://127.0.0.1:8898, udp://[::1]:9000, unix:/tmp/s.sock.
+    pub endpoint: String,
+    /// Send TEXT instead of reading stdin (then half-close, as at the end of stdin).
+    #[arg(long, value_name = "TEXT")]
+    pub send: Option<String>,
+    /// Give up connecting after SECS seconds (each address tried gets that long).
+    #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
+    pub connect_timeout: Option<Duration>,
+    /// End after SECS seconds without traffic (datagrams: default 2 after stdin ends).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub idle_timeout: Option<Duration>,
+    /// Send LF as CRLF (for line protocols such as HTTP, SMTP, telnet).
+    #[arg(long)]
+    pub crlf: bool,
+}
+
+/// Arguments of `listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Where to listen, e.g. tcp://127.0.0.1:8898, tcp://:8898 (everywhere), udp://:9000.
+    pub endpoint: String,
+    /// Keep listening: serve clients concurrently and never stop at the end of stdin.
+    #[arg(short, long)]
+    pub keep_open: bool,
+    /// Pass what any client sends to all the other clients (implies -k).
+    #[arg(long)]
+    pub broker: bool,
+    /// Prefix each received line with "[PEER] ", to show who wrote.
+    #[arg(long)]
+    pub show_peer: bool,
+    /// Accept only peers in CIDR (repeatable), e.g. 127.0.0.0/8 or ::1.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Refuse peers in CIDR (repeatable); wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<String>,
+    /// At most N clients at once; more are closed at once and logged.
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Close a client after SECS seconds without traffic.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub idle_timeout: Option<Duration>,
+    /// Send LF as CRLF.
+    #[arg(long)]
+    pub crlf: bool,
+}
+
+/// Arguments accepted by commands that later issues fill in.
+#[derive(Debug, Args)]
+pub struct PendingArgs {
+    /// Arguments of the command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(0.0..=1e9).contains(&v) {
+        return Err(format!("'{s}' is not a sensible number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(seconds("-1").is_err());
+        assert!(seconds("x").is_err());
+    }
+}

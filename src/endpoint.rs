@@ -1,0 +1,342 @@
+//! Endpoints as users write them (`tcp://host:port`, `udp://[::1]:9`, `unix:@name`), parsed once
+//! at the edge so the rest of sockit deals in typed addresses.
+//!
+//! Parsing never guesses: anything malformed is refused with what is wrong and a correct
+//! example, because a silently misread address is the worst kind of network bug.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::{Error, ErrorKind};
+
+/// The longest path a `sockaddr_un` holds on Linux (108 bytes with the terminating NUL).
+const UNIX_PATH_MAX: usize = 107;
+
+/// Where to connect or listen: a transport and an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// TCP, written `tcp://HOST:PORT` or bare `HOST:PORT`.
+    Tcp(HostPort),
+    /// UDP, written `udp://HOST:PORT`.
+    Udp(HostPort),
+    /// TLS over TCP, written `tls://HOST:PORT`.
+    Tls(HostPort),
+    /// Unix stream socket, written `unix:PATH` or `unix:@NAME`.
+    Unix(UnixAddr),
+    /// Unix datagram socket, written `unixgram:PATH` or `unixgram:@NAME`.
+    UnixGram(UnixAddr),
+}
+
+/// A host and a port, as in `tcp://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// The host part.
+    pub host: Host,
+    /// The port; 0 asks the system for any free port when listening.
+    pub port: u16,
+}
+
+/// The host part of an IP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// A literal address.
+    Ip(IpAddr),
+    /// A name to resolve (`localhost`, `example.org`).
+    Name(String),
+    /// Empty host: every interface, IPv4 and IPv6 (listening only).
+    Any,
+}
+
+/// The address of a Unix-domain socket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UnixAddr {
+    /// A file-system path.
+    Path(PathBuf),
+    /// A name in Linux's abstract namespace (no file; written with a leading `@`).
+    Abstract(String),
+}
+
+impl Endpoint {
+    /// True for the kinds that carry a byte stream (tcp, tls, unix).
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Tcp(_) | Endpoint::Tls(_) | Endpoint::Unix(_)
+        )
+    }
+
+    /// The scheme as written in endpoints, without `://` or `:`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Endpoint::Tcp(_) => "tcp",
+            Endpoint::Udp(_) => "udp",
+            Endpoint::Tls(_) => "tls",
+            Endpoint::Unix(_) => "unix",
+            Endpoint::UnixGram(_) => "unixgram",
+        }
+    }
+
+    /// The endpoint of the same kind at a concrete socket address (for readiness lines).
+    pub fn with_addr(&self, addr: std::net::SocketAddr) -> Endpoint {
+        let hp = HostPort {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
+        };
+        match self {
+            Endpoint::Udp(_) => Endpoint::Udp(hp),
+            Endpoint::Tls(_) => Endpoint::Tls(hp),
+            _ => Endpoint::Tcp(hp),
+        }
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}:{}", self.port),
+            Host::Name(n) => write!(f, "{n}:{}", self.port),
+            Host::Any => write!(f, ":{}", self.port),
+        }
+    }
+}
+
+impl fmt::Display for UnixAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixAddr::Path(p) => write!(f, "{}", p.display()),
+            UnixAddr::Abstract(n) => write!(f, "@{n}"),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(hp) | Endpoint::Udp(hp) | Endpoint::Tls(hp) => {
+                write!(f, "{}://{hp}", self.scheme())
+            }
+            Endpoint::Unix(a) | Endpoint::UnixGram(a) => write!(f, "{}:{a}", self.scheme()),
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |why: String, example: &str| {
+            Error::new(
+                ErrorKind::BadEndpoint {
+                    example: example.to_string(),
+                },
+                format!("bad endpoint '{s}'"),
+                why,
+            )
+        };
+        if s.is_empty() {
+            return Err(bad("it is empty".into(), "tcp://127.0.0.1:8898"));
+        }
+        if let Some(rest) = s.strip_prefix("unixgram:") {
+            return parse_unix(rest, s, "unixgram").map(Endpoint::UnixGram);
+        }
+        if let Some(rest) = s.strip_prefix("unix:") {
+            return parse_unix(rest, s, "unix").map(Endpoint::Unix);
+        }
+        let (scheme, rest) = match s.split_once("://") {
+            Some((scheme, rest)) => (scheme, rest),
+            None => ("tcp", s),
+        };
+        let make: fn(HostPort) -> Endpoint = match scheme.to_ascii_lowercase().as_str() {
+            "tcp" => Endpoint::Tcp,
+            "udp" => Endpoint::Udp,
+            "tls" | "ssl" => Endpoint::Tls,
+            "unix" | "unixgram" => {
+                return Err(bad(
+                    format!("{scheme} endpoints are written without '//'"),
+                    &format!("{scheme}:/tmp/sockit.sock"),
+                ))
+            }
+            _ => {
+                return Err(bad(
+                    format!("unknown scheme '{scheme}'"),
+                    "tcp://127.0.0.1:8898",
+                ))
+            }
+        };
+        let example = format!("{}://127.0.0.1:8898", scheme.to_ascii_lowercase());
+        parse_host_port(rest)
+            .map(make)
+            .map_err(|why| bad(why, &example))
+    }
+}
+
+fn parse_host_port(s: &str) -> Result<HostPort, String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err("unbalanced '[': an IPv6 address goes inside [ ]".into());
+        };
+        let ip: Ipv6Addr = inside
+            .parse()
+            .map_err(|_| format!("'{inside}' is not an IPv6 address"))?;
+        let Some(port) = after.strip_prefix(':') else {
+            return Err("missing port after the ']'".into());
+        };
+        (Host::Ip(IpAddr::V6(ip)), port)
+    } else {
+        if s.contains(']') {
+            return Err("unbalanced ']': an IPv6 address goes inside [ ]".into());
+        }
+        let Some((host, port)) = s.rsplit_once(':') else {
+            return Err("missing port (HOST:PORT)".into());
+        };
+        if host.contains(':') {
+            return Err("an IPv6 address must be written in brackets, as [::1]:8898".into());
+        }
+        (parse_host(host)?, port)
+    };
+    if port.is_empty() {
+        return Err("missing port (HOST:PORT)".into());
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("port '{port}' is not a number"));
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("port {port} is out of range (0-65535)"))?;
+    Ok(HostPort { host, port })
+}
+
+fn parse_host(host: &str) -> Result<Host, String> {
+    if host.is_empty() || host == "*" {
+        return Ok(Host::Any);
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    let valid = host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if valid {
+        Ok(Host::Name(host.to_string()))
+    } else {
+        Err(format!("'{host}' is not a valid host name or address"))
+    }
+}
+
+fn parse_unix(rest: &str, whole: &str, scheme: &str) -> Result<UnixAddr, Error> {
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::BadEndpoint {
+                example: format!("{scheme}:/tmp/sockit.sock"),
+            },
+            format!("bad endpoint '{whole}'"),
+            why.to_string(),
+        )
+    };
+    // Accept the URL-like spelling `unix:///tmp/x` as well as `unix:/tmp/x`.
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    if rest.contains('\0') {
+        return Err(bad("a socket path cannot contain a NUL byte"));
+    }
+    if let Some(name) = rest.strip_prefix('@') {
+        if name.is_empty() {
+            return Err(bad("the abstract name after '@' is empty"));
+        }
+        if name.len() > UNIX_PATH_MAX - 1 {
+            return Err(bad("the abstract name is longer than 106 bytes"));
+        }
+        return Ok(UnixAddr::Abstract(name.to_string()));
+    }
+    if rest.is_empty() {
+        return Err(bad("the socket path is empty"));
+    }
+    if rest.len() > UNIX_PATH_MAX {
+        return Err(bad("the socket path is longer than 107 bytes"));
+    }
+    if rest.ends_with('/') {
+        return Err(bad("the socket path names a directory"));
+    }
+    Ok(UnixAddr::Path(PathBuf::from(rest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Endpoint {
+        s.parse()
+            .unwrap_or_else(|e| panic!("{s} should parse: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        match s.parse::<Endpoint>() {
+            Ok(e) => panic!("{s} should be refused, got {e:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        for s in [
+            "tcp://127.0.0.1:8898",
+            "udp://[::1]:9000",
+            "tls://example.org:443",
+            "tcp://:8898",
+            "unix:/tmp/chat.sock",
+            "unix:@chat",
+            "unixgram:/tmp/dg.sock",
+            "tcp://localhost:0",
+        ] {
+            assert_eq!(ok(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn bare_host_port_is_tcp() {
+        assert_eq!(ok("127.0.0.1:80").to_string(), "tcp://127.0.0.1:80");
+        assert_eq!(ok("[::1]:80").to_string(), "tcp://[::1]:80");
+        assert_eq!(ok(":80"), ok("tcp://:80"));
+    }
+
+    #[test]
+    fn kinds() {
+        assert!(ok("unix:x").is_stream());
+        assert!(!ok("unixgram:x").is_stream());
+        assert!(!ok("udp://h:1").is_stream());
+        assert_eq!(ok("unix:///tmp/a"), ok("unix:/tmp/a"));
+        assert_eq!(ok("TCP://h:1").scheme(), "tcp");
+    }
+
+    #[test]
+    fn malformed_endpoints_say_what_is_wrong() {
+        assert!(err("tcp://host").contains("missing port"));
+        assert!(err("tcp://host:").contains("missing port"));
+        assert!(err("tcp://host:70000").contains("out of range"));
+        assert!(err("tcp://host:http").contains("not a number"));
+        assert!(err("ftp://host:21").contains("unknown scheme 'ftp'"));
+        assert!(err("tcp://[::1:80").contains("unbalanced '['"));
+        assert!(err("tcp://::1]:80").contains("unbalanced ']'"));
+        assert!(err("tcp://::1:80").contains("brackets"));
+        assert!(err("tcp://[zz]:80").contains("not an IPv6 address"));
+        assert!(err("tcp://bad host:80").contains("not a valid host"));
+        assert!(err("unix:").contains("empty"));
+        assert!(err("unix:@").contains("empty"));
+        assert!(err(&format!("unix:/{}", "a".repeat(200))).contains("longer"));
+        assert!(err("unix://").contains("empty"));
+        assert!(err("").contains("empty"));
+    }
+
+    #[test]
+    fn errors_carry_an_example() {
+        let e = "udp://h".parse::<Endpoint>().unwrap_err();
+        assert!(e.hint().unwrap().contains("udp://127.0.0.1:8898"));
+    }
+}

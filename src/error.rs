@@ -1,0 +1,230 @@
+//! The one error type of sockit, and the hints that turn an error into a next step.
+//!
+//! Every error a user can see is one line, `WHAT: WHY`, built here so the wording stays
+//! consistent; [`Error::hint`] maps each kind to what the user can do about it. Kinds are
+//! matched by the binary (a closed stdout is a quiet exit, not a failure), so they are public.
+
+use std::fmt;
+use std::io;
+
+/// What went wrong, coarse enough to choose a hint and an exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An endpoint could not be parsed; carries a correct example.
+    BadEndpoint {
+        /// A well-formed endpoint close to what the user meant.
+        example: String,
+    },
+    /// A command-line value other than an endpoint was malformed (a CIDR, a number).
+    BadArgument,
+    /// The address is taken; carries the process holding it when `/proc` tells.
+    AddrInUse {
+        /// `name (pid N)` of the process that holds the port, when known.
+        holder: Option<String>,
+    },
+    /// A Unix socket path has a live listener behind it.
+    UnixInUse,
+    /// A path exists but is not a socket, so sockit refuses to replace it.
+    NotASocket,
+    /// Binding a port below 1024 without the privilege to do so.
+    PrivilegedPort,
+    /// The operating system refused access (a Unix socket path, a read-only directory).
+    PermissionDenied,
+    /// Nothing listens at the other end.
+    ConnectionRefused,
+    /// A host name did not resolve to any address.
+    NotResolved,
+    /// A connection or handshake took longer than allowed.
+    TimedOut,
+    /// The peer reset the connection (RST).
+    Reset,
+    /// stdout was closed by its reader (`| head`): the end of the job, not a failure.
+    StdoutClosed,
+    /// A feature that this build does not provide yet.
+    Unsupported,
+    /// Any other I/O failure.
+    Io,
+}
+
+/// An error with a sentence for people: `what` failed, `why`, and a kind for the hint.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    what: String,
+    why: String,
+}
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Builds an error from its parts; `what` is the action, `why` the reason.
+    pub fn new(kind: ErrorKind, what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error {
+            kind,
+            what: what.into(),
+            why: why.into(),
+        }
+    }
+
+    /// Wraps an I/O error from doing `what`, classifying it so the right hint follows.
+    pub fn io(what: impl Into<String>, err: &io::Error) -> Self {
+        let kind = match err.kind() {
+            io::ErrorKind::AddrInUse => ErrorKind::AddrInUse { holder: None },
+            io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
+            io::ErrorKind::TimedOut => ErrorKind::TimedOut,
+            io::ErrorKind::ConnectionReset => ErrorKind::Reset,
+            io::ErrorKind::BrokenPipe if is_stdout_closed(err) => ErrorKind::StdoutClosed,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, what, describe_io(err))
+    }
+
+    /// The kind, for callers that react differently to different failures.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// Replaces the kind (used when the context knows better than the errno).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// A next step for the user, when there is a useful one.
+    pub fn hint(&self) -> Option<String> {
+        match &self.kind {
+            ErrorKind::BadEndpoint { example } => Some(format!(
+                "write endpoints like {example} (schemes: tcp:// udp:// tls:// unix: unixgram:)"
+            )),
+            ErrorKind::AddrInUse { holder: Some(h) } => Some(format!(
+                "{h} holds it; stop it, or choose another port (port 0 picks a free one)"
+            )),
+            ErrorKind::AddrInUse { holder: None } => Some(
+                "another program holds it; choose another port (port 0 picks a free one)".into(),
+            ),
+            ErrorKind::UnixInUse => {
+                Some("another server listens there; stop it or choose another path".into())
+            }
+            ErrorKind::NotASocket => {
+                Some("choose another path; sockit only replaces stale socket files".into())
+            }
+            ErrorKind::PrivilegedPort => Some(
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port above 1023".into(),
+            ),
+            ErrorKind::PermissionDenied => {
+                Some("check the permissions of the path or run as a user allowed to use it".into())
+            }
+            ErrorKind::ConnectionRefused => Some(
+                "is a server listening there? start one with `sockit listen` on that endpoint"
+                    .into(),
+            ),
+            ErrorKind::NotResolved => {
+                Some("check the spelling of the host name, or use an IP address".into())
+            }
+            ErrorKind::TimedOut => Some(
+                "the host may be down or filtered; raise the limit with -w/--connect-timeout"
+                    .into(),
+            ),
+            ErrorKind::Unsupported => Some("see `sockit --help` for what this build does".into()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Marker carried inside an `io::Error` when stdout's reader went away.
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// An `io::Error` meaning "our stdout was closed by its reader".
+pub(crate) fn stdout_closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+}
+
+fn is_stdout_closed(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<StdoutClosed>())
+}
+
+/// Lower-case, errno-free wording of an I/O error ("connection refused", not
+/// "Connection refused (os error 111)").
+pub fn describe_io(err: &io::Error) -> String {
+    if err.raw_os_error().is_none() {
+        if let Some(inner) = err.get_ref() {
+            return inner.to_string();
+        }
+    }
+    let text = match err.kind() {
+        io::ErrorKind::AddrInUse => "address already in use".to_string(),
+        io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        io::ErrorKind::ConnectionReset => "connection reset by peer".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        io::ErrorKind::TimedOut => "timed out".to_string(),
+        io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_string(),
+        _ => {
+            let s = err.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_read_like_sentences() {
+        let e = Error::io(
+            "cannot connect to tcp://127.0.0.1:1",
+            &io::Error::from(io::ErrorKind::ConnectionRefused),
+        );
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to tcp://127.0.0.1:1: connection refused"
+        );
+        assert_eq!(e.kind(), &ErrorKind::ConnectionRefused);
+        assert!(e.hint().is_some_and(|h| h.contains("sockit listen")));
+    }
+
+    #[test]
+    fn os_errors_lose_their_errno_suffix() {
+        let e = io::Error::from_raw_os_error(libc_enotdir());
+        assert_eq!(describe_io(&e), "not a directory");
+    }
+
+    fn libc_enotdir() -> i32 {
+        20
+    }
+
+    #[test]
+    fn stdout_closed_is_recognised() {
+        let e = Error::io("writing stdout", &stdout_closed());
+        assert_eq!(e.kind(), &ErrorKind::StdoutClosed);
+    }
+}

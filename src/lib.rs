@@ -1,0 +1,43 @@
+//! sockit: one fast, safe tool and library for socket communication.
+//!
+//! Everything the classic socket tutorial teaches (a TCP client and server, an interactive
+//! chat, UDP clients and servers, a time server) and what people need right after it:
+//! `connect`, `listen`, `chat`, `serve` and `relay` over TCP, UDP, Unix sockets and TLS,
+//! IPv4 and IPv6.
+//!
+//! # Layout
+//! - [`endpoint`]: `tcp://host:port` and friends, parsed once at the edge.
+//! - [`net`]: connecting and binding every kind of socket; [`net::Stream`],
+//!   [`net::Listener`], [`net::Datagram`], [`net::Peer`].
+//! - [`pump`]: bytes both ways between two streams, with half-close and byte counts.
+//! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
+//! - [`access`]: `--allow`/`--deny` CIDR rules and the connection limit.
+//! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
+//!   connected or bound socket and a shutdown token, so tests and examples can drive them.
+//! - [`error`]: the one error type, with a hint for each kind.
+//! - `cli` and `main.rs` (binary only): arguments in, exit status out.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> sockit::error::Result<()> {
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let endpoint: sockit::Endpoint = "tcp://127.0.0.1:8898".parse()?;
+//! let (mut stream, _peer) = sockit::net::connect(&endpoint, None).await?;
+//! stream.write_all(b"hello!").await.ok();
+//! let mut reply = Vec::new();
+//! stream.read_to_end(&mut reply).await.ok();
+//! # Ok(()) }
+//! ```
+
+pub mod access;
+pub mod connect;
+pub mod endpoint;
+pub mod error;
+pub mod lines;
+pub mod listen;
+pub mod net;
+pub mod pump;
+pub mod stdio;
+
+pub use endpoint::Endpoint;
+pub use error::{Error, ErrorKind};

@@ -1,0 +1,102 @@
+//! `listen -k` over datagrams: print what every peer sends, answer the one that wrote last
+//! (the tutorial's QQ-style server), or with `--broker` pass each datagram to every other
+//! recent peer.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Config;
+use crate::connect::datagram_line;
+use crate::error::{stdout_closed, Error, Result};
+use crate::lines::{prefixed, trim_newline, Lines};
+use crate::net::{Datagram, Peer};
+use crate::stdio::{Input, Output};
+
+/// How long a quiet peer stays on the broker's list without `--idle-timeout`.
+const PEER_IDLE: Duration = Duration::from_secs(600);
+
+pub(super) async fn run(
+    sock: Datagram,
+    mut input: Input,
+    output: Output,
+    cfg: &Config,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let mut buf = vec![0u8; 65_535];
+    let mut peers: HashMap<Peer, Instant> = HashMap::new();
+    let mut last: Option<Peer> = None;
+    let mut stdin_open = true;
+    let mut lines = Lines::new(65_535);
+    let idle = cfg.idle_timeout.unwrap_or(PEER_IDLE);
+    loop {
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let (n, peer) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // An ICMP error for an earlier answer: the peer left, we go on.
+                        tracing::debug!(error = %e, "receive failed");
+                        continue;
+                    }
+                };
+                if !cfg.access.permits(&peer) {
+                    tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
+                    continue;
+                }
+                let now = Instant::now();
+                peers.retain(|_, seen| now.duration_since(*seen) < idle);
+                if !peers.contains_key(&peer) {
+                    if cfg.max_conns.is_some_and(|m| peers.len() >= m) {
+                        tracing::warn!(%peer, "refused: peer limit reached (--max-conns)");
+                        continue;
+                    }
+                    tracing::info!(%peer, "new peer");
+                }
+                peers.insert(peer.clone(), now);
+                let data = &buf[..n];
+                if cfg.broker {
+                    let name = cfg.show_peer.then(|| peer.to_string());
+                    let chunk = prefixed(name.as_deref(), &[datagram_line(data)]);
+                    for p in peers.keys().filter(|p| **p != peer) {
+                        if let Err(e) = sock.send_to(&chunk, p).await {
+                            tracing::debug!(peer = %p, error = %e, "send failed");
+                        }
+                    }
+                } else {
+                    let name = cfg.show_peer.then(|| peer.to_string());
+                    let chunk = prefixed(name.as_deref(), &[datagram_line(data)]);
+                    output.write(chunk).await.map_err(|e| Error::io("cannot write stdout", &e))?;
+                }
+                last = Some(peer);
+            }
+            chunk = input.next_chunk(), if stdin_open => {
+                match chunk {
+                    Some(Ok(data)) => lines.push(&data),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot read stdin; serving on");
+                        stdin_open = false;
+                    }
+                    None => stdin_open = false,
+                }
+                let rest = if stdin_open { None } else { lines.finish() };
+                for line in std::iter::from_fn(|| lines.next_line()).chain(rest) {
+                    let line = trim_newline(&line);
+                    let targets: Vec<&Peer> = if cfg.broker { peers.keys().collect() } else { last.iter().collect() };
+                    if targets.is_empty() {
+                        tracing::warn!("no peer has written yet; input line dropped");
+                    }
+                    for p in targets {
+                        if let Err(e) = sock.send_to(line, p).await {
+                            tracing::warn!(peer = %p, error = %e, "send failed");
+                        }
+                    }
+                }
+            }
+            () = shutdown.cancelled() => return Ok(()),
+            () = output.closed() => return Err(Error::io("cannot write stdout", &stdout_closed())),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `listen -k` over streams: many clients at once, stdin to all of them, their lines to
+//! stdout (or, with `--broker`, to each other).
+//!
+//! Each client has a bounded queue; a client whose queue is full is dropped rather than
+//! allowed to stall stdin or the other clients. Broadcast chunks are `Bytes`, so one
+//! allocation is shared by every queue.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{limit, Config};
+use crate::error::{stdout_closed, Error, Result};
+use crate::lines::{prefixed, Crlf, Lines};
+use crate::net::{Listener, Peer, Stream};
+use crate::pump::Activity;
+use crate::stdio::{Input, Output};
+
+/// Chunks queued for one client before it counts as too slow.
+const QUEUE: usize = 256;
+/// The longest line kept whole on stdout; longer ones are passed on in pieces.
+const MAX_LINE: usize = 64 * 1024;
+
+struct Client {
+    tx: mpsc::Sender<Bytes>,
+    kick: CancellationToken,
+    peer: Peer,
+}
+
+/// The connected clients, shared by the accept loop, the stdin task and every client task.
+#[derive(Default)]
+struct Hub {
+    clients: Mutex<HashMap<u64, Client>>,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Client>> {
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `data` for every client but `except`; drops clients that cannot keep up.
+    fn broadcast(&self, data: &Bytes, except: Option<u64>) {
+        let mut clients = self.lock();
+        clients.retain(|id, c| {
+            if Some(*id) == except {
+                return true;
+            }
+            match c.tx.try_send(data.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(peer = %c.peer, "client too slow: its queue is full, dropping it");
+                    c.kick.cancel();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+}
+
+pub(super) async fn run(
+    listener: Listener,
+    input: Input,
+    output: Output,
+    cfg: &Config,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let hub = Arc::new(Hub::default());
+    let limit = limit(cfg);
+    let next_id = AtomicU64::new(0);
+    let stdin_task = tokio::spawn(distribute_stdin(input, hub.clone(), cfg.crlf));
+    let mut backoff = Duration::from_millis(10);
+    let result = loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = shutdown.cancelled() => break Ok(()),
+            () = output.closed() => break Err(Error::io("cannot write stdout", &stdout_closed())),
+        };
+        let (stream, peer) = match accepted {
+            Ok(c) => {
+                backoff = Duration::from_millis(10);
+                c
+            }
+            Err(e) => {
+                // Out of descriptors (EMFILE) and friends: wait for clients to leave.
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if !cfg.access.permits(&peer) {
+            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
+            continue;
+        }
+        let Ok(permit) = limit.try_acquire() else {
+            tracing::warn!(%peer, max_conns = cfg.max_conns.unwrap_or(0),
+                "refused: connection limit reached (--max-conns)");
+            continue;
+        };
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let kick = shutdown.child_token();
+        hub.lock().insert(
+            id,
+            Client {
+                tx,
+                kick: kick.clone(),
+                peer: peer.clone(),
+            },
+        );
+        let session = Session {
+            id,
+            peer,
+            hub: hub.clone(),
+            output: output.clone(),
+            broker: cfg.broker,
+            show_peer: cfg.show_peer,
+            idle: cfg.idle_timeout,
+        };
+        tokio::spawn(async move {
+            session.serve(stream, rx, kick).await;
+            drop(permit);
+        });
+    };
+    stdin_task.abort();
+    result
+}
+
+/// stdin goes to every client; its end closes nobody (a server runs fine with `< /dev/null`).
+async fn distribute_stdin(mut input: Input, hub: Arc<Hub>, crlf: bool) {
+    let mut crlf = crlf.then(Crlf::default);
+    while let Some(chunk) = input.next_chunk().await {
+        match chunk {
+            Ok(data) => {
+                let data = match crlf.as_mut() {
+                    Some(c) => c.convert(&data),
+                    None => data,
+                };
+                hub.broadcast(&data, None);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read stdin; clients stay connected");
+                return;
+            }
+        }
+    }
+    tracing::debug!("stdin ended; clients stay connected");
+}
+
+struct Session {
+    id: u64,
+    peer: Peer,
+    hub: Arc<Hub>,
+    output: Output,
+    broker: bool,
+    show_peer: bool,
+    idle: Option<Duration>,
+}
+
+impl Session {
+    async fn serve(self, stream: Stream, mut rx: mpsc::Receiver<Bytes>, kick: CancellationToken) {
+        let started = std::time::Instant::now();
+        tracing::info!(peer = %self.peer, "connection accepted");
+        let (mut r, mut w) = tokio::io::split(stream);
+        let activity = Activity::new();
+        let bytes_in = AtomicU64::new(0);
+        let bytes_out = AtomicU64::new(0);
+        let writer = async {
+            while let Some(chunk) = rx.recv().await {
+                w.write_all(&chunk).await?;
+                bytes_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                activity.touch();
+            }
+            Ok::<_, io::Error>(())
+        };
+        let reader = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut lines = Lines::new(MAX_LINE);
+            loop {
+                let n = r.read(&mut buf).await?;
+                activity.touch();
+                bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                if n == 0 {
+                    if let Some(rest) = lines.finish() {
+                        self.deliver(vec![rest]).await?;
+                    }
+                    return Ok::<_, io::Error>("eof");
+                }
+                lines.push(&buf[..n]);
+                let complete: Vec<Bytes> = std::iter::from_fn(|| lines.next_line()).collect();
+                if !complete.is_empty() {
+                    self.deliver(complete).await?;
+                }
+            }
+        };
+        let end: std::result::Result<&str, io::Error> = tokio::select! {
+            r = reader => r,
+            r = writer => r.map(|()| "dropped"),
+            () = activity.idle(self.idle) => Ok("idle timeout"),
+            () = kick.cancelled() => Ok("dropped (too slow, or shutting down)"),
+        };
+        self.hub.lock().remove(&self.id);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (bytes_in, bytes_out) = (
+            bytes_in.load(Ordering::Relaxed),
+            bytes_out.load(Ordering::Relaxed),
+        );
+        match end {
+            Ok(why) => tracing::info!(peer = %self.peer, bytes_in, bytes_out, duration_ms,
+                end = why, "connection closed"),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => tracing::warn!(
+                peer = %self.peer, bytes_in, bytes_out, duration_ms,
+                "connection reset by peer"),
+            Err(e) => tracing::warn!(peer = %self.peer, bytes_in, bytes_out, duration_ms,
+                error = %e, "connection failed"),
+        }
+    }
+
+    /// Complete lines from this client go to stdout, or to the other clients as a broker.
+    async fn deliver(&self, lines: Vec<Bytes>) -> io::Result<()> {
+        let name = self.show_peer.then(|| self.peer.to_string());
+        let chunk = prefixed(name.as_deref(), &lines);
+        if self.broker {
+            self.hub.broadcast(&chunk, Some(self.id));
+            Ok(())
+        } else {
+            self.output.write(chunk).await
+        }
+    }
+}

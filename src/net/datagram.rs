@@ -1,0 +1,224 @@
+//! Datagram sockets (udp, unixgram): one type for both, addressed by [`Peer`].
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use socket2::{SockRef, Type};
+use tokio::io::Interest;
+use tokio::net::{UdpSocket, UnixDatagram};
+
+use super::listener::{bind_ip, bind_unix, UnixFile};
+use super::stream::unix_error;
+use super::{resolve, unix_sockaddr, Peer};
+use crate::endpoint::{Endpoint, UnixAddr};
+use crate::error::{Error, ErrorKind, Result};
+
+/// A bound datagram socket of either kind.
+#[derive(Debug)]
+pub struct Datagram {
+    inner: Inner,
+    local: Endpoint,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Udp(UdpSocket),
+    Unix(UnixDatagram, #[allow(dead_code)] Option<UnixFile>),
+}
+
+/// Binds a datagram endpoint to receive from anybody.
+///
+/// # Errors
+/// As [`crate::net::bind`]: port holder, privileged port, live or foreign Unix path.
+pub async fn bind_datagram(endpoint: &Endpoint) -> Result<Datagram> {
+    let what = format!("cannot listen on {endpoint}");
+    match endpoint {
+        Endpoint::Udp(hp) => {
+            let sock = bind_ip(hp, Type::DGRAM, &what).await?;
+            let addr = sock
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| Error::new(ErrorKind::Io, what.clone(), "not an IP socket"))?;
+            let udp = UdpSocket::from_std(std::net::UdpSocket::from(OwnedFd::from(sock)))
+                .map_err(|e| Error::io(what, &e))?;
+            Ok(Datagram {
+                inner: Inner::Udp(udp),
+                local: endpoint.with_addr(addr),
+            })
+        }
+        Endpoint::UnixGram(addr) => {
+            let (sock, file) = bind_unix(addr, Type::DGRAM, &what)?;
+            let u =
+                UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(OwnedFd::from(sock)))
+                    .map_err(|e| Error::io(what, &e))?;
+            Ok(Datagram {
+                inner: Inner::Unix(u, file),
+                local: endpoint.clone(),
+            })
+        }
+        _ => Err(Error::new(
+            ErrorKind::BadArgument,
+            what,
+            "not a datagram endpoint (use udp:// or unixgram:)",
+        )),
+    }
+}
+
+/// Opens a datagram socket whose default destination is `endpoint`.
+///
+/// A unixgram client binds itself an abstract name, because a peer can only answer a
+/// datagram socket that has an address.
+///
+/// # Errors
+/// Name resolution, or a socket the system refuses.
+pub async fn connect_datagram(endpoint: &Endpoint) -> Result<(Datagram, Peer)> {
+    let what = format!("cannot connect to {endpoint}");
+    match endpoint {
+        Endpoint::Udp(hp) => {
+            let addr = *resolve(hp)
+                .await?
+                .first()
+                .ok_or_else(|| Error::new(ErrorKind::NotResolved, what.clone(), "no address"))?;
+            let local: SocketAddr = if addr.is_ipv4() {
+                (Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let udp = UdpSocket::bind(local)
+                .await
+                .map_err(|e| Error::io(what.clone(), &e))?;
+            udp.connect(addr).await.map_err(|e| Error::io(what, &e))?;
+            let local = udp.local_addr().unwrap_or(local);
+            Ok((
+                Datagram {
+                    inner: Inner::Udp(udp),
+                    local: endpoint.with_addr(local),
+                },
+                Peer::from_ip(addr),
+            ))
+        }
+        Endpoint::UnixGram(addr) => {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let name = format!(
+                "sockit-client-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let me = UnixAddr::Abstract(name);
+            let (sock, _) = bind_unix(&me, Type::DGRAM, &what)?;
+            let target = unix_sockaddr(addr).map_err(|e| Error::io(what.clone(), &e))?;
+            sock.connect(&target)
+                .map_err(|e| unix_error(what.clone(), &e))?;
+            let u =
+                UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(OwnedFd::from(sock)))
+                    .map_err(|e| Error::io(what, &e))?;
+            Ok((
+                Datagram {
+                    inner: Inner::Unix(u, None),
+                    local: Endpoint::UnixGram(me),
+                },
+                Peer::Unix(Some(addr.clone())),
+            ))
+        }
+        _ => Err(Error::new(
+            ErrorKind::BadArgument,
+            what,
+            "not a datagram endpoint (use udp:// or unixgram:)",
+        )),
+    }
+}
+
+impl Datagram {
+    /// The endpoint actually bound: the readiness line.
+    pub fn local_endpoint(&self) -> &Endpoint {
+        &self.local
+    }
+
+    /// Receives one datagram and who sent it.
+    ///
+    /// # Errors
+    /// As `recvfrom(2)`; over UDP an earlier send may surface here as "connection refused".
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Peer)> {
+        match &self.inner {
+            Inner::Udp(s) => {
+                let (n, a) = s.recv_from(buf).await?;
+                Ok((n, Peer::from_ip(a)))
+            }
+            Inner::Unix(s, _) => {
+                let (n, a) = s.recv_from(buf).await?;
+                Ok((n, Peer::from_unix(&a)))
+            }
+        }
+    }
+
+    /// Sends one datagram to `peer`.
+    ///
+    /// # Errors
+    /// As `sendto(2)`, or `InvalidInput` for a peer of the other kind or without an address.
+    pub async fn send_to(&self, buf: &[u8], peer: &Peer) -> io::Result<usize> {
+        match (&self.inner, peer) {
+            (Inner::Udp(s), Peer::Ip(a)) => s.send_to(buf, self.map_addr(*a)).await,
+            (Inner::Unix(s, _), Peer::Unix(Some(a))) => {
+                let addr = unix_sockaddr(a)?;
+                s.async_io(Interest::WRITABLE, || SockRef::from(s).send_to(buf, &addr))
+                    .await
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "that peer has no address to answer",
+            )),
+        }
+    }
+
+    /// Sends one datagram to the connected peer.
+    ///
+    /// # Errors
+    /// As `send(2)`.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        match &self.inner {
+            Inner::Udp(s) => s.send(buf).await,
+            Inner::Unix(s, _) => s.send(buf).await,
+        }
+    }
+
+    /// Receives one datagram from the connected peer.
+    ///
+    /// # Errors
+    /// As `recv(2)`.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.inner {
+            Inner::Udp(s) => s.recv(buf).await,
+            Inner::Unix(s, _) => s.recv(buf).await,
+        }
+    }
+
+    /// Restricts the socket to one peer (what a server does once its first client wrote).
+    ///
+    /// # Errors
+    /// As `connect(2)`.
+    pub async fn connect(&self, peer: &Peer) -> io::Result<()> {
+        match (&self.inner, peer) {
+            (Inner::Udp(s), Peer::Ip(a)) => s.connect(self.map_addr(*a)).await,
+            (Inner::Unix(s, _), Peer::Unix(Some(a))) => {
+                SockRef::from(s).connect(&unix_sockaddr(a)?)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "that peer has no address to answer",
+            )),
+        }
+    }
+
+    /// Peers are kept canonical (IPv4 as IPv4); a dual-stack socket needs them mapped back.
+    fn map_addr(&self, a: SocketAddr) -> SocketAddr {
+        match (&self.inner, a) {
+            (Inner::Udp(s), SocketAddr::V4(v4)) if s.local_addr().is_ok_and(|l| l.is_ipv6()) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => a,
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Binding listeners: SO_REUSEADDR, dual-stack wildcards, stale Unix socket files, and the
+//! errors that explain why a bind failed.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, Socket, Type};
+use tokio::net::{TcpListener, UnixListener};
+
+use super::{holder, resolve, unix_sockaddr, Peer, Stream};
+use crate::endpoint::{Endpoint, Host, HostPort, UnixAddr};
+use crate::error::{Error, ErrorKind, Result};
+
+/// A bound, listening stream socket.
+#[derive(Debug)]
+pub struct Listener {
+    inner: Inner,
+    local: Endpoint,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Tcp(TcpListener),
+    Unix(UnixListener, #[allow(dead_code)] Option<UnixFile>),
+}
+
+impl Listener {
+    /// The endpoint actually bound (the real port when 0 was asked for): the readiness line.
+    pub fn local_endpoint(&self) -> &Endpoint {
+        &self.local
+    }
+
+    /// Waits for the next client.
+    ///
+    /// # Errors
+    /// As `accept(2)`: a full descriptor table (EMFILE) is the one callers must back off from.
+    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match &self.inner {
+            Inner::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), Peer::from_ip(addr)))
+            }
+            Inner::Unix(l, _) => {
+                let (s, addr) = l.accept().await?;
+                Ok((Stream::Unix(s), Peer::from_unix(&addr)))
+            }
+        }
+    }
+}
+
+/// Binds a stream endpoint (tcp, tls's tcp part, unix) and starts listening.
+///
+/// # Errors
+/// Worded for people: the port's holder when `/proc` tells, privileged ports, a live or
+/// foreign file at a Unix path.
+pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
+    let what = format!("cannot listen on {endpoint}");
+    match endpoint {
+        Endpoint::Tcp(hp) | Endpoint::Tls(hp) => {
+            let std = bind_ip(hp, Type::STREAM, &what).await?;
+            let addr = std
+                .local_addr()
+                .map_err(|e| Error::io(what.clone(), &e))?
+                .as_socket()
+                .ok_or_else(|| Error::new(ErrorKind::Io, what.clone(), "not an IP socket"))?;
+            let l = TcpListener::from_std(std::net::TcpListener::from(OwnedFd::from(std)))
+                .map_err(|e| Error::io(what, &e))?;
+            Ok(Listener {
+                inner: Inner::Tcp(l),
+                local: endpoint.with_addr(addr),
+            })
+        }
+        Endpoint::Unix(addr) => {
+            let (sock, file) = bind_unix(addr, Type::STREAM, &what)?;
+            sock.listen(1024).map_err(|e| Error::io(what.clone(), &e))?;
+            let l =
+                UnixListener::from_std(std::os::unix::net::UnixListener::from(OwnedFd::from(sock)))
+                    .map_err(|e| Error::io(what, &e))?;
+            Ok(Listener {
+                inner: Inner::Unix(l, file),
+                local: endpoint.clone(),
+            })
+        }
+        Endpoint::Udp(_) | Endpoint::UnixGram(_) => Err(Error::new(
+            ErrorKind::BadArgument,
+            what,
+            "a datagram endpoint does not accept connections",
+        )),
+    }
+}
+
+/// Creates and binds an IP socket; an empty host means `[::]` with IPv4 mapped in, falling
+/// back to `0.0.0.0` where IPv6 is off.
+pub(crate) async fn bind_ip(hp: &HostPort, ty: Type, what: &str) -> Result<Socket> {
+    let addr = *resolve(hp)
+        .await?
+        .first()
+        .ok_or_else(|| Error::new(ErrorKind::NotResolved, what, "no address"))?;
+    let sock = match (&hp.host, make_socket(addr, ty, hp)) {
+        (Host::Any, Err(_)) => make_socket(
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), hp.port),
+            ty,
+            hp,
+        ),
+        (_, r) => r,
+    };
+    sock.map_err(|e| bind_error(what, &e, hp.port, ty))
+}
+
+fn make_socket(addr: SocketAddr, ty: Type, hp: &HostPort) -> io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), ty, None)?;
+    if ty == Type::STREAM {
+        // Restart at once on the same port (the tutorial's "address already in use").
+        sock.set_reuse_address(true)?;
+    }
+    if addr.is_ipv6() && matches!(hp.host, Host::Any) {
+        sock.set_only_v6(false)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    if ty == Type::STREAM {
+        sock.listen(1024)?;
+    }
+    Ok(sock)
+}
+
+fn bind_error(what: &str, e: &io::Error, port: u16, ty: Type) -> Error {
+    let err = Error::io(what, e);
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            let proto = if ty == Type::STREAM { "tcp" } else { "udp" };
+            err.with_kind(ErrorKind::AddrInUse {
+                holder: holder::find(proto, port),
+            })
+        }
+        io::ErrorKind::PermissionDenied if port < 1024 => err.with_kind(ErrorKind::PrivilegedPort),
+        _ => err,
+    }
+}
+
+/// Binds a Unix socket, replacing a stale socket file but never a live one or a non-socket.
+pub(crate) fn bind_unix(
+    addr: &UnixAddr,
+    ty: Type,
+    what: &str,
+) -> Result<(Socket, Option<UnixFile>)> {
+    let sockaddr = unix_sockaddr(addr).map_err(|e| Error::io(what, &e))?;
+    let sock = Socket::new(Domain::UNIX, ty, None).map_err(|e| Error::io(what, &e))?;
+    let path = match addr {
+        UnixAddr::Path(p) => Some(p.as_path()),
+        UnixAddr::Abstract(_) => None,
+    };
+    if let Some(p) = path {
+        clear_stale(p, ty, what)?;
+    }
+    sock.bind(&sockaddr).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => Error::io(what, &e).with_kind(ErrorKind::UnixInUse),
+        _ => Error::io(what, &e),
+    })?;
+    sock.set_nonblocking(true)
+        .map_err(|e| Error::io(what, &e))?;
+    Ok((sock, path.map(|p| UnixFile::new(p.to_path_buf()))))
+}
+
+fn clear_stale(path: &Path, ty: Type, what: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(what, &e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Error::new(
+            ErrorKind::NotASocket,
+            what,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    let probe = Socket::new(Domain::UNIX, ty, None).map_err(|e| Error::io(what, &e))?;
+    let live = socket2::SockAddr::unix(path)
+        .and_then(|a| probe.connect(&a))
+        .is_ok();
+    if live {
+        return Err(Error::new(
+            ErrorKind::UnixInUse,
+            what,
+            "a server is already listening on that socket",
+        ));
+    }
+    tracing::info!(path = %path.display(), "replacing stale socket file");
+    std::fs::remove_file(path).map_err(|e| Error::io(what, &e))
+}
+
+/// A socket file we created; removed when the socket goes away, so nothing stale is left.
+#[derive(Debug)]
+pub(crate) struct UnixFile(PathBuf);
+
+impl UnixFile {
+    fn new(path: PathBuf) -> Self {
+        UnixFile(path)
+    }
+}
+
+impl Drop for UnixFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

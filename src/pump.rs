@@ -1,0 +1,225 @@
+//! Bytes both ways between two streams, each direction ending on its own.
+//!
+//! The contract is tokio's `copy_bidirectional`: EOF on one side's read half shuts down the
+//! other side's write half, and the opposite direction keeps flowing until its own EOF. So
+//! `sockit connect < file` half-closes after the file and still prints the whole answer,
+//! and an early half-close from the peer never cuts our upload short. What we add: byte
+//! counts for the logs, an idle timeout, `--crlf`, and the one exception for people (a
+//! terminal session ends when the peer closes).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::lines::Crlf;
+
+/// Size of the pump's buffer: large enough for bulk transfers to need few system calls.
+const BUF: usize = 128 * 1024;
+
+/// How a pump behaves beyond moving bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// End when nothing moved either way for this long.
+    pub idle_timeout: Option<Duration>,
+    /// End as soon as the remote side's EOF arrives (a person typing on a terminal).
+    pub end_on_remote_eof: bool,
+    /// Rewrite LF as CRLF on the way from local to remote.
+    pub crlf: bool,
+}
+
+/// Why a pump ended, when it ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both directions reached EOF.
+    Eof,
+    /// The remote side closed and [`Options::end_on_remote_eof`] was set.
+    RemoteClosed,
+    /// Nothing moved for [`Options::idle_timeout`].
+    Idle,
+}
+
+/// Bytes moved, and why the pump stopped.
+#[derive(Debug, Clone, Copy)]
+pub struct Report {
+    /// Bytes from local to remote.
+    pub sent: u64,
+    /// Bytes from remote to local.
+    pub received: u64,
+    /// Why it ended.
+    pub end: End,
+}
+
+/// Moves bytes between `local` and `remote` until both directions end.
+///
+/// # Errors
+/// The first I/O error of either direction (a reset, a closed stdout); the other direction
+/// is abandoned, since a failed connection cannot be half-trusted.
+pub async fn pump<L, R>(local: L, remote: R, opts: &Options) -> io::Result<Report>
+where
+    L: AsyncRead + AsyncWrite,
+    R: AsyncRead + AsyncWrite,
+{
+    let (mut lr, mut lw) = tokio::io::split(local);
+    let (mut rr, mut rw) = tokio::io::split(remote);
+    let activity = Activity::new();
+    let sent = AtomicU64::new(0);
+    let received = AtomicU64::new(0);
+    let mut crlf = opts.crlf.then(Crlf::default);
+
+    let up = copy_half(&mut lr, &mut rw, &sent, &activity, crlf.as_mut());
+    let down = copy_half(&mut rr, &mut lw, &received, &activity, None);
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+
+    let end = loop {
+        tokio::select! {
+            r = &mut up, if !up_done => {
+                r?;
+                up_done = true;
+            }
+            r = &mut down, if !down_done => {
+                r?;
+                down_done = true;
+                if opts.end_on_remote_eof && !up_done {
+                    break End::RemoteClosed;
+                }
+            }
+            () = activity.idle(opts.idle_timeout) => break End::Idle,
+        }
+        if up_done && down_done {
+            break End::Eof;
+        }
+    };
+    Ok(Report {
+        sent: sent.load(Ordering::Relaxed),
+        received: received.load(Ordering::Relaxed),
+        end,
+    })
+}
+
+/// When traffic last moved, shareable between the halves of a connection (and `Send`, so a
+/// connection's task can move between worker threads).
+#[derive(Debug)]
+pub struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    /// Starts the clock now.
+    pub fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Records traffic now.
+    pub fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When traffic last moved.
+    pub fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// How long nothing has moved.
+    pub fn idle_for(&self) -> Duration {
+        self.last().elapsed()
+    }
+
+    /// Resolves once nothing has moved for `limit`; never without a limit.
+    pub async fn idle(&self, limit: Option<Duration>) {
+        let Some(d) = limit else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep_until(self.last() + d).await;
+            if self.idle_for() >= d {
+                return;
+            }
+        }
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+async fn copy_half<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    count: &AtomicU64,
+    activity: &Activity,
+    mut crlf: Option<&mut Crlf>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        activity.touch();
+        match crlf.as_deref_mut() {
+            Some(c) => writer.write_all(&c.convert(&buf[..n])).await?,
+            None => writer.write_all(&buf[..n]).await?,
+        }
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        activity.touch();
+    }
+    writer.flush().await?;
+    // Pass the EOF on. A peer that is already gone cannot be told; that is not an error.
+    match writer.shutdown().await {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::duplex;
+
+    #[tokio::test]
+    async fn both_directions_end_on_their_own() {
+        let (local, mut local_peer) = duplex(64);
+        let (remote, mut remote_peer) = duplex(64);
+        let task = tokio::spawn(async move { pump(local, remote, &Options::default()).await });
+        local_peer.write_all(b"up").await.unwrap();
+        local_peer.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        remote_peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"up");
+        // The remote still answers after our half-close.
+        remote_peer.write_all(b"down").await.unwrap();
+        remote_peer.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        local_peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"down");
+        let report = task.await.unwrap().unwrap();
+        assert_eq!((report.sent, report.received, report.end), (2, 4, End::Eof));
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_ends_a_silent_pump() {
+        let (local, _lp) = duplex(64);
+        let (remote, _rp) = duplex(64);
+        let opts = Options {
+            idle_timeout: Some(Duration::from_millis(50)),
+            ..Options::default()
+        };
+        let report = pump(local, remote, &opts).await.unwrap();
+        assert_eq!(report.end, End::Idle);
+    }
+}
