@@ -1,0 +1,326 @@
+//! Drives the real binary and real peers: spawn, wait for the readiness line, read with
+//! deadlines. Every wait here has a deadline; none is a synchronisation sleep.
+
+#![allow(dead_code)] // reason: each test uses a different subset of these helpers
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The watchdog for anything a test waits on.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn sockit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sockit"))
+}
+
+pub fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+}
+
+/// A running child whose stdout and stderr are read by threads into line channels.
+pub struct Proc {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    out: mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    err: mpsc::Receiver<String>,
+    pub err_seen: Vec<String>,
+    pub desc: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped stdio (stdin piped unless `stdin` is given).
+    pub fn spawn(mut cmd: Command, stdin: Option<Stdio>) -> Proc {
+        let desc = format!("{cmd:?}");
+        let piped = stdin.is_none();
+        cmd.stdin(stdin.unwrap_or_else(Stdio::piped))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (otx, out) = mpsc::channel();
+        thread::spawn(move || {
+            let mut r = stdout;
+            loop {
+                let mut buf = vec![0u8; 64 * 1024];
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if otx.send(buf).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let (etx, err) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if etx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stdin = if piped { child.stdin.take() } else { None };
+        Proc {
+            child,
+            stdin,
+            out,
+            buf: Vec::new(),
+            err,
+            err_seen: Vec::new(),
+            desc,
+        }
+    }
+
+    /// Waits for a stderr line starting with `prefix` and returns it.
+    pub fn stderr_line(&mut self, prefix: &str) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(line) => {
+                    self.err_seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no stderr line starting with {prefix:?}; stderr so far: {:?}",
+                    self.desc, self.err_seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the readiness line and returns the endpoint it names.
+    pub fn ready(&mut self) -> String {
+        let line = self.stderr_line("listening on ");
+        line["listening on ".len()..].to_string()
+    }
+
+    /// The port in the readiness line.
+    pub fn port(&mut self) -> u16 {
+        let ep = self.ready();
+        ep.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// The next stdout line (with its newline), waiting at most the deadline.
+    pub fn line(&mut self) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return String::from_utf8_lossy(&line).into_owned();
+            }
+            self.fill(end, "no stdout line");
+        }
+    }
+
+    /// At least `n` bytes of stdout, newline or not.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let end = Instant::now() + DEADLINE;
+        while self.buf.len() < n {
+            self.fill(end, "too little stdout");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    fn fill(&mut self, end: Instant, what: &str) {
+        let left = end.saturating_duration_since(Instant::now());
+        match self.out.recv_timeout(left) {
+            Ok(chunk) => self.buf.extend_from_slice(&chunk),
+            Err(_) => {
+                let err = self.drain_err();
+                panic!(
+                    "{}: {what} (have {:?}); stderr: {err:?}",
+                    self.desc,
+                    String::from_utf8_lossy(&self.buf)
+                );
+            }
+        }
+    }
+
+    /// All stdout until EOF.
+    pub fn rest(&mut self) -> Vec<u8> {
+        let mut all = std::mem::take(&mut self.buf);
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(l) => all.extend_from_slice(&l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return all,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let err = self.drain_err();
+                    panic!("{}: stdout did not end; stderr: {err:?}", self.desc)
+                }
+            }
+        }
+    }
+
+    /// Waits for a stderr line containing `text`.
+    pub fn stderr_contains(&mut self, text: &str) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(line) => {
+                    self.err_seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no stderr line containing {text:?}; stderr so far: {:?}",
+                    self.desc, self.err_seen
+                ),
+            }
+        }
+    }
+
+    pub fn write(&mut self, data: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is piped");
+        stdin.write_all(data).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    pub fn drain_err(&mut self) -> Vec<String> {
+        while let Ok(l) = self.err.recv_timeout(Duration::from_millis(50)) {
+            self.err_seen.push(l);
+        }
+        self.err_seen.clone()
+    }
+
+    /// Waits for exit within the deadline (killing it past that) and returns the status.
+    pub fn wait(&mut self) -> ExitStatus {
+        self.close_stdin();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let err = self.drain_err();
+                panic!("{}: did not exit; stderr: {err:?}", self.desc);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, by PID, of a process this test started.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `sockit ARGS` and waits for its readiness line.
+pub fn server(args: &[&str]) -> (Proc, u16) {
+    let mut cmd = sockit();
+    cmd.args(args);
+    let mut p = Proc::spawn(cmd, None);
+    let port = p.port();
+    (p, port)
+}
+
+/// Runs `sockit ARGS` to completion with `input` on stdin; returns status, stdout, stderr.
+pub fn run(args: &[&str], input: &[u8]) -> (ExitStatus, Vec<u8>, String) {
+    let mut cmd = sockit();
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("sockit {args:?} did not exit");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = feeder.join();
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// Runs python3 with a peer script; stdout lines are readable as with sockit.
+pub fn python(script: &str, args: &[&str], stdin: Option<Stdio>) -> Proc {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-u").arg(peer_script(script)).args(args);
+    Proc::spawn(cmd, stdin)
+}
+
+/// A fresh directory under the target dir for this test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sockit-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
+}
