@@ -92,11 +92,22 @@ pub async fn stream_session(
         end_on_remote_eof: input.is_terminal(),
         crlf: cfg.crlf,
     };
-    let stdio = Stdio {
-        input,
-        output: output.writer(),
+    let fast = input.is_untouched_stdin()
+        && !opts.end_on_remote_eof
+        && !opts.crlf
+        && opts.idle_timeout.is_none()
+        && crate::splice::available();
+    let result = if fast {
+        tracing::debug!(%peer, "zero-copy path (splice)");
+        crate::splice::pump(&stream).await
+    } else {
+        let stdio = Stdio {
+            input,
+            output: output.writer(),
+        };
+        pump::pump(stdio, stream, &opts).await
     };
-    match pump::pump(stdio, stream, &opts).await {
+    match result {
         Ok(r) => {
             let why = match r.end {
                 End::Eof => "eof",

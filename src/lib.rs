@@ -11,6 +11,7 @@
 //!   [`net::Listener`], [`net::Datagram`], [`net::Peer`].
 //! - [`pump`]: bytes both ways between two streams, with half-close and byte counts.
 //! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
+//! - `splice` (internal): the zero-copy path for bulk transfers between pipes and a socket.
 //! - [`access`]: `--allow`/`--deny` CIDR rules and the connection limit.
 //! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
 //!   connected or bound socket and a shutdown token, so tests and examples can drive them.
@@ -37,6 +38,7 @@ pub mod lines;
 pub mod listen;
 pub mod net;
 pub mod pump;
+mod splice;
 pub mod stdio;
 
 pub use endpoint::Endpoint;

@@ -28,7 +28,9 @@ const DEPTH: usize = 4;
 /// The input side: stdin (read by a thread), a fixed text (`--send`), or nothing.
 #[derive(Debug)]
 pub struct Input {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    /// `None` until the first read: stdin's thread starts late, so that the zero-copy path
+    /// may take the descriptor instead.
+    rx: Option<mpsc::Receiver<io::Result<Bytes>>>,
     pending: Bytes,
     terminal: bool,
 }
@@ -36,19 +38,30 @@ pub struct Input {
 impl Input {
     /// Starts reading the process's stdin on its own thread.
     pub fn stdin() -> Input {
-        let (tx, rx) = mpsc::channel(DEPTH);
-        let terminal = io::stdin().is_terminal();
-        let spawned = std::thread::Builder::new()
-            .name("sockit-stdin".into())
-            .spawn(move || read_stdin(&tx));
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the stdin thread; treating stdin as empty");
-        }
         Input {
-            rx,
+            rx: None,
             pending: Bytes::new(),
-            terminal,
+            terminal: io::stdin().is_terminal(),
         }
+    }
+
+    /// True when this is the process's stdin and nothing has read it yet, so the zero-copy
+    /// path may use the descriptor directly.
+    pub fn is_untouched_stdin(&self) -> bool {
+        self.rx.is_none()
+    }
+
+    fn rx(&mut self) -> &mut mpsc::Receiver<io::Result<Bytes>> {
+        self.rx.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(DEPTH);
+            let spawned = std::thread::Builder::new()
+                .name("sockit-stdin".into())
+                .spawn(move || read_stdin(&tx));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the stdin thread; treating stdin as empty");
+            }
+            rx
+        })
     }
 
     /// Input that is exactly `data`, then end of input (`--send TEXT`).
@@ -59,7 +72,7 @@ impl Input {
             let _ = tx.try_send(Ok(data));
         }
         Input {
-            rx,
+            rx: Some(rx),
             pending: Bytes::new(),
             terminal: false,
         }
@@ -75,7 +88,7 @@ impl Input {
         if !self.pending.is_empty() {
             return Some(Ok(std::mem::take(&mut self.pending)));
         }
-        self.rx.recv().await
+        self.rx().recv().await
     }
 }
 
@@ -108,7 +121,7 @@ impl AsyncRead for Input {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         if self.pending.is_empty() {
-            match ready!(self.rx.poll_recv(cx)) {
+            match ready!(self.rx().poll_recv(cx)) {
                 Some(Ok(b)) => self.pending = b,
                 Some(Err(e)) => return Poll::Ready(Err(e)),
                 None => return Poll::Ready(Ok(())),

@@ -769,3 +769,34 @@ fn help_lists_every_command_with_examples() {
         );
     }
 }
+
+#[test]
+fn bulk_from_a_pipe_is_byte_exact() {
+    // stdin a pipe on both sides: the zero-copy (splice) path in both directions.
+    let down = random_bytes(MIB32, 5);
+    let up = random_bytes(MIB32, 6);
+    let mut srv = sockit();
+    srv.args(["listen", "tcp://127.0.0.1:0"]);
+    let mut srv = Proc::spawn(srv, None);
+    let port = srv.port();
+    let mut cli = sockit();
+    cli.args(["connect", &format!("127.0.0.1:{port}")]);
+    let mut cli = Proc::spawn(cli, None);
+    let feed = |mut stdin: std::process::ChildStdin, data: Vec<u8>| {
+        std::thread::spawn(move || {
+            for chunk in data.chunks(100_000) {
+                stdin.write_all(chunk).unwrap();
+            }
+        })
+    };
+    let f1 = feed(srv.stdin.take().unwrap(), down.clone());
+    let f2 = feed(cli.stdin.take().unwrap(), up.clone());
+    let got_down = cli.rest();
+    let got_up = srv.rest();
+    f1.join().unwrap();
+    f2.join().unwrap();
+    assert!(cli.wait().success());
+    assert!(srv.wait().success());
+    assert_eq!(sha256(&got_down), sha256(&down));
+    assert_eq!(sha256(&got_up), sha256(&up));
+}

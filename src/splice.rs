@@ -1,0 +1,227 @@
+//! The zero-copy path for the common bulk case: one stream connection, stdin and stdout not
+//! terminals (pipes, files, /dev/null). splice(2) moves pages between the pipes and the socket inside the
+//! kernel, so the bytes are never copied through our memory; this is where sockit outruns
+//! netcat (see `bench/bulk.sh`).
+//!
+//! Each direction runs on its own thread with blocking pipes, while the socket stays in
+//! non-blocking mode (tokio owns it); `EAGAIN` from the socket is answered with `poll(2)`.
+//! The semantics are exactly the [`pump`](crate::pump)'s: each direction ends on its own,
+//! stdin's EOF half-closes the socket, the peer's EOF ends the download.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fs::{fstat, FileType};
+use rustix::pipe::{splice, SpliceFlags};
+
+use crate::net::Stream;
+use crate::pump::{End, Report};
+
+/// Bytes asked of one splice call.
+const CHUNK: usize = 1 << 20;
+
+/// How stdout can receive spliced data.
+#[derive(Debug, Clone, Copy)]
+enum Sink {
+    /// A pipe: splice straight into it.
+    Pipe,
+    /// A file or /dev/null: splice through a pipe of our own.
+    ViaPipe,
+}
+
+/// True when neither stdin nor stdout is a terminal, and stdout can take spliced data.
+pub(crate) fn available() -> bool {
+    use std::io::IsTerminal;
+    !io::stdin().is_terminal() && sink().is_some()
+}
+
+fn stdin_is_pipe() -> bool {
+    fstat(io::stdin().as_fd()).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Fifo)
+}
+
+fn sink() -> Option<Sink> {
+    use std::io::IsTerminal;
+    let out = io::stdout();
+    let st = fstat(out.as_fd()).ok()?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Fifo => Some(Sink::Pipe),
+        FileType::RegularFile => Some(Sink::ViaPipe),
+        FileType::CharacterDevice if !out.is_terminal() => Some(Sink::ViaPipe),
+        _ => None,
+    }
+}
+
+/// Relays stdin and stdout with `stream` by splice until both directions end.
+///
+/// # Errors
+/// The first failure of either direction: a reset, or stdout's reader gone (`BrokenPipe`).
+pub(crate) async fn pump(stream: &Stream) -> io::Result<Report> {
+    let sink = sink().ok_or_else(|| io::Error::other("stdout cannot take spliced data"))?;
+    let up_sock = stream.as_fd().try_clone_to_owned()?;
+    let down_sock = stream.as_fd().try_clone_to_owned()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(bool, io::Result<u64>)>(2);
+    let up_tx = tx.clone();
+    std::thread::Builder::new()
+        .name("sockit-splice-up".into())
+        .spawn(move || {
+            let _ = up_tx.blocking_send((true, upload(&up_sock)));
+        })?;
+    std::thread::Builder::new()
+        .name("sockit-splice-down".into())
+        .spawn(move || {
+            let _ = tx.blocking_send((false, download(&down_sock, sink)));
+        })?;
+    let (mut sent, mut received) = (0, 0);
+    for _ in 0..2 {
+        match rx.recv().await {
+            Some((true, r)) => sent = r?,
+            Some((false, r)) => received = r?,
+            None => return Err(io::Error::other("a splice thread ended without a word")),
+        }
+    }
+    Ok(Report {
+        sent,
+        received,
+        end: End::Eof,
+    })
+}
+
+/// stdin to the socket (spliced from a pipe, copied from anything else); at EOF, half-close.
+fn upload(sock: &OwnedFd) -> io::Result<u64> {
+    let total = if stdin_is_pipe() {
+        splice_stdin(sock)?
+    } else {
+        copy_stdin(sock)?
+    };
+    match rustix::net::shutdown(sock, rustix::net::Shutdown::Write) {
+        Err(rustix::io::Errno::NOTCONN) | Ok(()) => Ok(total),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A file or /dev/null on stdin: plain reads, written to the non-blocking socket.
+fn copy_stdin(sock: &OwnedFd) -> io::Result<u64> {
+    let stdin = io::stdin();
+    let input = stdin.as_fd();
+    let mut buf = vec![0u8; CHUNK / 4];
+    let mut total = 0u64;
+    loop {
+        let n = match rustix::io::read(input, &mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut done = 0;
+        while done < n {
+            match rustix::io::write(sock, &buf[done..n]) {
+                Ok(m) => done += m,
+                Err(rustix::io::Errno::AGAIN) => {
+                    poll(&mut [PollFd::new(sock, PollFlags::OUT)], None)?;
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        total += n as u64;
+    }
+}
+
+/// A pipe on stdin: pages move to the socket without a copy.
+fn splice_stdin(sock: &OwnedFd) -> io::Result<u64> {
+    let stdin = io::stdin();
+    let input = stdin.as_fd();
+    // A larger pipe lets the producer run ahead; refused (unprivileged limit) is harmless.
+    let _ = rustix::pipe::fcntl_setpipe_size(input, CHUNK);
+    let mut total = 0u64;
+    loop {
+        match splice(
+            input,
+            None,
+            sock,
+            None,
+            CHUNK,
+            SpliceFlags::MOVE | SpliceFlags::MORE,
+        ) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(rustix::io::Errno::AGAIN) => wait_either(sock, PollFlags::OUT, input)?,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(total)
+}
+
+/// The socket to stdout, directly into a pipe or through one of ours.
+fn download(sock: &OwnedFd, sink: Sink) -> io::Result<u64> {
+    let stdout = io::stdout();
+    let out = stdout.as_fd();
+    let relay = match sink {
+        Sink::Pipe => {
+            let _ = rustix::pipe::fcntl_setpipe_size(out, CHUNK);
+            None
+        }
+        Sink::ViaPipe => {
+            let (r, w) = rustix::pipe::pipe()?;
+            // A bigger pipe means fewer round trips; the default 64 KiB still works.
+            let _ = rustix::pipe::fcntl_setpipe_size(&w, CHUNK);
+            Some((r, w))
+        }
+    };
+    let mut total = 0u64;
+    loop {
+        let target = relay.as_ref().map_or(out, |(_, w)| w.as_fd());
+        let n = match splice(sock, None, target, None, CHUNK, SpliceFlags::MOVE) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(rustix::io::Errno::AGAIN) => {
+                wait_either(sock, PollFlags::IN, out)?;
+                continue;
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::PIPE) => return Err(crate::error::stdout_closed()),
+            Err(e) => return Err(e.into()),
+        };
+        total += n as u64;
+        if let Some((r, _)) = &relay {
+            let mut left = n;
+            while left > 0 {
+                match splice(r, None, out, None, left, SpliceFlags::MOVE) {
+                    Ok(0) => return Err(io::Error::other("relay pipe ended early")),
+                    Ok(m) => left -= m,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(rustix::io::Errno::PIPE) => return Err(crate::error::stdout_closed()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+}
+
+/// `EAGAIN` came from the non-blocking socket, or from a pipe someone else made non-blocking:
+/// wait for whichever is not ready, never spinning.
+fn wait_either(sock: &OwnedFd, flags: PollFlags, pipe: BorrowedFd<'_>) -> io::Result<()> {
+    let mut probe = [PollFd::new(sock, flags)];
+    if poll(
+        &mut probe,
+        Some(&rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }),
+    )? == 0
+    {
+        let mut fds = [PollFd::new(sock, flags)];
+        poll(&mut fds, None)?;
+    } else {
+        let pipe_flags = if flags == PollFlags::IN {
+            PollFlags::OUT
+        } else {
+            PollFlags::IN
+        };
+        let mut fds = [PollFd::from_borrowed_fd(pipe, pipe_flags)];
+        poll(&mut fds, None)?;
+    }
+    Ok(())
+}
