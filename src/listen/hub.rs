@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +24,8 @@ use crate::stdio::{Input, Output};
 
 /// Chunks queued for one client before it counts as too slow.
 const QUEUE: usize = 256;
+/// Read buffer, allocated only while a client has data waiting.
+const READ_BUF: usize = 8 * 1024;
 /// The longest line kept whole on stdout; longer ones are passed on in pieces.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -169,23 +170,28 @@ impl Session {
     async fn serve(self, stream: Stream, mut rx: mpsc::Receiver<Bytes>, kick: CancellationToken) {
         let started = std::time::Instant::now();
         tracing::info!(peer = %self.peer, "connection accepted");
-        let (mut r, mut w) = tokio::io::split(stream);
         let activity = Activity::new();
         let bytes_in = AtomicU64::new(0);
         let bytes_out = AtomicU64::new(0);
         let writer = async {
             while let Some(chunk) = rx.recv().await {
-                w.write_all(&chunk).await?;
+                stream.write_all_shared(&chunk).await?;
                 bytes_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 activity.touch();
             }
             Ok::<_, io::Error>(())
         };
         let reader = async {
-            let mut buf = vec![0u8; 64 * 1024];
             let mut lines = Lines::new(MAX_LINE);
             loop {
-                let n = r.read(&mut buf).await?;
+                stream.readable().await?;
+                // The buffer lives only while there is data: idle clients hold none.
+                let mut buf = vec![0u8; READ_BUF];
+                let n = match stream.try_read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                };
                 activity.touch();
                 bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 if n == 0 {

@@ -35,6 +35,56 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Waits until a read would not block. With [`Stream::try_read`] this lets a server read
+    /// through a shared reference and hold no buffer while a client is idle.
+    ///
+    /// # Errors
+    /// As the socket's readiness.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Reads what is there without waiting (`WouldBlock` when nothing is).
+    ///
+    /// # Errors
+    /// As `recv(2)`.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+
+    /// Writes all of `data` through a shared reference, so one task can read and write.
+    ///
+    /// # Errors
+    /// As `send(2)`: a reset or a closed peer.
+    pub async fn write_all_shared(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let r = match self {
+                Stream::Tcp(s) => {
+                    s.writable().await?;
+                    s.try_write(data)
+                }
+                Stream::Unix(s) => {
+                    s.writable().await?;
+                    s.try_write(data)
+                }
+            };
+            match r {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Connects to a stream endpoint, trying every address a name resolves to.
 ///
 /// `timeout` bounds each attempt. TLS endpoints are refused here; they are layered on top.
