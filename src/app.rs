@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
 fn pending(command: &str) -> Result<()> {
     Err(Error::new(
         ErrorKind::Unsupported,
-        format!("sockit {command}"),
+        format!("the {command} command"),
         "not available in this build yet",
     ))
 }
@@ -112,7 +112,7 @@ async fn run_listen(
         crlf: args.crlf,
     };
     if matches!(endpoint, Endpoint::Tls(_)) {
-        return pending("listen on tls://");
+        return pending("tls:// listener");
     }
     let announce = |bound: &Endpoint| {
         if !quiet {
