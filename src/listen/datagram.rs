@@ -56,18 +56,15 @@ pub(super) async fn run(
                     tracing::info!(%peer, "new peer");
                 }
                 peers.insert(peer.clone(), now);
-                let data = &buf[..n];
+                let name = cfg.show_peer.then(|| peer.to_string());
+                let chunk = prefixed(name.as_deref(), &[datagram_line(&buf[..n])]);
                 if cfg.broker {
-                    let name = cfg.show_peer.then(|| peer.to_string());
-                    let chunk = prefixed(name.as_deref(), &[datagram_line(data)]);
                     for p in peers.keys().filter(|p| **p != peer) {
                         if let Err(e) = sock.send_to(&chunk, p).await {
                             tracing::debug!(peer = %p, error = %e, "send failed");
                         }
                     }
                 } else {
-                    let name = cfg.show_peer.then(|| peer.to_string());
-                    let chunk = prefixed(name.as_deref(), &[datagram_line(data)]);
                     output.write(chunk).await.map_err(|e| Error::io("cannot write stdout", &e))?;
                 }
                 last = Some(peer);

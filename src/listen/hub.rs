@@ -15,7 +15,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{limit, Config};
+use super::Config;
+use crate::access::ConnLimit;
 use crate::error::{stdout_closed, Error, Result};
 use crate::lines::{prefixed, Crlf, Lines};
 use crate::net::{Listener, Peer, Stream};
@@ -74,7 +75,7 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let hub = Arc::new(Hub::default());
-    let limit = limit(cfg);
+    let limit = ConnLimit::new(cfg.max_conns);
     let next_id = AtomicU64::new(0);
     let stdin_task = tokio::spawn(distribute_stdin(input, hub.clone(), cfg.crlf));
     let mut backoff = Duration::from_millis(10);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{Access, ConnLimit};
+use crate::access::Access;
 use crate::connect::{self, datagram_line, Source};
 use crate::error::{Error, Result};
 use crate::net::{Datagram, Listener};
@@ -120,8 +120,4 @@ pub async fn run_datagram(
         r = connect::datagram_session(&sock, &peer, Source::Lines(input), &output, cfg.idle_timeout) => r,
         () = shutdown.cancelled() => Ok(()),
     }
-}
-
-pub(crate) fn limit(cfg: &Config) -> ConnLimit {
-    ConnLimit::new(cfg.max_conns)
 }

@@ -84,18 +84,29 @@ impl Proc {
 
     /// Waits for a stderr line starting with `prefix` and returns it.
     pub fn stderr_line(&mut self, prefix: &str) -> String {
+        self.stderr_matching(&format!("starting with {prefix:?}"), |l| {
+            l.starts_with(prefix)
+        })
+    }
+
+    /// Waits for a stderr line containing `text`.
+    pub fn stderr_contains(&mut self, text: &str) -> String {
+        self.stderr_matching(&format!("containing {text:?}"), |l| l.contains(text))
+    }
+
+    fn stderr_matching(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + DEADLINE;
         loop {
             let left = end.saturating_duration_since(Instant::now());
             match self.err.recv_timeout(left) {
                 Ok(line) => {
                     self.err_seen.push(line.clone());
-                    if line.starts_with(prefix) {
+                    if wanted(&line) {
                         return line;
                     }
                 }
                 Err(_) => panic!(
-                    "{}: no stderr line starting with {prefix:?}; stderr so far: {:?}",
+                    "{}: no stderr line {what}; stderr so far: {:?}",
                     self.desc, self.err_seen
                 ),
             }
@@ -163,26 +174,6 @@ impl Proc {
                     let err = self.drain_err();
                     panic!("{}: stdout did not end; stderr: {err:?}", self.desc)
                 }
-            }
-        }
-    }
-
-    /// Waits for a stderr line containing `text`.
-    pub fn stderr_contains(&mut self, text: &str) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.err.recv_timeout(left) {
-                Ok(line) => {
-                    self.err_seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "{}: no stderr line containing {text:?}; stderr so far: {:?}",
-                    self.desc, self.err_seen
-                ),
             }
         }
     }
