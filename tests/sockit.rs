@@ -800,3 +800,16 @@ fn bulk_from_a_pipe_is_byte_exact() {
     assert_eq!(sha256(&got_down), sha256(&down));
     assert_eq!(sha256(&got_up), sha256(&up));
 }
+
+#[test]
+fn on_a_terminal_the_peers_eof_ends_the_session() {
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    srv.write(b"bye\n");
+    srv.close_stdin();
+    let sockit = env!("CARGO_BIN_EXE_sockit");
+    let ep = format!("127.0.0.1:{port}");
+    let mut tty = python("on_tty.py", &[sockit, "connect", &ep], Some(Stdio::null()));
+    assert_eq!(tty.line(), "bye\n");
+    assert_eq!(tty.line(), "exit 0\n");
+    assert!(srv.wait().success());
+}
