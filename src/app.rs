@@ -7,10 +7,10 @@ use sockit::access::Access;
 use sockit::connect::{self, Source};
 use sockit::error::{Error, ErrorKind, Result};
 use sockit::stdio::{Input, Output};
-use sockit::{listen, net, Endpoint};
+use sockit::{listen, net, services, Endpoint};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, ConnectArgs, ListenArgs};
+use crate::cli::{Cli, Command, ConnectArgs, ListenArgs, ServeArgs};
 
 /// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -46,7 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Connect(args) => run_connect(args, output, shutdown).await,
             Command::Listen(args) => run_listen(args, output, quiet, shutdown).await,
             Command::Chat(_) => pending("chat"),
-            Command::Serve(_) => pending("serve"),
+            Command::Serve(args) => run_serve(args, quiet, shutdown).await,
             Command::Relay(_) => pending("relay"),
         }
     });
@@ -128,4 +128,40 @@ async fn run_listen(
         announce(sock.local_endpoint());
         listen::run_datagram(sock, Input::stdin(), output, &cfg, shutdown).await
     }
+}
+
+async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) -> Result<()> {
+    let bindings = args
+        .services
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<services::Binding>>>()?;
+    let refid = args.refid.as_bytes();
+    if refid.is_empty() || refid.len() > 4 || !args.refid.is_ascii() {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!("bad --refid '{}'", args.refid),
+            "use 1 to 4 ASCII characters, such as LOCL or GPS",
+        ));
+    }
+    let mut id = [0u8; 4];
+    id[..refid.len()].copy_from_slice(refid);
+    let cfg = services::Config {
+        utc: args.utc,
+        udp_rate: args.udp_rate,
+        access: Access::parse(&args.allow, &args.deny)?,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout,
+        sntp: services::sntp::Options {
+            stratum: args.stratum,
+            refid: id,
+        },
+    };
+    let bound = services::bind(&bindings).await?;
+    if !quiet {
+        for b in &bound {
+            eprintln!("{}", b.readiness());
+        }
+    }
+    services::run(bound, cfg, shutdown).await
 }

@@ -51,11 +51,20 @@ pub enum Command {
     #[command(after_help = "Example (once available):
   sockit chat tcp://:8898 udp://:8898 unix:/tmp/chat.sock")]
     Chat(PendingArgs),
-    /// Run the classic small services: echo, discard, chargen, daytime, time (not available
-    /// in this build yet).
-    #[command(after_help = "Example (once available):
-  sockit serve echo=tcp://:7007 echo=udp://:7007 daytime=udp://:9000 time=tcp://:3737")]
-    Serve(PendingArgs),
+    /// Run the classic small services (echo, discard, chargen, daytime, time) and SNTP, on
+    /// any number of TCP, UDP and Unix endpoints in one process.
+    #[command(
+        after_help = "Services: echo (RFC 862), discard (863), chargen (864), daytime (867; a UDP
+datagram holding a strftime format such as '%Y %m %d' gets the date in that format),
+time (868: 32-bit seconds since 1900), sntp (RFC 4330, UDP only).
+
+Examples:
+  sockit serve echo=tcp://:7007 echo=udp://:7007 daytime=udp://:9000 time=tcp://:3737
+  sockit serve daytime=udp://127.0.0.1:9000          the tutorial's time server
+  sockit serve time=tcp://:3737 time=udp://:3737     then: rdate -p -o 3737 HOST
+  sockit serve sntp=udp://:1123                      then: rdate -n -p -o 1123 HOST"
+    )]
+    Serve(ServeArgs),
     /// Forward each client of LISTEN to its own connection to TARGET (not available in this
     /// build yet).
     #[command(after_help = "Example (once available):
@@ -111,6 +120,38 @@ pub struct ListenArgs {
     /// Send LF as CRLF.
     #[arg(long)]
     pub crlf: bool,
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// SERVICE=ENDPOINT pairs, e.g. echo=tcp://:7007 daytime=udp://127.0.0.1:9000.
+    #[arg(required = true, value_name = "SERVICE=ENDPOINT")]
+    pub services: Vec<String>,
+    /// daytime answers in UTC rather than local time.
+    #[arg(long)]
+    pub utc: bool,
+    /// Datagram answers per second per source address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub udp_rate: u32,
+    /// Serve only peers in CIDR (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Refuse peers in CIDR (repeatable); wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<String>,
+    /// At most N stream clients at once, over all services.
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Close a stream client after SECS seconds without traffic.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub idle_timeout: Option<Duration>,
+    /// Stratum the sntp service announces (10: an unsynchronised local clock).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=15))]
+    pub stratum: u8,
+    /// Reference id the sntp service announces (up to 4 ASCII characters).
+    #[arg(long, value_name = "ID", default_value = "LOCL")]
+    pub refid: String,
 }
 
 /// Arguments accepted by commands that later issues fill in.

@@ -15,6 +15,7 @@
 //! - [`access`]: `--allow`/`--deny` CIDR rules and the connection limit.
 //! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
 //!   connected or bound socket and a shutdown token, so tests and examples can drive them.
+//! - [`services`]: `serve`'s echo, discard, chargen, daytime (with strftime), time, sntp.
 //! - [`error`]: the one error type, with a hint for each kind.
 //! - `cli` and `main.rs` (binary only): arguments in, exit status out.
 //!
@@ -38,6 +39,7 @@ pub mod lines;
 pub mod listen;
 pub mod net;
 pub mod pump;
+pub mod services;
 mod splice;
 pub mod stdio;
 

@@ -1,0 +1,219 @@
+//! `sockit serve`: the classic small services (RFC 862-868), the tutorial's strftime time
+//! server, and SNTP, on any number of stream and datagram endpoints in one process.
+//!
+//! Stream clients each get a task (thousands at once, no thread per client); datagram
+//! services answer from one loop per socket, never more than needed, and at most
+//! `--udp-rate` answers a second per source, since UDP chargen, daytime and time are
+//! known amplification vectors.
+
+pub mod chargen;
+pub mod clock;
+mod datagram;
+pub mod ratelimit;
+pub mod sntp;
+mod stream;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::{Access, ConnLimit};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, ErrorKind, Result};
+use crate::net::{self, Datagram, Listener};
+
+/// Largest daytime answer over UDP: a format such as `%c%c%c...` must not amplify.
+pub const DAYTIME_MAX: usize = 512;
+
+/// One of the services `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// RFC 862: send back what arrives.
+    Echo,
+    /// RFC 863: read and drop.
+    Discard,
+    /// RFC 864: a stream of rotating printable lines.
+    Chargen,
+    /// RFC 867: the date as text; over UDP a strftime format gets the date in that format.
+    Daytime,
+    /// RFC 868: 32-bit seconds since 1900.
+    Time,
+    /// RFC 4330 SNTP server (UDP only).
+    Sntp,
+}
+
+impl Service {
+    /// The name as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Echo => "echo",
+            Service::Discard => "discard",
+            Service::Chargen => "chargen",
+            Service::Daytime => "daytime",
+            Service::Time => "time",
+            Service::Sntp => "sntp",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Service {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "echo" => Service::Echo,
+            "discard" => Service::Discard,
+            "chargen" => Service::Chargen,
+            "daytime" => Service::Daytime,
+            "time" => Service::Time,
+            "sntp" | "ntp" => Service::Sntp,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::BadArgument,
+                    format!("unknown service '{s}'"),
+                    "services are echo, discard, chargen, daytime, time and sntp",
+                ))
+            }
+        })
+    }
+}
+
+/// `SERVICE=ENDPOINT` as given on the command line.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// What to serve.
+    pub service: Service,
+    /// Where.
+    pub endpoint: Endpoint,
+}
+
+impl FromStr for Binding {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let Some((service, endpoint)) = s.split_once('=') else {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("bad service '{s}'"),
+                "write SERVICE=ENDPOINT, e.g. echo=tcp://:7007 or daytime=udp://127.0.0.1:9000",
+            ));
+        };
+        let service: Service = service.parse()?;
+        let endpoint: Endpoint = endpoint.parse()?;
+        if service == Service::Sntp && endpoint.is_stream() {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("bad service '{s}'"),
+                "sntp runs over datagrams only, e.g. sntp=udp://:123",
+            ));
+        }
+        if matches!(endpoint, Endpoint::Tls(_)) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("cannot serve {s}"),
+                "tls:// is not available in this build yet",
+            ));
+        }
+        Ok(Binding { service, endpoint })
+    }
+}
+
+/// Options shared by every service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// daytime answers in UTC instead of local time.
+    pub utc: bool,
+    /// Datagram answers per second per source (0: no limit).
+    pub udp_rate: u32,
+    /// Who may use the services.
+    pub access: Access,
+    /// Stream clients at once, over all endpoints.
+    pub max_conns: Option<usize>,
+    /// Close a stream client after this long without traffic.
+    pub idle_timeout: Option<Duration>,
+    /// What the SNTP service announces.
+    pub sntp: sntp::Options,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            utc: false,
+            udp_rate: 50,
+            access: Access::default(),
+            max_conns: None,
+            idle_timeout: None,
+            sntp: sntp::Options::default(),
+        }
+    }
+}
+
+/// A bound socket for one service.
+#[derive(Debug)]
+pub enum Bound {
+    /// A stream listener.
+    Stream(Service, Listener),
+    /// A datagram socket.
+    Datagram(Service, Datagram),
+}
+
+impl Bound {
+    /// The readiness line: `echo listening on udp://127.0.0.1:7007`.
+    pub fn readiness(&self) -> String {
+        match self {
+            Bound::Stream(s, l) => format!("{s} listening on {}", l.local_endpoint()),
+            Bound::Datagram(s, d) => format!("{s} listening on {}", d.local_endpoint()),
+        }
+    }
+}
+
+/// Binds every service (all or nothing, so a typo never leaves half a server running).
+///
+/// # Errors
+/// The first endpoint that cannot be bound.
+pub async fn bind(bindings: &[Binding]) -> Result<Vec<Bound>> {
+    let mut bound = Vec::with_capacity(bindings.len());
+    for b in bindings {
+        bound.push(if b.endpoint.is_stream() {
+            Bound::Stream(b.service, net::bind(&b.endpoint).await?)
+        } else {
+            Bound::Datagram(b.service, net::bind_datagram(&b.endpoint).await?)
+        });
+    }
+    Ok(bound)
+}
+
+/// Serves every bound socket until `shutdown`.
+///
+/// # Errors
+/// None today: failures of single clients are logged, never fatal.
+pub async fn run(bound: Vec<Bound>, cfg: Config, shutdown: CancellationToken) -> Result<()> {
+    let limit = ConnLimit::new(cfg.max_conns);
+    let mut tasks = JoinSet::new();
+    for b in bound {
+        let cfg = cfg.clone();
+        let shutdown = shutdown.clone();
+        match b {
+            Bound::Stream(service, listener) => {
+                let limit = limit.clone();
+                tasks.spawn(async move {
+                    stream::serve(service, listener, cfg, limit, shutdown).await;
+                });
+            }
+            Bound::Datagram(service, sock) => {
+                tasks.spawn(async move {
+                    datagram::serve(service, sock, cfg, shutdown).await;
+                });
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The services over stream sockets: one task per client, nothing buffered beyond one read.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::{chargen, clock, Config, Service};
+use crate::access::ConnLimit;
+use crate::net::{Listener, Peer, Stream};
+use crate::pump::Activity;
+
+/// Read buffer of echo and discard clients.
+const BUF: usize = 16 * 1024;
+
+pub(super) async fn serve(
+    service: Service,
+    listener: Listener,
+    cfg: Config,
+    limit: ConnLimit,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(c) => {
+                backoff = Duration::from_millis(10);
+                c
+            }
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if !cfg.access.permits(&peer) {
+            tracing::warn!(%service, %peer, "refused: not allowed by --allow/--deny");
+            continue;
+        }
+        let Ok(permit) = limit.try_acquire() else {
+            tracing::warn!(%service, %peer, "refused: connection limit reached (--max-conns)");
+            continue;
+        };
+        let (utc, idle) = (cfg.utc, cfg.idle_timeout);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            client(service, stream, peer, utc, idle, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn client(
+    service: Service,
+    mut stream: Stream,
+    peer: Peer,
+    utc: bool,
+    idle: Option<Duration>,
+    shutdown: CancellationToken,
+) {
+    let started = std::time::Instant::now();
+    let activity = Activity::new();
+    let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
+    let work = talk(service, &mut stream, utc, &activity, &bytes_in, &bytes_out);
+    let end = tokio::select! {
+        r = work => r.map(|()| "eof"),
+        () = activity.idle(idle) => Ok("idle timeout"),
+        () = shutdown.cancelled() => Ok("shutdown"),
+    };
+    let (bytes_in, bytes_out) = (
+        bytes_in.load(Ordering::Relaxed),
+        bytes_out.load(Ordering::Relaxed),
+    );
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match end {
+        Ok(why) => {
+            tracing::info!(%service, %peer, bytes_in, bytes_out, duration_ms, end = why, "closed")
+        }
+        Err(e) => {
+            tracing::info!(%service, %peer, bytes_in, bytes_out, duration_ms, error = %e, "closed")
+        }
+    }
+}
+
+async fn talk(
+    service: Service,
+    stream: &mut Stream,
+    utc: bool,
+    activity: &Activity,
+    bytes_in: &AtomicU64,
+    bytes_out: &AtomicU64,
+) -> io::Result<()> {
+    match service {
+        Service::Echo | Service::Discard => {
+            let mut buf = vec![0u8; BUF];
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return stream.shutdown().await;
+                }
+                activity.touch();
+                bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                if service == Service::Echo {
+                    stream.write_all(&buf[..n]).await?;
+                    bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        Service::Chargen => {
+            // Writes wait for the client: one that stops reading costs only its socket buffer.
+            let (mut r, mut w) = tokio::io::split(stream);
+            let cycle = chargen::cycle();
+            let write = async {
+                loop {
+                    w.write_all(&cycle).await?;
+                    bytes_out.fetch_add(cycle.len() as u64, Ordering::Relaxed);
+                    activity.touch();
+                }
+            };
+            let drain = async {
+                let mut buf = [0u8; 512];
+                while r.read(&mut buf).await? > 0 {}
+                Ok::<(), io::Error>(())
+            };
+            tokio::select! {
+                r = write => r,
+                r = drain => r,
+            }
+        }
+        Service::Daytime => send_and_close(stream, clock::daytime(utc).as_bytes(), bytes_out).await,
+        Service::Time => send_and_close(stream, &clock::rfc868_now(), bytes_out).await,
+        Service::Sntp => Ok(()), // refused when parsing the binding
+    }
+}
+
+async fn send_and_close(stream: &mut Stream, data: &[u8], bytes_out: &AtomicU64) -> io::Result<()> {
+    stream.write_all(data).await?;
+    bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+    stream.shutdown().await
+}
