@@ -3,7 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // reason: a failed unwrap is a failed test, with its message
 
+#[path = "../util/mod.rs"]
 mod util;
+
+mod serve;
 
 use std::fs::File;
 use std::io::{Read, Write};
