@@ -11,7 +11,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::main]
 async fn main() -> Result<(), sockit::Error> {
-    let endpoint = std::env::args().nth(1).unwrap_or("udp://127.0.0.1:9000".into());
+    let endpoint = std::env::args()
+        .nth(1)
+        .unwrap_or("udp://127.0.0.1:9000".into());
     let (sock, peer) = sockit::net::connect_datagram(&endpoint.parse()?).await?;
     let io_err = |e: std::io::Error| sockit::Error::io(format!("talking to {peer}"), &e);
     let mut typed = BufReader::new(sockit::stdio::Input::stdin()).lines();

@@ -7,10 +7,10 @@ use sockit::access::Access;
 use sockit::connect::{self, Source};
 use sockit::error::{Error, ErrorKind, Result};
 use sockit::stdio::{Input, Output};
-use sockit::{listen, net, services, Endpoint};
+use sockit::{bench, listen, net, services, Endpoint};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, ConnectArgs, ListenArgs, ServeArgs};
+use crate::cli::{BenchArgs, BenchMode, Cli, Command, ConnectArgs, ListenArgs, ServeArgs};
 
 /// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Listen(args) => run_listen(args, output, quiet, shutdown).await,
             Command::Chat(_) => pending("chat"),
             Command::Serve(args) => run_serve(args, quiet, shutdown).await,
+            Command::Bench(args) => run_bench(args, output, quiet, shutdown).await,
             Command::Relay(_) => pending("relay"),
         }
     });
@@ -164,4 +165,74 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
         }
     }
     services::run(bound, cfg, shutdown).await
+}
+
+async fn run_bench(
+    args: BenchArgs,
+    output: Output,
+    quiet: bool,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let endpoint: Endpoint = args.endpoint.parse()?;
+    let mode = match args.mode {
+        BenchMode::Stream => bench::Mode::Stream,
+        BenchMode::Rr => bench::Mode::Rr,
+        BenchMode::Connect => bench::Mode::Connect,
+        BenchMode::Fanout => bench::Mode::Fanout,
+    };
+    let size = args.size.unwrap_or(match (mode, endpoint.is_stream()) {
+        (bench::Mode::Stream, true) => 65_536,
+        (bench::Mode::Stream, false) => 1024,
+        _ => 64,
+    });
+    if size == 0 {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            "bad --size 0",
+            "use at least 1 byte",
+        ));
+    }
+    let cfg = bench::Config {
+        endpoint,
+        mode,
+        conns: args.conns.max(1),
+        duration: args.duration,
+        count: args.count,
+        size,
+        rate: args.rate,
+        sink: args.sink,
+        hold: args.hold,
+        timeout: args.timeout,
+        progress: !quiet && !args.json,
+    };
+    let report = bench::run(&cfg, shutdown).await?;
+    let text = if args.json {
+        format!("{}\n", report.to_json())
+    } else {
+        report.table()
+    };
+    output
+        .write(text.into())
+        .await
+        .map_err(|e| Error::io("cannot write stdout", &e))?;
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Io,
+            "the benchmark found problems",
+            format!(
+                "{} errors, {} lost, {} duplicated, {} reordered{}",
+                report.errors,
+                report.lost,
+                report.duplicated,
+                report.reordered,
+                report
+                    .first_error
+                    .as_deref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
+            ),
+        ))
+    }
 }

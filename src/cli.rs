@@ -47,6 +47,18 @@ pub enum Command {
   sockit listen -k udp://127.0.0.1:8081               answer whoever wrote last (QQ-style)
   sockit listen -k --allow 127.0.0.0/8 --max-conns 100 tcp://:8898")]
     Listen(ListenArgs),
+    /// Measure an endpoint: throughput, request/response latency, connection rate, fan-out;
+    /// every byte that comes back is checked.
+    #[command(after_help = "Examples:
+  sockit serve echo=tcp://127.0.0.1:7007 &   then:
+  sockit bench --mode rr --conns 10 --duration 5 tcp://127.0.0.1:7007
+  sockit bench --mode stream --size 65536 tcp://127.0.0.1:7007
+  sockit bench --mode stream --sink tcp://127.0.0.1:9009            (a discard server)
+  sockit bench --mode rr --rate 1000 --json udp://127.0.0.1:7007   (open loop, for scripts)
+  sockit bench --mode connect --conns 4 tcp://127.0.0.1:7007
+  sockit bench --mode connect --hold 1000 --duration 10 tcp://127.0.0.1:8898
+  sockit bench --mode fanout --conns 100 --count 1000 tcp://127.0.0.1:8898   (a chat room)")]
+    Bench(BenchArgs),
     /// Host a chat room on one or more endpoints (not available in this build yet).
     #[command(after_help = "Example (once available):
   sockit chat tcp://:8898 udp://:8898 unix:/tmp/chat.sock")]
@@ -152,6 +164,56 @@ pub struct ServeArgs {
     /// Reference id the sntp service announces (up to 4 ASCII characters).
     #[arg(long, value_name = "ID", default_value = "LOCL")]
     pub refid: String,
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The target, e.g. tcp://127.0.0.1:7007 or udp://127.0.0.1:7007.
+    pub endpoint: String,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = BenchMode::Rr)]
+    pub mode: BenchMode,
+    /// Concurrent connections (fanout: receivers).
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 1)]
+    pub conns: usize,
+    /// Run for SECS seconds at most.
+    #[arg(short = 'd', long, value_name = "SECS", value_parser = seconds, default_value = "5")]
+    pub duration: Duration,
+    /// Stop after N operations in all (fanout: lines; default 1000 there).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Bytes per request or write (default: rr 64, stream 65536, datagram stream 1024).
+    #[arg(short = 's', long, value_name = "BYTES")]
+    pub size: Option<usize>,
+    /// Open loop: N requests (fanout: lines) per second in all, so stalls show in latency.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// stream: write only and check nothing (for discard servers and sinks).
+    #[arg(long)]
+    pub sink: bool,
+    /// connect: open N connections and hold them until the end.
+    #[arg(long, value_name = "N")]
+    pub hold: Option<usize>,
+    /// Seconds one answer may take before it counts as lost.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "2")]
+    pub timeout: Duration,
+    /// Print one JSON object with every figure instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bench --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    /// Throughput, verified (or written only, with --sink).
+    Stream,
+    /// Request/response: ops/s and latency percentiles.
+    Rr,
+    /// Connections per second, or --hold N open.
+    Connect,
+    /// One sender, N receivers of numbered lines (chat rooms).
+    Fanout,
 }
 
 /// Arguments accepted by commands that later issues fill in.

@@ -16,6 +16,7 @@
 //! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
 //!   connected or bound socket and a shutdown token, so tests and examples can drive them.
 //! - [`services`]: `serve`'s echo, discard, chargen, daytime (with strftime), time, sntp.
+//! - [`bench`]: the load generator behind `sockit bench`, checking every byte.
 //! - [`error`]: the one error type, with a hint for each kind.
 //! - `cli` and `main.rs` (binary only): arguments in, exit status out.
 //!
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod access;
+pub mod bench;
 pub mod connect;
 pub mod endpoint;
 pub mod error;

@@ -6,6 +6,7 @@
 #[path = "../util/mod.rs"]
 mod util;
 
+mod bench;
 mod serve;
 
 use std::fs::File;

@@ -115,8 +115,9 @@ impl Proc {
 
     /// Waits for the readiness line and returns the endpoint it names.
     pub fn ready(&mut self) -> String {
-        let line = self.stderr_line("listening on ");
-        line["listening on ".len()..].to_string()
+        // `listening on EP`, or `SERVICE listening on EP` for serve and chat.
+        let line = self.stderr_contains("listening on ");
+        line.split("listening on ").nth(1).unwrap_or_default().to_string()
     }
 
     /// The port in the readiness line.

@@ -1,0 +1,238 @@
+//! `sockit bench` against servers written here: a plain echo, a sink, an echo that corrupts
+//! one byte, a UDP echo that drops half; the figures must be sane and faults must fail the run.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::thread;
+
+use crate::util::*;
+
+/// A threaded TCP echo on loopback; `corrupt_at` flips the byte at that offset of each
+/// connection. Returns the port.
+fn echo_server(corrupt_at: Option<usize>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let mut seen = 0usize;
+                loop {
+                    let n = match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if let Some(at) = corrupt_at {
+                        if (seen..seen + n).contains(&at) {
+                            buf[at - seen] ^= 0x55;
+                        }
+                    }
+                    seen += n;
+                    if c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+fn json_field(json: &str, field: &str) -> f64 {
+    let key = format!("\"{field}\":");
+    let at = json
+        .find(&key)
+        .unwrap_or_else(|| panic!("{field} missing in {json}"))
+        + key.len();
+    let rest = &json[at..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end]
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} is not a number in {json}"))
+}
+
+#[test]
+fn rr_and_stream_against_an_echo_are_clean() {
+    let port = echo_server(None);
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let (status, out, err) = run(
+        &[
+            "bench", "--mode", "rr", "-c", "4", "-n", "400", "--json", &ep,
+        ],
+        b"",
+    );
+    assert!(status.success(), "{err}");
+    let json = String::from_utf8(out).unwrap();
+    assert_eq!(json_field(&json, "ops"), 400.0);
+    assert_eq!(json_field(&json, "errors"), 0.0);
+    assert!(
+        json_field(&json, "p50_us") > 0.0
+            && json_field(&json, "p50_us") <= json_field(&json, "p99_us")
+    );
+    assert!(json.contains("\"ok\":true"));
+
+    let (status, out, err) = run(
+        &[
+            "bench", "--mode", "stream", "-c", "2", "-n", "64", "--size", "10000", "--json", &ep,
+        ],
+        b"",
+    );
+    assert!(status.success(), "{err}");
+    let json = String::from_utf8(out).unwrap();
+    assert_eq!(
+        json_field(&json, "bytes"),
+        64.0 * 10000.0,
+        "every byte came back, checked"
+    );
+    assert_eq!(json_field(&json, "lost"), 0.0);
+}
+
+#[test]
+fn a_corrupted_byte_fails_the_run() {
+    let port = echo_server(Some(5000));
+    let (status, out, err) = run(
+        &[
+            "bench",
+            "--mode",
+            "stream",
+            "-n",
+            "10",
+            "--size",
+            "1000",
+            &format!("tcp://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("the benchmark found problems"), "{err}");
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("corrupted data at byte 5000"));
+
+    let (status, _, err) = run(
+        &[
+            "bench",
+            "--mode",
+            "rr",
+            "-n",
+            "100",
+            "--size",
+            "100",
+            &format!("tcp://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("corrupted answer"), "{err}");
+}
+
+#[test]
+fn sink_and_connect_modes_count() {
+    let port = echo_server(None);
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let (status, out, err) = run(
+        &["bench", "--mode", "connect", "-n", "50", "--json", &ep],
+        b"",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(json_field(&String::from_utf8(out).unwrap(), "ops"), 50.0);
+    let (status, out, err) = run(
+        &[
+            "bench", "--mode", "connect", "--hold", "20", "-d", "0.5", "--json", &ep,
+        ],
+        b"",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(json_field(&String::from_utf8(out).unwrap(), "held"), 20.0);
+    let (_srv, port) = server(&["serve", "discard=tcp://127.0.0.1:0"]);
+    let (status, out, err) = run(
+        &[
+            "bench",
+            "--mode",
+            "stream",
+            "--sink",
+            "-n",
+            "100",
+            "--size",
+            "1000",
+            "--json",
+            &format!("tcp://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        json_field(&String::from_utf8(out).unwrap(), "bytes"),
+        100_000.0
+    );
+}
+
+#[test]
+fn udp_loss_is_counted_and_fails_the_run() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut n = 0u64;
+        while let Ok((len, from)) = sock.recv_from(&mut buf) {
+            n += 1;
+            if n % 2 == 0 {
+                let _ = sock.send_to(&buf[..len], from); // every other datagram is lost
+            }
+        }
+    });
+    let (status, out, _) = run(
+        &[
+            "bench",
+            "--mode",
+            "rr",
+            "-n",
+            "20",
+            "--timeout",
+            "0.1",
+            "--json",
+            &format!("udp://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert_eq!(status.code(), Some(1));
+    let json = String::from_utf8(out).unwrap();
+    assert_eq!(json_field(&json, "lost"), 10.0, "{json}");
+    assert_eq!(json_field(&json, "ops"), 10.0, "{json}");
+}
+
+#[test]
+fn fanout_through_a_broker_is_complete_and_ordered() {
+    let mut cmd = sockit();
+    cmd.args(["listen", "--broker", "tcp://127.0.0.1:0"]);
+    let mut srv = Proc::spawn(cmd, Some(std::process::Stdio::null()));
+    let port = srv.port();
+    let (status, out, err) = run(
+        &[
+            "bench",
+            "--mode",
+            "fanout",
+            "-c",
+            "20",
+            "-n",
+            "500",
+            "-d",
+            "20",
+            "--json",
+            &format!("tcp://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert!(status.success(), "{err}");
+    let json = String::from_utf8(out).unwrap();
+    assert_eq!(json_field(&json, "ops"), 20.0 * 500.0);
+    assert_eq!(
+        json_field(&json, "lost")
+            + json_field(&json, "reordered")
+            + json_field(&json, "duplicated"),
+        0.0
+    );
+}
