@@ -25,12 +25,17 @@ pub fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
 
 /// The first offset (stream offset) where `buf` differs from the pattern, if any.
 pub fn verify(seed: u64, offset: u64, buf: &[u8]) -> Option<u64> {
-    let mut expected = vec![0u8; buf.len()];
-    fill(seed, offset, &mut expected);
-    buf.iter()
-        .zip(&expected)
-        .position(|(a, b)| a != b)
-        .map(|i| offset + i as u64)
+    // Checked a block at a time on the stack: no allocation on the measuring path.
+    let mut expected = [0u8; 256];
+    for (k, chunk) in buf.chunks(expected.len()).enumerate() {
+        let at = offset + (k * expected.len()) as u64;
+        let want = &mut expected[..chunk.len()];
+        fill(seed, at, want);
+        if let Some(i) = chunk.iter().zip(want.iter()).position(|(a, b)| a != b) {
+            return Some(at + i as u64);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

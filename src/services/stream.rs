@@ -49,9 +49,10 @@ pub(super) async fn serve(
             continue;
         };
         let (utc, idle) = (cfg.utc, cfg.idle_timeout);
-        let shutdown = shutdown.clone();
+        // No per-client shutdown watch on the hot path: when serving stops, the runtime
+        // that owns these tasks ends them.
         tokio::spawn(async move {
-            client(service, stream, peer, utc, idle, shutdown).await;
+            client(service, stream, peer, utc, idle).await;
             drop(permit);
         });
     }
@@ -63,16 +64,17 @@ async fn client(
     peer: Peer,
     utc: bool,
     idle: Option<Duration>,
-    shutdown: CancellationToken,
 ) {
     let started = std::time::Instant::now();
     let activity = Activity::new();
     let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
     let work = talk(service, &mut stream, utc, &activity, &bytes_in, &bytes_out);
-    let end = tokio::select! {
-        r = work => r.map(|()| "eof"),
-        () = activity.idle(idle) => Ok("idle timeout"),
-        () = shutdown.cancelled() => Ok("shutdown"),
+    let end = match idle {
+        None => work.await.map(|()| "eof"),
+        Some(_) => tokio::select! {
+            r = work => r.map(|()| "eof"),
+            () = activity.idle(idle) => Ok("idle timeout"),
+        },
     };
     let (bytes_in, bytes_out) = (
         bytes_in.load(Ordering::Relaxed),
@@ -99,6 +101,8 @@ async fn talk(
 ) -> io::Result<()> {
     match service {
         Service::Echo | Service::Discard => {
+            // No buffer until the client sends something: idle clients cost only a task.
+            stream.readable().await?;
             let mut buf = vec![0u8; BUF];
             loop {
                 let n = stream.read(&mut buf).await?;

@@ -117,7 +117,10 @@ impl Proc {
     pub fn ready(&mut self) -> String {
         // `listening on EP`, or `SERVICE listening on EP` for serve and chat.
         let line = self.stderr_contains("listening on ");
-        line.split("listening on ").nth(1).unwrap_or_default().to_string()
+        line.split("listening on ")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The port in the readiness line.

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The comparison suite: the same `sockit bench` workloads against sockit and its peers
+# (socat, ncat, xinetd's built-in echo, a minimal tokio echo in bench/tokio-echo, and for
+# bulk transfer OpenBSD nc and iperf3), on loopback, medians of ROUNDS runs, as Markdown
+# tables with ratios to sockit, plus bench/results.csv and the chart bench/chart.svg.
+# It installs missing peers with apt-get, starts each contender on a free port in its own
+# process group, and stops only those groups. About 6 minutes on 2 cores.
+#
+# Usage: bench/compare.sh [ROUNDS] [SECONDS_PER_RUN]     (defaults 3 and 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+SECS=${2:-2}
+OUT=bench/results.md
+CSV=bench/results.csv
+ulimit -n 8192
+
+for p in socat:socat ncat:ncat nc:netcat-openbsd iperf3:iperf3 xinetd:xinetd; do
+  command -v "${p%%:*}" >/dev/null || apt-get install -y "${p#*:}" >/dev/null
+done
+cargo build --release -q -p sockit -p tokio-echo
+SOCKIT=$PWD/target/release/sockit
+TOKIO=$PWD/target/release/tokio-echo
+TMP=$(mktemp -d)
+GROUPS_STARTED=()
+cleanup() { for g in "${GROUPS_STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; echo "nothing listens on $1" >&2; return 1; }
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}")' "$@"; }
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin); k=sys.argv[1].split("."); v=d
+for p in k: v=v[p] if v is not None else 0
+print(v if v is not None else 0)' "$1"; }
+
+# start NAME PORT: starts an echo contender (TCP and UDP where it has both); sets PID.
+start() {
+  local name=$1 port=$2
+  case $name in
+    sockit) setsid "$SOCKIT" serve -q --udp-rate 0 "echo=tcp://127.0.0.1:$port" "echo=udp://127.0.0.1:$port" </dev/null & ;;
+    tokio)  setsid "$TOKIO" "$port" </dev/null & ;;
+    socat)  setsid sh -c "socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr PIPE & socat UDP-RECVFROM:$port,bind=127.0.0.1,fork PIPE & wait" </dev/null & ;;
+    ncat)   setsid ncat -l -k -m 2000 127.0.0.1 "$port" --exec /bin/cat </dev/null & ;;
+    xinetd)
+      cat >"$TMP/xinetd.conf" <<CONF
+defaults
+{
+}
+service echo
+{
+  type = INTERNAL UNLISTED
+  id = echo-stream
+  socket_type = stream
+  protocol = tcp
+  port = $port
+  bind = 127.0.0.1
+  wait = no
+  user = root
+  instances = UNLIMITED
+  per_source = UNLIMITED
+  cps = 100000 1
+}
+service echo
+{
+  type = INTERNAL UNLISTED
+  id = echo-dgram
+  socket_type = dgram
+  protocol = udp
+  port = $port
+  bind = 127.0.0.1
+  wait = yes
+  user = root
+}
+CONF
+      setsid xinetd -dontfork -filelog "$TMP/xinetd.log" -f "$TMP/xinetd.conf" -pidfile "$TMP/xinetd.pid" </dev/null >/dev/null 2>&1 & ;;
+  esac
+  PID=$!
+  GROUPS_STARTED+=("$PID")
+  wait_tcp "$port"
+}
+stop() { kill -- "-$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+bench() { "$SOCKIT" bench -q --json --duration "$SECS" "$@" 2>/dev/null || true; }
+
+ECHO=(sockit tokio xinetd socat ncat)
+: >"$OUT"
+echo "workload,contender,value,unit" >"$CSV"
+say() { echo "$*" | tee -a "$OUT"; }
+
+say "# sockit compared ($(date -u +%F), $(nproc) cores, loopback, median of $ROUNDS runs of ${SECS} s)"
+say ""
+
+# --- echo request/response at 1, 10, 100 connections, and echo stream ---
+declare -A RR P99 STREAM CONNS
+for c in 1 10 100; do
+  for n in "${ECHO[@]}"; do
+    vals=(); p99s=()
+    for _ in $(seq 1 "$ROUNDS"); do
+      port=$(free_port); start "$n" "$port"
+      j=$(bench --mode rr -c "$c" "tcp://127.0.0.1:$port")
+      vals+=("$(echo "$j" | field ops_per_s)"); p99s+=("$(echo "$j" | field latency.p99_us)")
+      stop "$PID"
+    done
+    RR[$n,$c]=$(median "${vals[@]}"); P99[$n,$c]=$(median "${p99s[@]}")
+    echo "rr c=$c $n: ${RR[$n,$c]} ops/s" >&2
+    echo "echo rr $c conns,$n,${RR[$n,$c]},requests/s" >>"$CSV"
+  done
+done
+for n in "${ECHO[@]}"; do
+  vals=(); cvals=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    port=$(free_port); start "$n" "$port"
+    vals+=("$(bench --mode stream -c 1 "tcp://127.0.0.1:$port" | field mib_per_s)")
+    cvals+=("$(bench --mode connect -c 2 "tcp://127.0.0.1:$port" | field ops_per_s)")
+    stop "$PID"
+  done
+  STREAM[$n]=$(median "${vals[@]}"); CONNS[$n]=$(median "${cvals[@]}")
+  echo "stream/connect $n: ${STREAM[$n]} MiB/s ${CONNS[$n]} conn/s" >&2
+  echo "echo stream,$n,${STREAM[$n]},MiB/s" >>"$CSV"
+  echo "connection rate,$n,${CONNS[$n]},connections/s" >>"$CSV"
+done
+ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}x' if b>0 else 'n/a')"; }
+say "## TCP echo (sockit serve echo against the same service elsewhere)"
+say ""
+say "| contender | rr 1 conn (req/s) | rr 10 | rr 100 | p99 at 100 (µs) | stream (MiB/s) | connections/s | sockit / it at rr 100 |"
+say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for n in "${ECHO[@]}"; do
+  say "| $n | ${RR[$n,1]} | ${RR[$n,10]} | ${RR[$n,100]} | ${P99[$n,100]} | ${STREAM[$n]} | ${CONNS[$n]} | $(ratio "${RR[sockit,100]}" "${RR[$n,100]}") |"
+done
+say ""
+
+# --- UDP echo request/response ---
+UDP=(sockit tokio xinetd socat)
+declare -A URR
+for c in 1 10; do
+  for n in "${UDP[@]}"; do
+    vals=()
+    for _ in $(seq 1 "$ROUNDS"); do
+      port=$(free_port); start "$n" "$port"
+      vals+=("$(bench --mode rr -c "$c" --timeout 0.2 "udp://127.0.0.1:$port" | field ops_per_s)")
+      stop "$PID"
+    done
+    URR[$n,$c]=$(median "${vals[@]}")
+    echo "udp rr c=$c $n: ${URR[$n,$c]}" >&2
+    echo "udp echo rr $c conns,$n,${URR[$n,$c]},requests/s" >>"$CSV"
+  done
+done
+say "## UDP echo request/response (req/s)"
+say ""
+say "| contender | 1 socket | 10 sockets | sockit / it at 10 |"
+say "| --- | ---: | ---: | ---: |"
+for n in "${UDP[@]}"; do say "| $n | ${URR[$n,1]} | ${URR[$n,10]} | $(ratio "${URR[sockit,10]}" "${URR[$n,10]}") |"; done
+say ""
+
+# --- memory of 1,000 idle connections ---
+say "## Memory with 1,000 idle connections (RSS growth of the server process)"
+say ""
+say "| contender | KiB per connection |"
+say "| --- | ---: |"
+for n in sockit tokio xinetd; do
+  port=$(free_port); start "$n" "$port"
+  srv=$PID; [ "$n" = xinetd ] && srv=$(cat "$TMP/xinetd.pid" 2>/dev/null || echo "$PID")
+  before=$(awk '/VmRSS/ {print $2}' "/proc/$srv/status")
+  "$SOCKIT" bench -q --mode connect --hold 1000 --duration 6 "tcp://127.0.0.1:$port" >/dev/null 2>&1 &
+  b=$!
+  for _ in $(seq 1 250); do
+    [ "$(ss -tnH state established "dport = :$port" | wc -l)" -ge 1000 ] && break; sleep 0.02
+  done
+  sleep 0.5 # let the server finish accepting; a measurement pause, not a synchronisation
+  after=$(awk '/VmRSS/ {print $2}' "/proc/$srv/status")
+  wait "$b" || true
+  stop "$PID"
+  per=$(python3 -c "print(f'{($after-$before)/1000:.1f}')")
+  say "| $n | $per |"
+  echo "KiB per idle connection,$n,$per,KiB" >>"$CSV"
+done
+say ""
+
+# --- bulk transfer connect -> listen ---
+say "## Bulk transfer, connect -> listen"
+say ""
+bench/bulk.sh "$ROUNDS" 1G 2>/dev/null | tail -n +2 | tee -a "$OUT" | grep '^| [a-z]' | grep -v '^| tool' | \
+  awk -F'|' '{gsub(/ /,"",$2); gsub(/ /,"",$3); print "bulk 1 GiB," $2 "," $3 ",MiB/s"}' >>"$CSV"
+say ""
+say "Chat fan-out and relay throughput join this table when those commands land."
+
+cargo run --release -q -p bench-chart -- "$CSV" bench/chart.svg && echo "chart: bench/chart.svg" >&2
