@@ -22,9 +22,15 @@ pub struct Datagram {
     local: Endpoint,
 }
 
+/// True when `udp` is an IPv6 socket (dual-stack peers then need IPv4-mapped addresses).
+fn is_v6(udp: &UdpSocket) -> bool {
+    udp.local_addr().is_ok_and(|a| a.is_ipv6())
+}
+
 #[derive(Debug)]
 enum Inner {
-    Udp(UdpSocket),
+    /// The flag caches `is_v6`, so sending costs no `getsockname` per datagram.
+    Udp(UdpSocket, bool),
     Unix(UnixDatagram, #[allow(dead_code)] Option<UnixFile>),
 }
 
@@ -44,8 +50,9 @@ pub async fn bind_datagram(endpoint: &Endpoint) -> Result<Datagram> {
                 .ok_or_else(|| Error::new(ErrorKind::Io, what.clone(), "not an IP socket"))?;
             let udp = UdpSocket::from_std(std::net::UdpSocket::from(OwnedFd::from(sock)))
                 .map_err(|e| Error::io(what, &e))?;
+            let v6 = is_v6(&udp);
             Ok(Datagram {
-                inner: Inner::Udp(udp),
+                inner: Inner::Udp(udp, v6),
                 local: endpoint.with_addr(addr),
             })
         }
@@ -92,9 +99,10 @@ pub async fn connect_datagram(endpoint: &Endpoint) -> Result<(Datagram, Peer)> {
                 .map_err(|e| Error::io(what.clone(), &e))?;
             udp.connect(addr).await.map_err(|e| Error::io(what, &e))?;
             let local = udp.local_addr().unwrap_or(local);
+            let v6 = is_v6(&udp);
             Ok((
                 Datagram {
-                    inner: Inner::Udp(udp),
+                    inner: Inner::Udp(udp, v6),
                     local: endpoint.with_addr(local),
                 },
                 Peer::from_ip(addr),
@@ -143,7 +151,7 @@ impl Datagram {
     /// As `recvfrom(2)`; over UDP an earlier send may surface here as "connection refused".
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Peer)> {
         match &self.inner {
-            Inner::Udp(s) => {
+            Inner::Udp(s, _) => {
                 let (n, a) = s.recv_from(buf).await?;
                 Ok((n, Peer::from_ip(a)))
             }
@@ -160,7 +168,7 @@ impl Datagram {
     /// As `sendto(2)`, or `InvalidInput` for a peer of the other kind or without an address.
     pub async fn send_to(&self, buf: &[u8], peer: &Peer) -> io::Result<usize> {
         match (&self.inner, peer) {
-            (Inner::Udp(s), Peer::Ip(a)) => s.send_to(buf, self.map_addr(*a)).await,
+            (Inner::Udp(s, _), Peer::Ip(a)) => s.send_to(buf, self.map_addr(*a)).await,
             (Inner::Unix(s, _), Peer::Unix(Some(a))) => {
                 let addr = unix_sockaddr(a)?;
                 s.async_io(Interest::WRITABLE, || SockRef::from(s).send_to(buf, &addr))
@@ -179,7 +187,7 @@ impl Datagram {
     /// As `send(2)`.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.inner {
-            Inner::Udp(s) => s.send(buf).await,
+            Inner::Udp(s, _) => s.send(buf).await,
             Inner::Unix(s, _) => s.send(buf).await,
         }
     }
@@ -190,7 +198,7 @@ impl Datagram {
     /// As `recv(2)`.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.inner {
-            Inner::Udp(s) => s.recv(buf).await,
+            Inner::Udp(s, _) => s.recv(buf).await,
             Inner::Unix(s, _) => s.recv(buf).await,
         }
     }
@@ -201,7 +209,7 @@ impl Datagram {
     /// As `connect(2)`.
     pub async fn connect(&self, peer: &Peer) -> io::Result<()> {
         match (&self.inner, peer) {
-            (Inner::Udp(s), Peer::Ip(a)) => s.connect(self.map_addr(*a)).await,
+            (Inner::Udp(s, _), Peer::Ip(a)) => s.connect(self.map_addr(*a)).await,
             (Inner::Unix(s, _), Peer::Unix(Some(a))) => {
                 SockRef::from(s).connect(&unix_sockaddr(a)?)
             }
@@ -215,7 +223,7 @@ impl Datagram {
     /// Peers are kept canonical (IPv4 as IPv4); a dual-stack socket needs them mapped back.
     fn map_addr(&self, a: SocketAddr) -> SocketAddr {
         match (&self.inner, a) {
-            (Inner::Udp(s), SocketAddr::V4(v4)) if s.local_addr().is_ok_and(|l| l.is_ipv6()) => {
+            (Inner::Udp(_, true), SocketAddr::V4(v4)) => {
                 SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
             }
             _ => a,

@@ -31,16 +31,24 @@ pub(super) async fn serve(
             tracing::debug!(%service, %peer, "refused: not allowed by --allow/--deny");
             continue;
         }
-        let received = clock::ntp_now();
-        seq = seq.wrapping_add(1);
-        let Some(reply) = answer(service, &buf[..n], &cfg, received, seq) else {
+        if service == Service::Discard {
             continue;
-        };
+        }
         if !limit.allow(peer.ip()) {
             tracing::debug!(%service, %peer, "dropped: over --udp-rate");
             continue;
         }
-        if let Err(e) = sock.send_to(&reply, &peer).await {
+        seq = seq.wrapping_add(1);
+        let sent = if service == Service::Echo {
+            // The hot path: answer from the receive buffer, no copy.
+            sock.send_to(&buf[..n], &peer).await
+        } else {
+            let Some(reply) = answer(service, &buf[..n], &cfg, clock::ntp_now(), seq) else {
+                continue;
+            };
+            sock.send_to(&reply, &peer).await
+        };
+        if let Err(e) = sent {
             tracing::debug!(%service, %peer, error = %e, "send failed");
         }
     }
