@@ -131,7 +131,9 @@ async fn talk(
             let drain = async {
                 let mut buf = [0u8; 512];
                 while r.read(&mut buf).await? > 0 {}
-                Ok::<(), io::Error>(())
+                // A half-close is not the end (RFC 864: until the user closes); the next
+                // write fails once the client has really gone.
+                std::future::pending::<io::Result<()>>().await
             };
             tokio::select! {
                 r = write => r,
