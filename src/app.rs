@@ -7,10 +7,12 @@ use sockit::access::Access;
 use sockit::connect::{self, Source};
 use sockit::error::{Error, ErrorKind, Result};
 use sockit::stdio::{Input, Output};
-use sockit::{bench, listen, net, services, Endpoint};
+use sockit::{bench, listen, net, relay, services, Endpoint};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BenchArgs, BenchMode, Cli, Command, ConnectArgs, ListenArgs, ServeArgs};
+use crate::cli::{
+    BenchArgs, BenchMode, Cli, Command, ConnectArgs, ListenArgs, RelayArgs, ServeArgs,
+};
 
 /// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -48,7 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Chat(_) => pending("chat"),
             Command::Serve(args) => run_serve(args, quiet, shutdown).await,
             Command::Bench(args) => run_bench(args, output, quiet, shutdown).await,
-            Command::Relay(_) => pending("relay"),
+            Command::Relay(args) => run_relay(args, quiet, shutdown).await,
         }
     });
     // Client tasks still hold stdout handles; ending the runtime drops them.
@@ -234,5 +236,39 @@ async fn run_bench(
                     .unwrap_or_default()
             ),
         ))
+    }
+}
+
+async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) -> Result<()> {
+    let from: Endpoint = args.listen.parse()?;
+    let to: Endpoint = args.target.parse()?;
+    if matches!(from, Endpoint::Tls(_)) || matches!(to, Endpoint::Tls(_)) {
+        return pending("tls:// relay");
+    }
+    if from.is_stream() != to.is_stream() {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!("cannot relay {from} to {to}"),
+            "both sides must be streams (tcp, unix) or both datagrams (udp, unixgram)",
+        ));
+    }
+    let cfg = relay::Config {
+        access: Access::parse(&args.allow, &args.deny)?,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout,
+        connect_timeout: args.connect_timeout,
+    };
+    if from.is_stream() {
+        let listener = net::bind(&from).await?;
+        if !quiet {
+            eprintln!("listening on {}", listener.local_endpoint());
+        }
+        relay::run_stream(listener, to, &cfg, shutdown).await
+    } else {
+        let sock = net::bind_datagram(&from).await?;
+        if !quiet {
+            eprintln!("listening on {}", sock.local_endpoint());
+        }
+        relay::run_datagram(sock, to, &cfg, shutdown).await
     }
 }

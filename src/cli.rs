@@ -77,11 +77,14 @@ Examples:
   sockit serve sntp=udp://:1123                      then: rdate -n -p -o 1123 HOST"
     )]
     Serve(ServeArgs),
-    /// Forward each client of LISTEN to its own connection to TARGET (not available in this
-    /// build yet).
-    #[command(after_help = "Example (once available):
-  sockit relay tcp://:8080 tcp://127.0.0.1:80")]
-    Relay(PendingArgs),
+    /// Forward each client of LISTEN to its own connection to TARGET, both ways, half-close
+    /// included (tcp, unix to tcp, unix; udp to udp). TLS arrives in a later build.
+    #[command(after_help = "Examples:
+  sockit relay tcp://:8080 tcp://127.0.0.1:80              a TCP port forward
+  sockit relay unix:/tmp/db.sock tcp://127.0.0.1:5432      a Unix socket in front of TCP
+  sockit relay tcp://127.0.0.1:2222 unix:/run/app.sock     a TCP port in front of a Unix socket
+  sockit relay udp://:5353 udp://127.0.0.1:53              UDP, one upstream socket per client")]
+    Relay(RelayArgs),
 }
 
 /// Arguments of `connect`.
@@ -214,6 +217,30 @@ pub enum BenchMode {
     Connect,
     /// One sender, N receivers of numbered lines (chat rooms).
     Fanout,
+}
+
+/// Arguments of `relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Where clients arrive, e.g. tcp://:8080, unix:/tmp/front.sock, udp://:5353.
+    pub listen: String,
+    /// Where each client is forwarded to, e.g. tcp://127.0.0.1:80.
+    pub target: String,
+    /// Accept only peers in CIDR (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Refuse peers in CIDR (repeatable); wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<String>,
+    /// At most N clients at once.
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Close a pair (forget a UDP client) after SECS seconds without traffic (UDP default 60).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub idle_timeout: Option<Duration>,
+    /// Give up connecting to the target after SECS seconds.
+    #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
+    pub connect_timeout: Option<Duration>,
 }
 
 /// Arguments accepted by commands that later issues fill in.

@@ -15,6 +15,7 @@
 //! - [`access`]: `--allow`/`--deny` CIDR rules and the connection limit.
 //! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
 //!   connected or bound socket and a shutdown token, so tests and examples can drive them.
+//! - [`relay`]: `relay`'s stream pairs and per-client datagram sockets.
 //! - [`services`]: `serve`'s echo, discard, chargen, daytime (with strftime), time, sntp.
 //! - [`bench`]: the load generator behind `sockit bench`, checking every byte.
 //! - [`error`]: the one error type, with a hint for each kind.
@@ -41,6 +42,7 @@ pub mod lines;
 pub mod listen;
 pub mod net;
 pub mod pump;
+pub mod relay;
 pub mod services;
 mod splice;
 pub mod stdio;

@@ -7,6 +7,7 @@
 mod util;
 
 mod bench;
+mod relay;
 mod serve;
 
 use std::fs::File;

@@ -1,0 +1,209 @@
+//! `sockit relay LISTEN TARGET`: each client gets its own connection to TARGET.
+//!
+//! Streams are joined by the [`pump`](crate::pump), so half-close passes through in both
+//! directions and either side failing ends the pair. Datagrams get one upstream socket per
+//! client address (so answers find their way back), forgotten after an idle timeout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::access::{Access, ConnLimit};
+use crate::endpoint::Endpoint;
+use crate::error::Result;
+use crate::net::{self, Datagram, Listener, Peer};
+use crate::pump::{self, Activity};
+
+/// How long a datagram client's upstream socket lives without traffic, unless told otherwise.
+pub const DATAGRAM_IDLE: Duration = Duration::from_secs(60);
+
+/// Options of `relay`.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Who may use the relay.
+    pub access: Access,
+    /// At most this many clients at once.
+    pub max_conns: Option<usize>,
+    /// End a pair (or forget a datagram client) after this long without traffic.
+    pub idle_timeout: Option<Duration>,
+    /// Bound on each connection attempt to the target.
+    pub connect_timeout: Option<Duration>,
+}
+
+/// Relays every stream client of `listener` to its own connection to `target`.
+///
+/// # Errors
+/// None today: a failed client or target is logged and the relay goes on.
+pub async fn run_stream(
+    listener: Listener,
+    target: Endpoint,
+    cfg: &Config,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let limit = ConnLimit::new(cfg.max_conns);
+    let target = Arc::new(target);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let (client, peer) = match accepted {
+            Ok(c) => {
+                backoff = Duration::from_millis(10);
+                c
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if !cfg.access.permits(&peer) {
+            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
+            continue;
+        }
+        let Ok(permit) = limit.try_acquire() else {
+            tracing::warn!(%peer, "refused: connection limit reached (--max-conns)");
+            continue;
+        };
+        let (target, cfg) = (target.clone(), cfg.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let upstream = match net::connect(&target, cfg.connect_timeout).await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(%peer, "closing the client: {e}");
+                    return;
+                }
+            };
+            let opts = pump::Options {
+                idle_timeout: cfg.idle_timeout,
+                ..pump::Options::default()
+            };
+            match pump::pump(client, upstream, &opts).await {
+                Ok(r) => tracing::info!(%peer, target = %target, bytes_up = r.sent,
+                    bytes_down = r.received, duration_ms = started.elapsed().as_millis() as u64,
+                    end = ?r.end, "pair closed"),
+                Err(e) => tracing::info!(%peer, target = %target, error = %e,
+                    duration_ms = started.elapsed().as_millis() as u64, "pair failed"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+struct Upstream {
+    sock: Datagram,
+    activity: Activity,
+}
+
+/// Relays datagrams from every client of `sock` through a socket of its own to `target`.
+///
+/// # Errors
+/// None today: failures are logged and the relay goes on.
+pub async fn run_datagram(
+    sock: Datagram,
+    target: Endpoint,
+    cfg: &Config,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let sock = Arc::new(sock);
+    let idle = cfg.idle_timeout.unwrap_or(DATAGRAM_IDLE);
+    let clients: Arc<Mutex<HashMap<Peer, Arc<Upstream>>>> = Arc::default();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, peer) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "receive failed");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        if !cfg.access.permits(&peer) {
+            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
+            continue;
+        }
+        let known = clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .cloned();
+        let up = match known {
+            Some(up) => up,
+            None => {
+                let count = clients.lock().unwrap_or_else(PoisonError::into_inner).len();
+                if cfg.max_conns.is_some_and(|m| count >= m) {
+                    tracing::warn!(%peer, "refused: client limit reached (--max-conns)");
+                    continue;
+                }
+                let up = match net::connect_datagram(&target).await {
+                    Ok((s, _)) => Arc::new(Upstream {
+                        sock: s,
+                        activity: Activity::new(),
+                    }),
+                    Err(e) => {
+                        tracing::warn!(%peer, "dropping a datagram: {e}");
+                        continue;
+                    }
+                };
+                tracing::info!(%peer, target = %target, "new datagram client");
+                clients
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(peer.clone(), up.clone());
+                tokio::spawn(answer_back(
+                    up.clone(),
+                    sock.clone(),
+                    peer.clone(),
+                    clients.clone(),
+                    idle,
+                    shutdown.clone(),
+                ));
+                up
+            }
+        };
+        up.activity.touch();
+        if let Err(e) = up.sock.send(&buf[..n]).await {
+            tracing::debug!(%peer, error = %e, "send to the target failed");
+        }
+    }
+}
+
+/// Carries the target's answers back to one client until it has been idle for `idle`.
+async fn answer_back(
+    up: Arc<Upstream>,
+    sock: Arc<Datagram>,
+    peer: Peer,
+    clients: Arc<Mutex<HashMap<Peer, Arc<Upstream>>>>,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        tokio::select! {
+            r = up.sock.recv(&mut buf) => match r {
+                Ok(n) => {
+                    up.activity.touch();
+                    if let Err(e) = sock.send_to(&buf[..n], &peer).await {
+                        tracing::debug!(%peer, error = %e, "answer not delivered");
+                    }
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "target did not answer"),
+            },
+            () = up.activity.idle(Some(idle)) => break,
+            () = shutdown.cancelled() => break,
+        }
+    }
+    clients
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&peer);
+    tracing::info!(%peer, "datagram client forgotten (idle)");
+}

@@ -1,0 +1,101 @@
+//! `sockit relay`: stream pairs with half-close, Unix to TCP, UDP per-client sockets, a dead
+//! target, and kinds that cannot be joined.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::{TcpStream, UdpSocket};
+use std::process::Stdio;
+
+use crate::util::*;
+
+#[test]
+fn tcp_relay_carries_both_directions_with_half_close() {
+    let dir = temp_dir("relay-bulk");
+    let (down, up) = (random_bytes(8 << 20, 11), random_bytes(8 << 20, 12));
+    std::fs::write(dir.join("down"), &down).unwrap();
+    std::fs::write(dir.join("up"), &up).unwrap();
+    let mut target = sockit();
+    target.args(["listen", "tcp://127.0.0.1:0"]);
+    let mut target = Proc::spawn(
+        target,
+        Some(Stdio::from(File::open(dir.join("down")).unwrap())),
+    );
+    let tport = target.port();
+    let (_relay, rport) = server(&[
+        "relay",
+        "tcp://127.0.0.1:0",
+        &format!("tcp://127.0.0.1:{tport}"),
+    ]);
+    let mut cli = sockit();
+    cli.args(["connect", &format!("127.0.0.1:{rport}")]);
+    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(dir.join("up")).unwrap())));
+    let got_down = cli.rest();
+    let got_up = target.rest();
+    assert!(cli.wait().success());
+    assert!(target.wait().success());
+    assert_eq!(sha256(&got_down), sha256(&down));
+    assert_eq!(sha256(&got_up), sha256(&up));
+}
+
+#[test]
+fn unix_front_for_a_tcp_service() {
+    let (_svc, sport) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let dir = temp_dir("relay-unix");
+    let front = format!("unix:{}", dir.join("front.sock").display());
+    let mut relay = sockit();
+    relay.args(["relay", &front, &format!("tcp://127.0.0.1:{sport}")]);
+    let mut relay = Proc::spawn(relay, Some(Stdio::null()));
+    assert_eq!(relay.ready(), front);
+    let (status, out, err) = run(&["connect", &front], b"through the relay\n");
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"through the relay\n");
+}
+
+#[test]
+fn udp_relay_keeps_clients_apart() {
+    let (_svc, sport) = server(&["serve", "--udp-rate", "0", "echo=udp://127.0.0.1:0"]);
+    let (_relay, rport) = server(&[
+        "relay",
+        "udp://127.0.0.1:0",
+        &format!("udp://127.0.0.1:{sport}"),
+    ]);
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (s, text) in [(&a, "from a"), (&b, "from b")] {
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.send_to(text.as_bytes(), ("127.0.0.1", rport)).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    let n = a.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"from a");
+    let n = b.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"from b");
+}
+
+#[test]
+fn a_dead_target_closes_the_client_and_the_relay_goes_on() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (mut relay, rport) = server(&[
+        "relay",
+        "tcp://127.0.0.1:0",
+        &format!("tcp://127.0.0.1:{dead}"),
+    ]);
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(("127.0.0.1", rport)).unwrap();
+        c.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    }
+    relay.stderr_contains("connection refused");
+    assert!(relay.running());
+}
+
+#[test]
+fn streams_and_datagrams_cannot_be_joined() {
+    let (status, _, err) = run(&["relay", "tcp://127.0.0.1:0", "udp://127.0.0.1:9"], b"");
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("both sides must be streams"), "{err}");
+}
