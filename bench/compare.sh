@@ -176,12 +176,43 @@ for n in sockit tokio xinetd; do
 done
 say ""
 
+# --- relay throughput: a discard server behind each relay, measured with verified writes ---
+say "## Relay throughput (stream, 64 KiB writes into a discard server behind the relay)"
+say ""
+say "| relay | MiB/s | sockit / it |"
+say "| --- | ---: | ---: |"
+declare -A REL
+for n in direct sockit socat ncat; do
+  vals=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    dport=$(free_port)
+    setsid "$SOCKIT" serve -q "discard=tcp://127.0.0.1:$dport" </dev/null & D=$!; GROUPS_STARTED+=("$D")
+    wait_tcp "$dport"
+    rport=$(free_port)
+    case $n in
+      direct) R=""; rport=$dport ;;
+      sockit) setsid "$SOCKIT" relay -q "tcp://127.0.0.1:$rport" "tcp://127.0.0.1:$dport" </dev/null & R=$! ;;
+      socat)  setsid socat "TCP-LISTEN:$rport,bind=127.0.0.1,fork,reuseaddr" "TCP:127.0.0.1:$dport" </dev/null & R=$! ;;
+      ncat)   setsid ncat -l -k 127.0.0.1 "$rport" --sh-exec "ncat 127.0.0.1 $dport" </dev/null & R=$! ;;
+    esac
+    [ -n "$R" ] && { GROUPS_STARTED+=("$R"); wait_tcp "$rport"; }
+    vals+=("$(bench --mode stream --sink -c 1 "tcp://127.0.0.1:$rport" | field mib_per_s)")
+    [ -n "$R" ] && stop "$R"
+    stop "$D"
+  done
+  REL[$n]=$(median "${vals[@]}")
+  echo "relay $n: ${REL[$n]} MiB/s" >&2
+  echo "relay throughput,$n,${REL[$n]},MiB/s" >>"$CSV"
+done
+for n in direct sockit socat ncat; do say "| $n | ${REL[$n]} | $(ratio "${REL[sockit]}" "${REL[$n]}") |"; done
+say ""
+
 # --- bulk transfer connect -> listen ---
 say "## Bulk transfer, connect -> listen"
 say ""
 bench/bulk.sh "$ROUNDS" 1G 2>/dev/null | tail -n +2 | tee -a "$OUT" | grep '^| [a-z]' | grep -v '^| tool' | \
   awk -F'|' '{gsub(/ /,"",$2); gsub(/ /,"",$3); print "bulk 1 GiB," $2 "," $3 ",MiB/s"}' >>"$CSV"
 say ""
-say "Chat fan-out and relay throughput join this table when those commands land."
+say "Chat fan-out joins these tables when the chat command lands."
 
 cargo run --release -q -p bench-chart -- "$CSV" bench/chart.svg && echo "chart: bench/chart.svg" >&2
