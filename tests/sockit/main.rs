@@ -818,3 +818,34 @@ fn on_a_terminal_the_peers_eof_ends_the_session() {
     assert_eq!(tty.line(), "exit 0\n");
     assert!(srv.wait().success());
 }
+
+#[test]
+fn idle_timeout_closes_silent_clients_and_sessions() {
+    // listen -k: a client that says nothing is closed; the server goes on.
+    let (mut srv, port) = server(&[
+        "listen",
+        "-k",
+        "-v",
+        "--idle-timeout",
+        "0.3",
+        "tcp://127.0.0.1:0",
+    ]);
+    let mut quiet = tcp(port);
+    assert!(closed_without_data(&mut quiet));
+    srv.stderr_contains("idle timeout");
+    assert!(srv.running());
+
+    // connect: a silent peer ends the session with status 0.
+    let (mut srv2, port2) = server(&["listen", "tcp://127.0.0.1:0"]);
+    let mut cli = sockit();
+    cli.args([
+        "connect",
+        "--idle-timeout",
+        "0.3",
+        &format!("127.0.0.1:{port2}"),
+    ]);
+    let mut cli = Proc::spawn(cli, None); // stdin stays open: only the timeout can end it
+    let status = cli.wait_open();
+    assert!(status.success());
+    srv2.close_stdin();
+}

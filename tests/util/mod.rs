@@ -202,6 +202,11 @@ impl Proc {
     /// Waits for exit within the deadline (killing it past that) and returns the status.
     pub fn wait(&mut self) -> ExitStatus {
         self.close_stdin();
+        self.wait_open()
+    }
+
+    /// As [`Proc::wait`], but leaves stdin open: the process must end on its own.
+    pub fn wait_open(&mut self) -> ExitStatus {
         let end = Instant::now() + DEADLINE;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
