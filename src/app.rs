@@ -109,9 +109,9 @@ async fn run_listen(
         keep_open: args.keep_open || args.broker,
         broker: args.broker,
         show_peer: args.show_peer,
-        access: Access::parse(&args.allow, &args.deny)?,
-        max_conns: args.max_conns,
-        idle_timeout: args.idle_timeout,
+        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
+        max_conns: args.limits.max_conns,
+        idle_timeout: args.limits.idle_timeout,
         crlf: args.crlf,
     };
     if matches!(endpoint, Endpoint::Tls(_)) {
@@ -152,9 +152,9 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
     let cfg = services::Config {
         utc: args.utc,
         udp_rate: args.udp_rate,
-        access: Access::parse(&args.allow, &args.deny)?,
-        max_conns: args.max_conns,
-        idle_timeout: args.idle_timeout,
+        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
+        max_conns: args.limits.max_conns,
+        idle_timeout: args.limits.idle_timeout,
         sntp: services::sntp::Options {
             stratum: args.stratum,
             refid: id,
@@ -253,9 +253,9 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
         ));
     }
     let cfg = relay::Config {
-        access: Access::parse(&args.allow, &args.deny)?,
-        max_conns: args.max_conns,
-        idle_timeout: args.idle_timeout,
+        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
+        max_conns: args.limits.max_conns,
+        idle_timeout: args.limits.idle_timeout,
         connect_timeout: args.connect_timeout,
     };
     if from.is_stream() {

@@ -120,18 +120,8 @@ pub struct ListenArgs {
     /// Prefix each received line with "[PEER] ", to show who wrote.
     #[arg(long)]
     pub show_peer: bool,
-    /// Accept only peers in CIDR (repeatable), e.g. 127.0.0.0/8 or ::1.
-    #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<String>,
-    /// Refuse peers in CIDR (repeatable); wins over --allow.
-    #[arg(long, value_name = "CIDR")]
-    pub deny: Vec<String>,
-    /// At most N clients at once; more are closed at once and logged.
-    #[arg(long, value_name = "N")]
-    pub max_conns: Option<usize>,
-    /// Close a client after SECS seconds without traffic.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
-    pub idle_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub limits: Limits,
     /// Send LF as CRLF.
     #[arg(long)]
     pub crlf: bool,
@@ -149,24 +139,31 @@ pub struct ServeArgs {
     /// Datagram answers per second per source address (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub udp_rate: u32,
-    /// Serve only peers in CIDR (repeatable).
-    #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<String>,
-    /// Refuse peers in CIDR (repeatable); wins over --allow.
-    #[arg(long, value_name = "CIDR")]
-    pub deny: Vec<String>,
-    /// At most N stream clients at once, over all services.
-    #[arg(long, value_name = "N")]
-    pub max_conns: Option<usize>,
-    /// Close a stream client after SECS seconds without traffic.
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
-    pub idle_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub limits: Limits,
     /// Stratum the sntp service announces (10: an unsynchronised local clock).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=15))]
     pub stratum: u8,
     /// Reference id the sntp service announces (up to 4 ASCII characters).
     #[arg(long, value_name = "ID", default_value = "LOCL")]
     pub refid: String,
+}
+
+/// Access and limits, the same on every server command.
+#[derive(Debug, Args)]
+pub struct Limits {
+    /// Accept only peers in CIDR (repeatable), e.g. 127.0.0.0/8 or ::1.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Refuse peers in CIDR (repeatable); wins over --allow.
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<String>,
+    /// At most N clients at once; more are closed at once and logged.
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Close a client after SECS seconds without traffic (relay over UDP: default 60).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Arguments of `bench`.
@@ -226,18 +223,8 @@ pub struct RelayArgs {
     pub listen: String,
     /// Where each client is forwarded to, e.g. tcp://127.0.0.1:80.
     pub target: String,
-    /// Accept only peers in CIDR (repeatable).
-    #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<String>,
-    /// Refuse peers in CIDR (repeatable); wins over --allow.
-    #[arg(long, value_name = "CIDR")]
-    pub deny: Vec<String>,
-    /// At most N clients at once.
-    #[arg(long, value_name = "N")]
-    pub max_conns: Option<usize>,
-    /// Close a pair (forget a UDP client) after SECS seconds without traffic (UDP default 60).
-    #[arg(long, value_name = "SECS", value_parser = seconds)]
-    pub idle_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub limits: Limits,
     /// Give up connecting to the target after SECS seconds.
     #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
     pub connect_timeout: Option<Duration>,

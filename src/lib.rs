@@ -12,6 +12,7 @@
 //! - [`pump`]: bytes both ways between two streams, with half-close and byte counts.
 //! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
 //! - `splice` (internal): the zero-copy path for bulk transfers between pipes and a socket.
+//! - [`accept`]: the accept loop every stream server shares (rules, limit, back-off).
 //! - [`access`]: `--allow`/`--deny` CIDR rules and the connection limit.
 //! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
 //!   connected or bound socket and a shutdown token, so tests and examples can drive them.
@@ -33,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accept;
 pub mod access;
 pub mod bench;
 pub mod connect;

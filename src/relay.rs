@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::{Access, ConnLimit};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
-use crate::net::{self, Datagram, Listener, Peer};
+use crate::net::{self, Datagram, Listener, Peer, Stream};
 use crate::pump::{self, Activity};
 
 /// How long a datagram client's upstream socket lives without traffic, unless told otherwise.
@@ -44,55 +44,39 @@ pub async fn run_stream(
 ) -> Result<()> {
     let limit = ConnLimit::new(cfg.max_conns);
     let target = Arc::new(target);
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            () = shutdown.cancelled() => return Ok(()),
-        };
-        let (client, peer) = match accepted {
-            Ok(c) => {
-                backoff = Duration::from_millis(10);
-                c
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        if !cfg.access.permits(&peer) {
-            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
-            continue;
-        }
-        let Ok(permit) = limit.try_acquire() else {
-            tracing::warn!(%peer, "refused: connection limit reached (--max-conns)");
-            continue;
-        };
+    let admit = |client: Stream, peer: Peer, permit| {
         let (target, cfg) = (target.clone(), cfg.clone());
         tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let upstream = match net::connect(&target, cfg.connect_timeout).await {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(%peer, "closing the client: {e}");
-                    return;
-                }
-            };
-            let opts = pump::Options {
-                idle_timeout: cfg.idle_timeout,
-                ..pump::Options::default()
-            };
-            match pump::pump(client, upstream, &opts).await {
-                Ok(r) => tracing::info!(%peer, target = %target, bytes_up = r.sent,
-                    bytes_down = r.received, duration_ms = started.elapsed().as_millis() as u64,
-                    end = ?r.end, "pair closed"),
-                Err(e) => tracing::info!(%peer, target = %target, error = %e,
-                    duration_ms = started.elapsed().as_millis() as u64, "pair failed"),
-            }
+            pair(client, &peer, &target, &cfg).await;
             drop(permit);
         });
+    };
+    tokio::select! {
+        () = crate::accept::run(&listener, &cfg.access, &limit, "", admit) => Ok(()),
+        () = shutdown.cancelled() => Ok(()),
+    }
+}
+
+/// One client joined to its own connection to `target`, until both directions end.
+async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
+    let started = std::time::Instant::now();
+    let upstream = match net::connect(target, cfg.connect_timeout).await {
+        Ok((s, _)) => s,
+        Err(e) => {
+            tracing::warn!(%peer, "closing the client: {e}");
+            return;
+        }
+    };
+    let opts = pump::Options {
+        idle_timeout: cfg.idle_timeout,
+        ..pump::Options::default()
+    };
+    let duration_ms = || started.elapsed().as_millis() as u64;
+    match pump::pump(client, upstream, &opts).await {
+        Ok(r) => tracing::info!(%peer, %target, bytes_up = r.sent, bytes_down = r.received,
+            duration_ms = duration_ms(), end = ?r.end, "pair closed"),
+        Err(e) => tracing::info!(%peer, %target, error = %e, duration_ms = duration_ms(),
+            "pair failed"),
     }
 }
 

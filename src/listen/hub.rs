@@ -78,35 +78,7 @@ pub(super) async fn run(
     let limit = ConnLimit::new(cfg.max_conns);
     let next_id = AtomicU64::new(0);
     let stdin_task = tokio::spawn(distribute_stdin(input, hub.clone(), cfg.crlf));
-    let mut backoff = Duration::from_millis(10);
-    let result = loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            () = shutdown.cancelled() => break Ok(()),
-            () = output.closed() => break Err(Error::io("cannot write stdout", &stdout_closed())),
-        };
-        let (stream, peer) = match accepted {
-            Ok(c) => {
-                backoff = Duration::from_millis(10);
-                c
-            }
-            Err(e) => {
-                // Out of descriptors (EMFILE) and friends: wait for clients to leave.
-                tracing::warn!(error = %e, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        if !cfg.access.permits(&peer) {
-            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
-            continue;
-        }
-        let Ok(permit) = limit.try_acquire() else {
-            tracing::warn!(%peer, max_conns = cfg.max_conns.unwrap_or(0),
-                "refused: connection limit reached (--max-conns)");
-            continue;
-        };
+    let admit = |stream: Stream, peer: Peer, permit| {
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE);
         let kick = shutdown.child_token();
@@ -131,6 +103,11 @@ pub(super) async fn run(
             session.serve(stream, rx, kick).await;
             drop(permit);
         });
+    };
+    let result = tokio::select! {
+        () = crate::accept::run(&listener, &cfg.access, &limit, "", admit) => Ok(()),
+        () = shutdown.cancelled() => Ok(()),
+        () = output.closed() => Err(Error::io("cannot write stdout", &stdout_closed())),
     };
     stdin_task.abort();
     result

@@ -22,39 +22,18 @@ pub(super) async fn serve(
     limit: ConnLimit,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            () = shutdown.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(c) => {
-                backoff = Duration::from_millis(10);
-                c
-            }
-            Err(e) => {
-                tracing::warn!(%service, error = %e, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        if !cfg.access.permits(&peer) {
-            tracing::warn!(%service, %peer, "refused: not allowed by --allow/--deny");
-            continue;
-        }
-        let Ok(permit) = limit.try_acquire() else {
-            tracing::warn!(%service, %peer, "refused: connection limit reached (--max-conns)");
-            continue;
-        };
-        let (utc, idle) = (cfg.utc, cfg.idle_timeout);
+    let (utc, idle) = (cfg.utc, cfg.idle_timeout);
+    let admit = |stream, peer, permit| {
         // No per-client shutdown watch on the hot path: when serving stops, the runtime
         // that owns these tasks ends them.
         tokio::spawn(async move {
             client(service, stream, peer, utc, idle).await;
             drop(permit);
         });
+    };
+    tokio::select! {
+        () = crate::accept::run(&listener, &cfg.access, &limit, service.name(), admit) => {}
+        () = shutdown.cancelled() => {}
     }
 }
 
