@@ -96,32 +96,40 @@ async fn talk(
                 }
             }
         }
-        Service::Chargen => {
-            // Writes wait for the client: one that stops reading costs only its socket buffer.
-            let (mut r, mut w) = tokio::io::split(stream);
-            let cycle = chargen::cycle();
-            let write = async {
-                loop {
-                    w.write_all(&cycle).await?;
-                    bytes_out.fetch_add(cycle.len() as u64, Ordering::Relaxed);
-                    activity.touch();
-                }
-            };
-            let drain = async {
-                let mut buf = [0u8; 512];
-                while r.read(&mut buf).await? > 0 {}
-                // A half-close is not the end (RFC 864: until the user closes); the next
-                // write fails once the client has really gone.
-                std::future::pending::<io::Result<()>>().await
-            };
-            tokio::select! {
-                r = write => r,
-                r = drain => r,
-            }
-        }
+        // Boxed: the largest state machine stays off every echo client's task.
+        Service::Chargen => Box::pin(chargen(stream, activity, bytes_out)).await,
         Service::Daytime => send_and_close(stream, clock::daytime(utc).as_bytes(), bytes_out).await,
         Service::Time => send_and_close(stream, &clock::rfc868_now(), bytes_out).await,
         Service::Sntp => Ok(()), // refused when parsing the binding
+    }
+}
+
+/// RFC 864 over a stream: rotating lines until the client goes away.
+async fn chargen(
+    stream: &mut Stream,
+    activity: &Activity,
+    bytes_out: &AtomicU64,
+) -> io::Result<()> {
+    // Writes wait for the client: one that stops reading costs only its socket buffer.
+    let (mut r, mut w) = tokio::io::split(stream);
+    let cycle = chargen::cycle();
+    let write = async {
+        loop {
+            w.write_all(&cycle).await?;
+            bytes_out.fetch_add(cycle.len() as u64, Ordering::Relaxed);
+            activity.touch();
+        }
+    };
+    let drain = async {
+        let mut buf = [0u8; 512];
+        while r.read(&mut buf).await? > 0 {}
+        // A half-close is not the end (RFC 864: until the user closes); the next write
+        // fails once the client has really gone.
+        std::future::pending::<io::Result<()>>().await
+    };
+    tokio::select! {
+        r = write => r,
+        r = drain => r,
     }
 }
 
