@@ -207,6 +207,13 @@ done
 for n in direct sockit socat ncat; do say "| $n | ${REL[$n]} | $(ratio "${REL[sockit]}" "${REL[$n]}") |"; done
 say ""
 
+# --- relay throughput with iperf3 (1 and 4 streams), direct as the ceiling ---
+say "## Relay throughput with iperf3"
+say ""
+bench/relay.sh "$ROUNDS" 3 2>/dev/null | tee -a "$OUT" | grep '^| [a-z]' | grep -v '^| relay' | \
+  awk -F'|' '{gsub(/ /,"",$2); gsub(/ /,"",$3); print "relay iperf3 1 stream," $2 "," $3 ",Gbit/s"}' >>"$CSV"
+say ""
+
 # --- bulk transfer connect -> listen ---
 say "## Bulk transfer, connect -> listen"
 say ""

@@ -67,11 +67,21 @@ async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
             return;
         }
     };
+    let duration_ms = || started.elapsed().as_millis() as u64;
+    if cfg.idle_timeout.is_none() {
+        // Plain sockets both sides: bytes go through kernel pipes, never through our memory.
+        match crate::splice::relay(&client, &upstream).await {
+            Ok((up, down)) => tracing::info!(%peer, %target, bytes_up = up, bytes_down = down,
+                duration_ms = duration_ms(), end = "eof", "pair closed"),
+            Err(e) => tracing::info!(%peer, %target, error = %e, duration_ms = duration_ms(),
+                "pair failed"),
+        }
+        return;
+    }
     let opts = pump::Options {
         idle_timeout: cfg.idle_timeout,
         ..pump::Options::default()
     };
-    let duration_ms = || started.elapsed().as_millis() as u64;
     match pump::pump(client, upstream, &opts).await {
         Ok(r) => tracing::info!(%peer, %target, bytes_up = r.sent, bytes_down = r.received,
             duration_ms = duration_ms(), end = ?r.end, "pair closed"),

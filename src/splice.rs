@@ -1,3 +1,6 @@
+//! Also the relay's path between two plain sockets ([`relay`]): socket -> pipe -> socket, in
+//! the reactor, never through user memory.
+//!
 //! The zero-copy path for the common bulk case: one stream connection, stdin and stdout not
 //! terminals (pipes, files, /dev/null). splice(2) moves pages between the pipes and the socket inside the
 //! kernel, so the bytes are never copied through our memory; this is where sockit outruns
@@ -224,4 +227,58 @@ fn wait_either(sock: &OwnedFd, flags: PollFlags, pipe: BorrowedFd<'_>) -> io::Re
         poll(&mut fds, None)?;
     }
     Ok(())
+}
+
+/// Joins two plain stream sockets through kernel pipes, one per direction, until both
+/// directions end; each EOF is passed on as a half-close. Returns bytes a->b and b->a.
+///
+/// # Errors
+/// The first failure of either direction (a reset); the pair is then abandoned.
+pub(crate) async fn relay(a: &Stream, b: &Stream) -> io::Result<(u64, u64)> {
+    tokio::try_join!(one_way(a, b), one_way(b, a))
+}
+
+async fn one_way(from: &Stream, to: &Stream) -> io::Result<u64> {
+    use tokio::io::Interest;
+    let (pr, pw) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+    )?;
+    let capacity = rustix::pipe::fcntl_setpipe_size(&pw, CHUNK).unwrap_or(64 * 1024);
+    let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+    let (mut in_pipe, mut total) = (0usize, 0u64);
+    loop {
+        // Fill only an empty pipe: then `EAGAIN` can only mean "the socket has nothing", and
+        // tokio's readiness (cleared on `WouldBlock`) stays true to the socket.
+        if in_pipe == 0 {
+            let r = from.try_io(Interest::READABLE, || {
+                splice(from, None, &pw, None, capacity, flags).map_err(io::Error::from)
+            });
+            match r {
+                Ok(0) => {
+                    return match rustix::net::shutdown(to, rustix::net::Shutdown::Write) {
+                        Err(rustix::io::Errno::NOTCONN) | Ok(()) => Ok(total),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                Ok(n) => in_pipe = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    from.readable().await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // The pipe holds data, so `EAGAIN` here can only be the socket's.
+        let r = to.try_io(Interest::WRITABLE, || {
+            splice(&pr, None, to, None, in_pipe, flags).map_err(io::Error::from)
+        });
+        match r {
+            Ok(n) => {
+                in_pipe -= n;
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => to.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
 }

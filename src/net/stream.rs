@@ -59,6 +59,33 @@ impl Stream {
         }
     }
 
+    /// Waits until a write would not block.
+    ///
+    /// # Errors
+    /// As the socket's readiness.
+    pub async fn writable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.writable().await,
+            Stream::Unix(s) => s.writable().await,
+        }
+    }
+
+    /// Runs a non-blocking system call on the socket, clearing tokio's readiness when it says
+    /// `WouldBlock` (how splice(2) and friends join the reactor).
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn try_io<R>(
+        &self,
+        interest: tokio::io::Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        match self {
+            Stream::Tcp(s) => s.try_io(interest, f),
+            Stream::Unix(s) => s.try_io(interest, f),
+        }
+    }
+
     /// Writes all of `data` through a shared reference, so one task can read and write.
     ///
     /// # Errors
