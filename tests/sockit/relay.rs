@@ -99,3 +99,20 @@ fn streams_and_datagrams_cannot_be_joined() {
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("both sides must be streams"), "{err}");
 }
+
+#[test]
+fn half_close_passes_through_the_relay() {
+    for extra in [&[][..], &["--idle-timeout", "30"][..]] {
+        // Both paths: splice between plain sockets, and the buffered pump.
+        let mut backend = python("answer_after_eof.py", &[], Some(Stdio::null()));
+        let bport = backend.line().trim().to_string();
+        let mut args = vec!["relay", "tcp://127.0.0.1:0"];
+        let target = format!("tcp://127.0.0.1:{bport}");
+        args.extend_from_slice(extra);
+        args.push(&target);
+        let (_relay, rport) = server(&args);
+        let (status, out, err) = run(&["connect", &format!("127.0.0.1:{rport}")], &[7u8; 100_000]);
+        assert!(status.success(), "{err}");
+        assert_eq!(out, b"got 100000 bytes", "{extra:?}");
+    }
+}
