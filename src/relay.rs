@@ -71,8 +71,10 @@ async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
     if cfg.idle_timeout.is_none() {
         // Plain sockets both sides: bytes go through kernel pipes, never through our memory.
         match crate::splice::relay(&client, &upstream).await {
-            Ok((up, down)) => tracing::info!(%peer, %target, bytes_up = up, bytes_down = down,
-                duration_ms = duration_ms(), end = "eof", "pair closed"),
+            Ok((up, down, client_first)) => tracing::info!(%peer, %target, bytes_up = up,
+                bytes_down = down, duration_ms = duration_ms(),
+                end = if client_first { "client closed first" } else { "target closed first" },
+                "pair closed"),
             Err(e) => tracing::info!(%peer, %target, error = %e, duration_ms = duration_ms(),
                 "pair failed"),
         }

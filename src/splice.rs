@@ -230,12 +230,34 @@ fn wait_either(sock: &OwnedFd, flags: PollFlags, pipe: BorrowedFd<'_>) -> io::Re
 }
 
 /// Joins two plain stream sockets through kernel pipes, one per direction, until both
-/// directions end; each EOF is passed on as a half-close. Returns bytes a->b and b->a.
+/// directions end; each EOF is passed on as a half-close. Returns bytes a->b, bytes b->a,
+/// and whether `a` was the first to close its side (for the logs).
 ///
 /// # Errors
 /// The first failure of either direction (a reset); the pair is then abandoned.
-pub(crate) async fn relay(a: &Stream, b: &Stream) -> io::Result<(u64, u64)> {
-    tokio::try_join!(one_way(a, b), one_way(b, a))
+pub(crate) async fn relay(a: &Stream, b: &Stream) -> io::Result<(u64, u64, bool)> {
+    let first = std::sync::atomic::AtomicU8::new(0);
+    let mark = |side: u8| {
+        let _ = first.compare_exchange(
+            0,
+            side,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    };
+    let (up, down) = tokio::try_join!(
+        async {
+            let n = one_way(a, b).await?;
+            mark(1);
+            Ok::<u64, io::Error>(n)
+        },
+        async {
+            let n = one_way(b, a).await?;
+            mark(2);
+            Ok::<u64, io::Error>(n)
+        }
+    )?;
+    Ok((up, down, first.into_inner() == 1))
 }
 
 async fn one_way(from: &Stream, to: &Stream) -> io::Result<u64> {
