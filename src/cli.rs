@@ -34,7 +34,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   sockit connect tcp://127.0.0.1:8898                 talk to a TCP server
   sockit connect 127.0.0.1:8898 < file > answer        send a file, keep the whole answer
-  sockit connect --send 'GET / HTTP/1.0' --crlf example.org:80
+  printf 'GET / HTTP/1.0\\n\\n' | sockit connect --crlf example.org:80
   echo '%Y-%m-%d' | sockit connect udp://127.0.0.1:9000   one datagram per line
   sockit connect unix:/tmp/app.sock")]
     Connect(ConnectArgs),
