@@ -202,6 +202,40 @@ fn spawn_progress(shared: Arc<Shared>, stop: CancellationToken) -> tokio::task::
     })
 }
 
+/// Open-loop pacing (`--rate`): request `n` is due at `start + n * every`, and latency counts
+/// from then, so a stalled server cannot hide its stall (no coordinated omission).
+struct Pacer {
+    start: Instant,
+    every: Option<Duration>,
+}
+
+impl Pacer {
+    /// `rate` operations per second; `None` means as fast as answers come.
+    fn new(rate: Option<f64>) -> Self {
+        Pacer {
+            start: Instant::now(),
+            every: rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1e-3))),
+        }
+    }
+
+    /// `--rate` is over all connections; each connection gets its share.
+    fn per_conn(cfg: &Config) -> Self {
+        Pacer::new(cfg.rate.map(|r| r / cfg.conns.max(1) as f64))
+    }
+
+    /// Waits until operation `n` is due and returns when that was (now, when not pacing).
+    async fn due(&self, n: u64) -> Instant {
+        match self.every {
+            Some(every) => {
+                let due = self.start + every.mul_f64(n as f64);
+                tokio::time::sleep_until(due).await;
+                due
+            }
+            None => Instant::now(),
+        }
+    }
+}
+
 async fn open(cfg: &Config) -> Result<Stream> {
     Ok(net::connect(&cfg.endpoint, Some(cfg.timeout)).await?.0)
 }
@@ -297,24 +331,13 @@ async fn rr(
     let mut out = vec![0u8; cfg.size];
     let mut back = vec![0u8; cfg.size];
     let mut h = histogram();
-    let interval = cfg
-        .rate
-        .map(|r| Duration::from_secs_f64(cfg.conns.max(1) as f64 / r.max(1e-3)));
-    let start = Instant::now();
+    let pacer = Pacer::per_conn(cfg);
     let mut n = 0u64;
     let result = loop {
         if done(deadline, n, limit) {
             break Ok(());
         }
-        // Open loop: latency counts from when the request was due, so a stall is not hidden.
-        let due = match interval {
-            Some(i) => {
-                let due = start + i * n as u32;
-                tokio::time::sleep_until(due).await;
-                due
-            }
-            None => Instant::now(),
-        };
+        let due = pacer.due(n).await;
         let off = n * cfg.size as u64;
         pattern::fill(id, off, &mut out);
         let exchange = async {
@@ -383,20 +406,10 @@ async fn dgram_rr(
     let sock = open_dgram(cfg).await?;
     let mut back = vec![0u8; cfg.size.max(65_535)];
     let mut h = histogram();
-    let interval = cfg
-        .rate
-        .map(|r| Duration::from_secs_f64(cfg.conns.max(1) as f64 / r.max(1e-3)));
-    let start = Instant::now();
+    let pacer = Pacer::per_conn(cfg);
     let mut seq = 0u64;
     while !done(deadline, seq, limit) {
-        let due = match interval {
-            Some(i) => {
-                let due = start + i * seq as u32;
-                tokio::time::sleep_until(due).await;
-                due
-            }
-            None => Instant::now(),
-        };
+        let due = pacer.due(seq).await;
         let req = datagram(id, seq, cfg.size);
         if let Err(e) = sock.send(&req).await {
             sh.error(format!("send failed: {e}"));
@@ -567,15 +580,12 @@ async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) -> Result<()>
             .map_err(|e| Error::io("fanout sender failed", &e))?;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let interval = cfg.rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1e-3)));
-    let start = Instant::now();
+    let pacer = Pacer::new(cfg.rate);
     let mut batch = String::new();
     for n in 0..lines {
-        if let Some(i) = interval {
-            tokio::time::sleep_until(start + i * n as u32).await;
-        }
+        pacer.due(n).await;
         batch.push_str(&fanout_line(n));
-        if batch.len() > 16 * 1024 || interval.is_some() || n + 1 == lines {
+        if batch.len() > 16 * 1024 || pacer.every.is_some() || n + 1 == lines {
             sender
                 .write_all(batch.as_bytes())
                 .await
