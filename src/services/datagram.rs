@@ -1,6 +1,7 @@
 //! The services over datagram sockets: one loop per socket, answers never larger than needed.
 
-use bytes::Bytes;
+use std::borrow::Cow;
+
 use tokio_util::sync::CancellationToken;
 
 use super::ratelimit::RateLimit;
@@ -31,48 +32,38 @@ pub(super) async fn serve(
             tracing::debug!(%service, %peer, "refused: not allowed by --allow/--deny");
             continue;
         }
-        if service == Service::Discard {
+        seq = seq.wrapping_add(1);
+        let Some(reply) = answer(service, &buf[..n], &cfg, clock::ntp_now(), seq) else {
             continue;
-        }
+        };
         if !limit.allow(peer.ip()) {
             tracing::debug!(%service, %peer, "dropped: over --udp-rate");
             continue;
         }
-        seq = seq.wrapping_add(1);
-        let sent = if service == Service::Echo {
-            // The hot path: answer from the receive buffer, no copy.
-            sock.send_to(&buf[..n], &peer).await
-        } else {
-            let Some(reply) = answer(service, &buf[..n], &cfg, clock::ntp_now(), seq) else {
-                continue;
-            };
-            sock.send_to(&reply, &peer).await
-        };
-        if let Err(e) = sent {
+        if let Err(e) = sock.send_to(&reply, &peer).await {
             tracing::debug!(%service, %peer, error = %e, "send failed");
         }
     }
 }
 
-/// What `service` answers to one datagram, if anything.
-fn answer(
+/// What `service` answers to one datagram, if anything. Echo borrows the request, so the
+/// busiest service answers straight from the receive buffer.
+fn answer<'a>(
     service: Service,
-    request: &[u8],
+    request: &'a [u8],
     cfg: &Config,
     received: u64,
     seq: u64,
-) -> Option<Bytes> {
+) -> Option<Cow<'a, [u8]>> {
     match service {
-        Service::Echo => Some(Bytes::copy_from_slice(request)),
+        Service::Echo => Some(Cow::Borrowed(request)),
         Service::Discard => None,
-        Service::Chargen => Some(chargen::datagram(
-            received ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        Service::Chargen => Some(Cow::Owned(
+            chargen::datagram(received ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_vec(),
         )),
-        Service::Daytime => Some(daytime(request, cfg.utc).into()),
-        Service::Time => Some(Bytes::copy_from_slice(&clock::rfc868_now())),
-        Service::Sntp => {
-            sntp::answer(request, received, &cfg.sntp).map(|a| Bytes::copy_from_slice(&a))
-        }
+        Service::Daytime => Some(Cow::Owned(daytime(request, cfg.utc).into_bytes())),
+        Service::Time => Some(Cow::Owned(clock::rfc868_now().to_vec())),
+        Service::Sntp => sntp::answer(request, received, &cfg.sntp).map(|a| Cow::Owned(a.to_vec())),
     }
 }
 
