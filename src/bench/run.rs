@@ -108,18 +108,19 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<Report> {
                 let cfg = cfg.clone();
                 let sh = shared.clone();
                 workers.spawn(async move {
+                    let job = Job {
+                        cfg: &cfg,
+                        sh: &sh,
+                        id: id as u64,
+                        deadline,
+                        limit: per_conn,
+                    };
                     let r = match (mode, cfg.endpoint.is_stream()) {
-                        (Mode::Stream, true) => {
-                            stream(&cfg, &sh, id as u64, deadline, per_conn).await
-                        }
-                        (Mode::Stream, false) => {
-                            dgram_stream(&cfg, &sh, id as u64, deadline, per_conn).await
-                        }
-                        (Mode::Rr, true) => rr(&cfg, &sh, id as u64, deadline, per_conn).await,
-                        (Mode::Rr, false) => {
-                            dgram_rr(&cfg, &sh, id as u64, deadline, per_conn).await
-                        }
-                        _ => connects(&cfg, &sh, deadline, per_conn).await,
+                        (Mode::Stream, true) => stream(job).await,
+                        (Mode::Stream, false) => dgram_stream(job).await,
+                        (Mode::Rr, true) => rr(job).await,
+                        (Mode::Rr, false) => dgram_rr(job).await,
+                        _ => connects(job).await,
                     };
                     if let Err(e) = r {
                         sh.error(e);
@@ -236,6 +237,17 @@ impl Pacer {
     }
 }
 
+/// What one connection's worker needs: the run's settings and counters, its id (which seeds
+/// its byte pattern), when to stop, and how many operations it may do.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    cfg: &'a Config,
+    sh: &'a Shared,
+    id: u64,
+    deadline: Instant,
+    limit: Option<u64>,
+}
+
 async fn open(cfg: &Config) -> Result<Stream> {
     Ok(net::connect(&cfg.endpoint, Some(cfg.timeout)).await?.0)
 }
@@ -245,13 +257,14 @@ fn done(deadline: Instant, n: u64, limit: Option<u64>) -> bool {
 }
 
 /// Writes the pattern; reads it back and checks it (unless `sink`).
-async fn stream(
-    cfg: &Config,
-    sh: &Shared,
-    id: u64,
-    deadline: Instant,
-    limit: Option<u64>,
-) -> Result<()> {
+async fn stream(job: Job<'_>) -> Result<()> {
+    let Job {
+        cfg,
+        sh,
+        id,
+        deadline,
+        limit,
+    } = job;
     let s = open(cfg).await?;
     let (mut r, mut w) = tokio::io::split(s);
     let sent = AtomicU64::new(0);
@@ -320,13 +333,14 @@ async fn stream(
 }
 
 /// Sends `size` bytes, waits for them back, again and again; open-loop with `--rate`.
-async fn rr(
-    cfg: &Config,
-    sh: &Shared,
-    id: u64,
-    deadline: Instant,
-    limit: Option<u64>,
-) -> Result<()> {
+async fn rr(job: Job<'_>) -> Result<()> {
+    let Job {
+        cfg,
+        sh,
+        id,
+        deadline,
+        limit,
+    } = job;
     let mut s = open(cfg).await?;
     let mut out = vec![0u8; cfg.size];
     let mut back = vec![0u8; cfg.size];
@@ -396,13 +410,14 @@ async fn open_dgram(cfg: &Config) -> Result<Datagram> {
 }
 
 /// UDP request/response: a lost answer counts and the next request goes out.
-async fn dgram_rr(
-    cfg: &Config,
-    sh: &Shared,
-    id: u64,
-    deadline: Instant,
-    limit: Option<u64>,
-) -> Result<()> {
+async fn dgram_rr(job: Job<'_>) -> Result<()> {
+    let Job {
+        cfg,
+        sh,
+        id,
+        deadline,
+        limit,
+    } = job;
     let sock = open_dgram(cfg).await?;
     let mut back = vec![0u8; cfg.size.max(65_535)];
     let mut h = histogram();
@@ -443,13 +458,14 @@ async fn dgram_rr(
 }
 
 /// UDP throughput against an echo: send as fast as allowed, count and check what returns.
-async fn dgram_stream(
-    cfg: &Config,
-    sh: &Shared,
-    id: u64,
-    deadline: Instant,
-    limit: Option<u64>,
-) -> Result<()> {
+async fn dgram_stream(job: Job<'_>) -> Result<()> {
+    let Job {
+        cfg,
+        sh,
+        id,
+        deadline,
+        limit,
+    } = job;
     let sock = open_dgram(cfg).await?;
     let sent = AtomicU64::new(0);
     let sender = async {
@@ -502,7 +518,14 @@ async fn dgram_stream(
 }
 
 /// Opens and closes connections as fast as the target allows.
-async fn connects(cfg: &Config, sh: &Shared, deadline: Instant, limit: Option<u64>) -> Result<()> {
+async fn connects(job: Job<'_>) -> Result<()> {
+    let Job {
+        cfg,
+        sh,
+        deadline,
+        limit,
+        ..
+    } = job;
     let mut n = 0;
     while !done(deadline, n, limit) {
         match open(cfg).await {
