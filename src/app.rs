@@ -216,7 +216,7 @@ async fn run_bench(
     output
         .write(text.into())
         .await
-        .map_err(|e| Error::io("cannot write stdout", &e))?;
+        .map_err(|_| Error::stdout_closed())?;
     if report.is_clean() {
         Ok(())
     } else {

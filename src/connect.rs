@@ -188,7 +188,7 @@ pub async fn datagram_session(
             r = sock.recv(&mut buf) => {
                 let n = r.map_err(fail)?;
                 received += 1;
-                output.write(datagram_line(&buf[..n])).await.map_err(|e| Error::io("cannot write stdout", &e))?;
+                output.write(datagram_line(&buf[..n])).await.map_err(|_| Error::stdout_closed())?;
                 last = Instant::now();
             }
             () = deadline => break,

@@ -82,6 +82,11 @@ impl Error {
         Error::new(kind, what, describe_io(err))
     }
 
+    /// stdout's reader went away: the one way writing our output fails, and a quiet exit 0.
+    pub fn stdout_closed() -> Self {
+        Error::io("cannot write stdout", &stdout_closed())
+    }
+
     /// The kind, for callers that react differently to different failures.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind

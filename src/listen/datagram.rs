@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Config;
 use crate::connect::datagram_line;
-use crate::error::{stdout_closed, Error, Result};
+use crate::error::{Error, Result};
 use crate::lines::{prefixed, trim_newline, Lines};
 use crate::net::{Datagram, Peer};
 use crate::stdio::{Input, Output};
@@ -65,7 +65,7 @@ pub(super) async fn run(
                         }
                     }
                 } else {
-                    output.write(chunk).await.map_err(|e| Error::io("cannot write stdout", &e))?;
+                    output.write(chunk).await.map_err(|_| Error::stdout_closed())?;
                 }
                 last = Some(peer);
             }
@@ -93,7 +93,7 @@ pub(super) async fn run(
                 }
             }
             () = shutdown.cancelled() => return Ok(()),
-            () = output.closed() => return Err(Error::io("cannot write stdout", &stdout_closed())),
+            () = output.closed() => return Err(Error::stdout_closed()),
         }
     }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Config;
 use crate::access::ConnLimit;
-use crate::error::{stdout_closed, Error, Result};
+use crate::error::{Error, Result};
 use crate::lines::{prefixed, Crlf, Lines};
 use crate::net::{Listener, Peer, Stream};
 use crate::pump::Activity;
@@ -107,7 +107,7 @@ pub(super) async fn run(
     let result = tokio::select! {
         () = crate::accept::run(&listener, &cfg.access, &limit, "", admit) => Ok(()),
         () = shutdown.cancelled() => Ok(()),
-        () = output.closed() => Err(Error::io("cannot write stdout", &stdout_closed())),
+        () = output.closed() => Err(Error::stdout_closed()),
     };
     stdin_task.abort();
     result

@@ -112,7 +112,7 @@ pub async fn run_datagram(
     output
         .write(datagram_line(&buf[..n]))
         .await
-        .map_err(|e| Error::io("cannot write stdout", &e))?;
+        .map_err(|_| Error::stdout_closed())?;
     sock.connect(&peer)
         .await
         .map_err(|e| Error::io(format!("cannot answer {peer}"), &e))?;
