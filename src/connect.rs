@@ -178,8 +178,7 @@ pub async fn datagram_session(
                     Some(Err(e)) => return Err(Error::io("cannot read stdin", &e)),
                     None => open = false,
                 }
-                let rest = if open { None } else { lines.finish() };
-                for line in std::iter::from_fn(|| lines.next_line()).chain(rest) {
+                for line in lines.drain(!open) {
                     sock.send(trim_newline(&line)).await.map_err(fail)?;
                     sent += 1;
                 }

@@ -36,6 +36,15 @@ impl Lines {
         }
     }
 
+    /// Every complete line now; at end of stream (`eof`) the unfinished last one too.
+    pub fn drain(&mut self, eof: bool) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = std::iter::from_fn(|| self.next_line()).collect();
+        if eof {
+            out.extend(self.finish());
+        }
+        out
+    }
+
     /// What is left at end of stream: an unfinished last line, if any.
     pub fn finish(&mut self) -> Option<Bytes> {
         (!self.buf.is_empty()).then(|| self.buf.split().freeze())
@@ -113,6 +122,9 @@ mod tests {
         assert_eq!(l.finish(), None);
         l.push(b"tail");
         assert_eq!(l.finish(), Some(Bytes::from("tail")));
+        l.push(b"a\nb");
+        assert_eq!(l.drain(false), vec![Bytes::from("a\n")]);
+        assert_eq!(l.drain(true), vec![Bytes::from("b")]);
     }
 
     #[test]

@@ -78,8 +78,7 @@ pub(super) async fn run(
                     }
                     None => stdin_open = false,
                 }
-                let rest = if stdin_open { None } else { lines.finish() };
-                for line in std::iter::from_fn(|| lines.next_line()).chain(rest) {
+                for line in lines.drain(!stdin_open) {
                     let line = trim_newline(&line);
                     let targets: Vec<&Peer> = if cfg.broker { peers.keys().collect() } else { last.iter().collect() };
                     if targets.is_empty() {

@@ -172,16 +172,13 @@ impl Session {
                 };
                 activity.touch();
                 bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                if n == 0 {
-                    if let Some(rest) = lines.finish() {
-                        self.deliver(vec![rest]).await?;
-                    }
-                    return Ok::<_, io::Error>("eof");
-                }
                 lines.push(&buf[..n]);
-                let complete: Vec<Bytes> = std::iter::from_fn(|| lines.next_line()).collect();
+                let complete = lines.drain(n == 0);
                 if !complete.is_empty() {
                     self.deliver(complete).await?;
+                }
+                if n == 0 {
+                    return Ok::<_, io::Error>("eof");
                 }
             }
         };
