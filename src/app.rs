@@ -7,11 +7,11 @@ use sockit::access::Access;
 use sockit::connect::{self, Source};
 use sockit::error::{Error, ErrorKind, Result};
 use sockit::stdio::{Input, Output};
-use sockit::{bench, listen, net, relay, services, Endpoint};
+use sockit::{bench, chat, listen, net, relay, services, Endpoint};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    BenchArgs, BenchMode, Cli, Command, ConnectArgs, ListenArgs, RelayArgs, ServeArgs,
+    BenchArgs, BenchMode, ChatArgs, Cli, Command, ConnectArgs, ListenArgs, RelayArgs, ServeArgs,
 };
 
 /// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Connect(args) => run_connect(args, output, shutdown).await,
             Command::Listen(args) => run_listen(args, output, quiet, shutdown).await,
-            Command::Chat(_) => pending("chat"),
+            Command::Chat(args) => run_chat(args, quiet, shutdown).await,
             Command::Serve(args) => run_serve(args, quiet, shutdown).await,
             Command::Bench(args) => run_bench(args, output, quiet, shutdown).await,
             Command::Relay(args) => run_relay(args, quiet, shutdown).await,
@@ -167,6 +167,41 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
         }
     }
     services::run(bound, cfg, shutdown).await
+}
+
+async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> Result<()> {
+    let endpoints = if args.endpoints.is_empty() {
+        vec!["tcp://127.0.0.1:8898".parse()?]
+    } else {
+        args.endpoints
+            .iter()
+            .map(|e| e.parse())
+            .collect::<Result<Vec<Endpoint>>>()?
+    };
+    if endpoints.iter().any(|e| matches!(e, Endpoint::Tls(_))) {
+        return pending("tls:// chat");
+    }
+    let cfg = chat::Config {
+        member: chat::MemberOptions {
+            max_line: usize::try_from(args.max_line).unwrap_or(usize::MAX),
+            rate: args.rate,
+            burst: args.rate.saturating_mul(2).max(1),
+            idle_timeout: args.limits.idle_timeout,
+        },
+        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
+        max_conns: args.limits.max_conns,
+    };
+    let room = chat::Room::new(chat::RoomConfig {
+        max_members: args.max_members,
+        ..chat::RoomConfig::default()
+    });
+    let bound = chat::bind(&endpoints).await?;
+    if !quiet {
+        for b in &bound {
+            eprintln!("{}", b.readiness());
+        }
+    }
+    chat::run(room, bound, cfg, shutdown).await
 }
 
 async fn run_bench(

@@ -59,10 +59,19 @@ pub enum Command {
   sockit bench --mode connect --hold 1000 --duration 10 tcp://127.0.0.1:8898
   sockit bench --mode fanout --conns 100 --count 1000 tcp://127.0.0.1:8898   (a chat room)")]
     Bench(BenchArgs),
-    /// Host a chat room on one or more endpoints (not available in this build yet).
-    #[command(after_help = "Example (once available):
-  sockit chat tcp://:8898 udp://:8898 unix:/tmp/chat.sock")]
-    Chat(PendingArgs),
+    /// Host one chat room on any number of endpoints; join it with any line client
+    /// (sockit connect, nc, ncat, telnet).
+    #[command(
+        after_help = "Commands in the room: /nick NAME, /who, /msg NICK text, /me action, /help,
+/quit [reason]; a line that is just 'bye' leaves too.
+
+Examples:
+  sockit chat                                          tcp://127.0.0.1:8898
+  sockit chat tcp://:8898 udp://:8898 unix:/tmp/chat.sock   one room, three ways in
+  sockit connect tcp://127.0.0.1:8898                  join (or: nc 127.0.0.1 8898)
+  sockit chat --rate 0 --max-members 500 tcp://:8898   no rate limit, at most 500 members"
+    )]
+    Chat(ChatArgs),
     /// Run the classic small services (echo, discard, chargen, daytime, time) and SNTP, on
     /// any number of TCP, UDP and Unix endpoints in one process.
     #[command(
@@ -149,6 +158,26 @@ pub struct ServeArgs {
     pub refid: String,
 }
 
+/// Arguments of `chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Where members join: tcp, udp, unix, unixgram endpoints (default tcp://127.0.0.1:8898).
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoints: Vec<String>,
+    /// Longest line in bytes; longer ones are refused with '! ' and the member stays.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub max_line: u64,
+    /// Lines per second per member after a burst of twice as many (0: no limit). A stream
+    /// member past it is slowed down (reads paused); a datagram member is told '! too fast'.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub rate: u32,
+    /// At most N members in the room; more are told the room is full.
+    #[arg(long, value_name = "N")]
+    pub max_members: Option<usize>,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
 /// Access and limits, the same on every server command.
 #[derive(Debug, Args)]
 pub struct Limits {
@@ -228,14 +257,6 @@ pub struct RelayArgs {
     /// Give up connecting to the target after SECS seconds.
     #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
     pub connect_timeout: Option<Duration>,
-}
-
-/// Arguments accepted by commands that later issues fill in.
-#[derive(Debug, Args)]
-pub struct PendingArgs {
-    /// Arguments of the command.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {

@@ -17,6 +17,7 @@
 //! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
 //!   connected or bound socket and a shutdown token, so tests and examples can drive them.
 //! - [`relay`]: `relay`'s stream pairs and per-client datagram sockets.
+//! - [`chat`]: the chat room ([`chat::Room`]) and its tcp/udp/unix adapters.
 //! - [`services`]: `serve`'s echo, discard, chargen, daytime (with strftime), time, sntp.
 //! - [`bench`]: the load generator behind `sockit bench`, checking every byte.
 //! - [`error`]: the one error type, with a hint for each kind.
@@ -37,6 +38,7 @@
 pub mod accept;
 pub mod access;
 pub mod bench;
+pub mod chat;
 pub mod connect;
 pub mod endpoint;
 pub mod error;

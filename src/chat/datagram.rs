@@ -1,0 +1,162 @@
+//! UDP and unixgram members: a peer address joins with its first datagram (which may hold
+//! several lines), gets every room line as a datagram of its own, and leaves with `bye`,
+//! `/quit`, or after the idle timeout.
+//!
+//! One socket serves every datagram member, so reads cannot be paused for one of them:
+//! lines over `--rate` are refused with a `! ` answer instead of silently lost.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::task::TaskTracker;
+
+use super::framing::Pace;
+use super::room::{Flow, MemberId, Room};
+use super::MemberOptions;
+use crate::access::Access;
+use crate::net::{Datagram, Peer};
+
+/// The largest datagram read; a UDP datagram cannot be larger.
+const MAX_DATAGRAM: usize = 65_536;
+
+struct Member {
+    id: MemberId,
+    last: Instant,
+    pace: Pace,
+}
+
+/// Serves every datagram member of `sock` until the future is dropped.
+pub async fn serve(
+    room: Arc<Room>,
+    sock: Datagram,
+    opts: MemberOptions,
+    access: Access,
+    tracker: TaskTracker,
+) {
+    let sock = Arc::new(sock);
+    let idle = opts.idle_timeout.unwrap_or(Duration::from_secs(600));
+    let mut members: HashMap<Peer, Member> = HashMap::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut sweep =
+        tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
+    loop {
+        let (n, peer) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // ICMP "port unreachable" from an earlier send, and the like.
+                    tracing::debug!(error = %e, "chat datagram receive failed");
+                    continue;
+                }
+            },
+            _ = sweep.tick() => {
+                let now = Instant::now();
+                members.retain(|_, m| {
+                    let alive = now.duration_since(m.last) < idle;
+                    if !alive {
+                        room.leave(m.id, "idle timeout");
+                    }
+                    alive
+                });
+                continue;
+            }
+        };
+        if !access.permits(&peer) {
+            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
+            continue;
+        }
+        let data = &buf[..n];
+        for _attempt in 0..2 {
+            let member = match members.get_mut(&peer) {
+                Some(m) => m,
+                None => match join(&room, &sock, &peer, &opts, &tracker).await {
+                    Some(m) => members.entry(peer.clone()).or_insert(m),
+                    None => break,
+                },
+            };
+            member.last = Instant::now();
+            match handle(&room, member, data, &opts) {
+                Flow::Stay => break,
+                Flow::Left => {
+                    members.remove(&peer);
+                    break;
+                }
+                // Dropped meanwhile (too slow): this datagram joins it again.
+                Flow::Gone => {
+                    members.remove(&peer);
+                }
+            }
+        }
+    }
+}
+
+async fn join(
+    room: &Arc<Room>,
+    sock: &Arc<Datagram>,
+    peer: &Peer,
+    opts: &MemberOptions,
+    tracker: &TaskTracker,
+) -> Option<Member> {
+    let joined = match room.join() {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::warn!(%peer, "refused: {e}");
+            let _ = sock.send_to(format!("! {e}\n").as_bytes(), peer).await;
+            return None;
+        }
+    };
+    tracing::debug!(%peer, nick = %joined.nick, "datagram member joined");
+    let (sock, to, mut mailbox) = (sock.clone(), peer.clone(), joined.mailbox);
+    let kick = mailbox.kicked_token();
+    tracker.spawn(async move {
+        let send_all = async {
+            while let Some(batch) = mailbox.next(16 * 1024).await {
+                for line in batch.split_inclusive(|b| *b == b'\n') {
+                    if let Err(e) = sock.send_to(line, &to).await {
+                        tracing::debug!(peer = %to, error = %e, "chat datagram send failed");
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = send_all => {}
+            () = kick.cancelled() => {}
+        }
+    });
+    Some(Member {
+        id: joined.id,
+        last: Instant::now(),
+        pace: Pace::new(opts.rate, opts.burst),
+    })
+}
+
+/// The datagram's lines (a last line may lack its newline) go to the room, within the rate.
+fn handle(room: &Room, member: &mut Member, data: &[u8], opts: &MemberOptions) -> Flow {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let mut lines = Vec::new();
+    let mut over_rate = 0usize;
+    for l in body.split(|b| *b == b'\n') {
+        if l.len() > opts.max_line {
+            room.error(
+                member.id,
+                &format!(
+                    "line too long (over {} bytes); it was not sent",
+                    opts.max_line
+                ),
+            );
+        } else if member.pace.take().is_some() {
+            over_rate += 1;
+        } else {
+            lines.push(l);
+        }
+    }
+    let flow = room.input(member.id, lines);
+    if over_rate > 0 && flow == Flow::Stay {
+        room.error(
+            member.id,
+            &format!("too fast: {over_rate} line(s) not sent; slow down"),
+        );
+    }
+    flow
+}

@@ -1,0 +1,137 @@
+//! A stream member (tcp, unix, tls): lines read from the socket go into the room, the
+//! member's mailbox is written back, each side on its own so neither waits for the other.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::framing::{Framer, Pace};
+use super::room::{Flow, MemberId, Room};
+use super::MemberOptions;
+use crate::net::Peer;
+
+/// Bytes read at a time; also the most one read can hand the room as one batch.
+const READ_BUF: usize = 4096;
+/// The most one write sends: a batch of queued lines.
+const WRITE_BATCH: usize = 64 * 1024;
+/// How long a leaving member's last lines (the goodbye, the shutdown notice) may take.
+const FLUSH: Duration = Duration::from_secs(2);
+
+/// Serves one stream member from joining to leaving.
+pub async fn serve<S>(room: Arc<Room>, stream: S, peer: Peer, opts: MemberOptions)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let joined = match room.join() {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::warn!(%peer, "refused: {e}");
+            let _ = tokio::time::timeout(FLUSH, async {
+                let _ = wr.write_all(format!("! {e}\n").as_bytes()).await;
+                let _ = wr.shutdown().await;
+            })
+            .await;
+            return;
+        }
+    };
+    let (id, nick, mut mailbox) = (joined.id, joined.nick, joined.mailbox);
+    tracing::debug!(%peer, %nick, "stream member joined");
+    let kick = mailbox.kicked_token();
+    let writer = async {
+        while let Some(batch) = mailbox.next(WRITE_BATCH).await {
+            wr.write_all(&batch).await?;
+        }
+        wr.shutdown().await
+    };
+    tokio::pin!(writer);
+    let reader = read(&mut rd, &room, id, &opts);
+    tokio::select! {
+        end = reader => {
+            if let Some(reason) = end {
+                room.leave(id, &reason);
+            }
+            // Let the goodbye out, but never wait long for a peer that does not read.
+            tokio::select! {
+                _ = tokio::time::timeout(FLUSH, &mut writer) => {}
+                () = kick.cancelled() => {}
+            }
+        }
+        r = &mut writer => {
+            if let Err(e) = r {
+                room.leave(id, reason(&e));
+            }
+        }
+        () = kick.cancelled() => {}
+    }
+    tracing::debug!(%peer, %nick, "stream member done");
+}
+
+/// Reads until the member leaves; `Some(reason)` when the room still has to be told.
+async fn read<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    room: &Room,
+    id: MemberId,
+    opts: &MemberOptions,
+) -> Option<String> {
+    let mut framer = Framer::new(opts.max_line);
+    let mut pace = Pace::new(opts.rate, opts.burst);
+    loop {
+        let read = rd.read_buf(framer.buffer(READ_BUF));
+        let n = match opts.idle_timeout {
+            Some(t) => match tokio::time::timeout(t, read).await {
+                Ok(r) => r,
+                Err(_) => return Some("idle timeout".into()),
+            },
+            None => read.await,
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => return Some(reason(&e).into()),
+        };
+        let frames = framer.take();
+        for _ in 0..frames.too_long {
+            room.error(id, &too_long(opts.max_line));
+        }
+        let mut batch: Vec<&[u8]> = Vec::new();
+        for l in frames.lines(opts.max_line) {
+            let Ok(l) = l else {
+                room.error(id, &too_long(opts.max_line));
+                continue;
+            };
+            while let Some(wait) = pace.take() {
+                // Over the rate: hand over what was allowed, then stop reading a while.
+                if !batch.is_empty() && room.input(id, batch.drain(..)) != Flow::Stay {
+                    return None;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            batch.push(l);
+        }
+        if !batch.is_empty() && room.input(id, batch) != Flow::Stay {
+            return None;
+        }
+        if n == 0 {
+            if let Some(last) = framer.finish() {
+                if room.input(id, [&last[..]]) != Flow::Stay {
+                    return None;
+                }
+            }
+            return Some("connection closed".into());
+        }
+    }
+}
+
+fn too_long(max: usize) -> String {
+    format!("line too long (over {max} bytes); it was not sent")
+}
+
+fn reason(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset",
+        io::ErrorKind::TimedOut => "timed out",
+        _ => "connection failed",
+    }
+}

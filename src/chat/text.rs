@@ -1,0 +1,137 @@
+//! What may reach another member's screen, and what a nick may be.
+//!
+//! Chat text comes from strangers and goes to terminals: an escape sequence can recolour,
+//! retitle or clear a screen, and a bidi override can make text read backwards. Everything
+//! that is not printable text is removed here, once, before the room sees it.
+
+/// The longest nick, in characters (not bytes: `小明` is two).
+pub const MAX_NICK: usize = 32;
+
+/// Turns one raw line (without its newline) into text safe to show: invalid UTF-8 replaced,
+/// a trailing CR dropped, escape sequences and control characters removed, tabs as spaces.
+pub fn clean(raw: &[u8]) -> String {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => skip_escape(&mut chars),
+            // C1 CSI: the same as ESC [ on terminals that honour 8-bit controls.
+            '\u{9b}' => skip_csi(&mut chars),
+            '\u{9d}' | '\u{90}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            '\t' => out.push(' '),
+            c if c.is_control() || is_bidi_control(c) => {}
+            c => out.push(c),
+        }
+    }
+    let kept = out.trim_end().len();
+    out.truncate(kept);
+    out
+}
+
+/// After ESC: CSI (`ESC [ ... final`), strings (OSC, DCS, PM, APC up to BEL or ST), or a
+/// two-character sequence.
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    match chars.next() {
+        Some('[') => skip_csi(chars),
+        Some(']' | 'P' | '^' | '_' | 'X') => skip_string(chars),
+        _ => {}
+    }
+}
+
+/// Parameters and intermediates run until a final byte in `@`..=`~`.
+fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if ('@'..='~').contains(&c) {
+            return;
+        }
+    }
+}
+
+/// A control string ends with BEL, ST (`ESC \`) or the C1 ST.
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => return,
+            '\u{1b}' => {
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Unicode's explicit direction controls, which reorder what follows them on screen.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks a wanted nick: 1 to 32 letters (any script), digits, `_` or `-`.
+///
+/// # Errors
+/// Why the nick is refused, ready to follow `! `.
+pub fn check_nick(nick: &str) -> Result<(), String> {
+    let len = nick.chars().count();
+    if len == 0 {
+        return Err("a nick needs at least one character: /nick NAME".into());
+    }
+    if len > MAX_NICK {
+        return Err(format!("a nick has at most {MAX_NICK} characters"));
+    }
+    if let Some(bad) = nick
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "'{bad}' cannot be in a nick: use letters, digits, '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// The form two nicks are compared in: `Alice` and `alice` are the same member.
+pub fn nick_key(nick: &str) -> String {
+    nick.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_text_in_any_script() {
+        assert_eq!(clean("今天是%Y年 hello".as_bytes()), "今天是%Y年 hello");
+        assert_eq!(clean(b"hi\r"), "hi");
+    }
+
+    #[test]
+    fn removes_escapes_and_controls() {
+        assert_eq!(clean(b"\x1b[2J\x1b[31mred\x1b[0m"), "red");
+        assert_eq!(clean(b"\x1b]0;pwned\x07title"), "title");
+        assert_eq!(clean(b"\x1b]0;pwned\x1b\\ok"), "ok");
+        assert_eq!(clean(b"a\x08\x07b\x00c"), "abc");
+        assert_eq!(clean("\u{9b}31mx\u{202e}y".as_bytes()), "xy");
+        assert_eq!(clean(b"tab\there"), "tab here");
+    }
+
+    #[test]
+    fn replaces_bad_utf8() {
+        assert_eq!(clean(b"ok\xff\xfeok"), "ok\u{fffd}\u{fffd}ok");
+    }
+
+    #[test]
+    fn nick_rules() {
+        assert!(check_nick("小明").is_ok());
+        assert!(check_nick("a_b-9").is_ok());
+        assert!(check_nick("").is_err());
+        assert!(check_nick("a b").is_err());
+        assert!(check_nick("<x>").is_err());
+        assert!(check_nick(&"x".repeat(33)).is_err());
+        assert!(check_nick(&"字".repeat(32)).is_ok());
+        assert_eq!(nick_key("Alice"), nick_key("alice"));
+    }
+}
