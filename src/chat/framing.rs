@@ -77,7 +77,16 @@ impl Framer {
         frames
     }
 
-    /// What is left at EOF: a last line without a newline, if it fits.
+    /// Bytes of a line still waiting for its newline.
+    pub fn pending(&self) -> usize {
+        if self.discarding {
+            0
+        } else {
+            self.buf.len()
+        }
+    }
+
+    /// What is left at EOF (or after a quiet spell): a line without its newline, if it fits.
     pub fn finish(&mut self) -> Option<Bytes> {
         let rest = self.buf.split().freeze();
         (!self.discarding && !rest.is_empty()).then_some(rest)

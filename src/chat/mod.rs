@@ -43,7 +43,8 @@ pub struct MemberOptions {
     pub rate: u32,
     /// Lines let through at once before the rate applies.
     pub burst: u32,
-    /// `--idle-timeout`: streams only when given; datagram members default to 10 minutes.
+    /// `--idle-timeout`: datagram members only (default 10 minutes); a stream member stays
+    /// while its connection does.
     pub idle_timeout: Option<Duration>,
 }
 

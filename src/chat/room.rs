@@ -4,16 +4,20 @@
 //! later bridge (a message bus, a browser front end) plugs into.
 //!
 //! Delivery is built for fan-out: the lines one member sends in one read become one shared
-//! buffer, queued (not copied) for every other member; a member whose queue is over its byte
-//! limit is dropped on the spot, so nobody ever waits for a slow reader.
+//! buffer, queued (not copied) for every other member. Two marks bound each queue. Past the
+//! soft mark the *sender* is slowed: its transport waits (reads paused) until the backlog
+//! drains, so a fast sender cannot outrun readers that keep up. A member that does not drain
+//! within the grace, or reaches the hard limit, is dropped as too slow: nobody waits for it
+//! more than once.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::text::{check_nick, clean, nick_key};
@@ -28,14 +32,40 @@ pub struct RoomConfig {
     pub max_members: Option<usize>,
     /// Bytes that may wait in one member's queue; past this it is dropped as too slow.
     pub queue_limit: usize,
+    /// Past this many queued bytes a member's backlog slows the sender down.
+    pub soft_limit: usize,
+    /// How long a sender waits for a backlog to drain before its owner counts as too slow.
+    pub grace: Duration,
 }
 
 impl Default for RoomConfig {
     fn default() -> Self {
         RoomConfig {
             max_members: None,
-            queue_limit: 256 * 1024,
+            queue_limit: 1024 * 1024,
+            soft_limit: 64 * 1024,
+            grace: Duration::from_secs(1),
         }
+    }
+}
+
+/// One member's queue length in bytes, and a wake-up for senders waiting on it.
+#[derive(Debug, Default)]
+struct Queue {
+    bytes: AtomicUsize,
+    drained: Notify,
+}
+
+/// Members whose queues passed the soft mark during one [`Room::input`]; hand it to
+/// [`Room::settle`] before reading more from that member.
+#[derive(Debug, Default)]
+#[must_use = "wait with Room::settle, or the sender is never slowed down"]
+pub struct Backlog(Vec<(MemberId, Arc<Queue>)>);
+
+impl Backlog {
+    /// True when nobody is behind.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -68,6 +98,15 @@ pub enum Flow {
     Gone,
 }
 
+/// The result of [`Room::input`].
+#[derive(Debug)]
+pub struct Outcome {
+    /// Whether the member is still in the room.
+    pub flow: Flow,
+    /// Who fell behind because of these lines.
+    pub backlog: Backlog,
+}
+
 /// A new member: its id, the nick it got, and where its lines arrive.
 #[derive(Debug)]
 pub struct Joined {
@@ -83,7 +122,8 @@ pub struct Joined {
 #[derive(Debug)]
 pub struct Mailbox {
     rx: mpsc::UnboundedReceiver<Bytes>,
-    queued: Arc<AtomicUsize>,
+    queue: Arc<Queue>,
+    soft: usize,
     kick: CancellationToken,
 }
 
@@ -104,7 +144,10 @@ impl Mailbox {
             buf.extend_from_slice(&more);
             total += more.len();
         }
-        self.queued.fetch_sub(total, Ordering::Relaxed);
+        let before = self.queue.bytes.fetch_sub(total, Ordering::Relaxed);
+        if before > self.soft && before - total <= self.soft {
+            self.queue.drained.notify_waiters();
+        }
         Some(joined.map_or(first, BytesMut::freeze))
     }
 
@@ -117,20 +160,21 @@ impl Mailbox {
 struct Member {
     nick: String,
     tx: mpsc::UnboundedSender<Bytes>,
-    queued: Arc<AtomicUsize>,
+    queue: Arc<Queue>,
     kick: CancellationToken,
 }
 
 impl Member {
-    /// Queues `data` unless that would pass `limit`; a gone receiver is not "slow".
-    fn push(&self, data: &Bytes, limit: usize) -> bool {
-        let queued = self.queued.load(Ordering::Relaxed);
+    /// Queues `data` unless that would pass `limit`; a gone receiver is not "slow". Returns
+    /// the bytes now queued, or `None` when over the limit.
+    fn push(&self, data: &Bytes, limit: usize) -> Option<usize> {
+        let queued = self.queue.bytes.load(Ordering::Relaxed);
         if queued > 0 && queued + data.len() > limit {
-            return false;
+            return None;
         }
-        self.queued.fetch_add(data.len(), Ordering::Relaxed);
+        self.queue.bytes.fetch_add(data.len(), Ordering::Relaxed);
         let _ = self.tx.send(data.clone());
-        true
+        Some(queued + data.len())
     }
 }
 
@@ -141,7 +185,12 @@ struct State {
     next_id: MemberId,
     next_guest: u64,
     closed: bool,
+    /// Filled by broadcasts, taken by `input`.
+    backlog: Vec<(MemberId, Arc<Queue>)>,
 }
+
+/// Backlogs remembered per input: enough to slow a sender, bounded for huge rooms.
+const MAX_BACKLOG: usize = 64;
 
 /// One chat room. Share it as `Arc<Room>` between every transport.
 pub struct Room {
@@ -221,7 +270,7 @@ impl Room {
         st.next_id += 1;
         let id = st.next_id;
         let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
+        let queue = Arc::new(Queue::default());
         let kick = CancellationToken::new();
         let others = st.members.len();
         st.members.insert(
@@ -229,7 +278,7 @@ impl Room {
             Member {
                 nick: nick.clone(),
                 tx,
-                queued: queued.clone(),
+                queue: queue.clone(),
                 kick: kick.clone(),
             },
         );
@@ -251,15 +300,65 @@ impl Room {
         Ok(Joined {
             id,
             nick,
-            mailbox: Mailbox { rx, queued, kick },
+            mailbox: Mailbox {
+                rx,
+                queue,
+                soft: self.cfg.soft_limit,
+                kick,
+            },
         })
     }
 
     /// Handles lines a member sent (raw, without their newlines): text goes to every other
     /// member as `<nick> text`, commands are carried out. Lines of one call that are plain
     /// text reach the others as one buffer.
-    pub fn input<'a>(&self, id: MemberId, lines: impl IntoIterator<Item = &'a [u8]>) -> Flow {
+    pub fn input<'a>(&self, id: MemberId, lines: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
         let mut st = self.lock();
+        let flow = self.handle(&mut st, id, lines);
+        Outcome {
+            flow,
+            backlog: Backlog(std::mem::take(&mut st.backlog)),
+        }
+    }
+
+    /// Waits until the members in `backlog` are below the soft mark again; those still
+    /// behind after the grace are dropped as too slow.
+    pub async fn settle(&self, backlog: Backlog) {
+        let deadline = tokio::time::Instant::now() + self.cfg.grace;
+        let mut late = Vec::new();
+        for (id, q) in backlog.0 {
+            loop {
+                let drained = q.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if q.bytes.load(Ordering::Relaxed) <= self.cfg.soft_limit {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                    late.push(id);
+                    break;
+                }
+            }
+        }
+        if !late.is_empty() {
+            let mut st = self.lock();
+            let soft = self.cfg.soft_limit;
+            late.retain(|id| {
+                st.members
+                    .get(id)
+                    .is_some_and(|m| m.queue.bytes.load(Ordering::Relaxed) > soft)
+            });
+            self.drop_slow(&mut st, late);
+            st.backlog.clear();
+        }
+    }
+
+    fn handle<'a>(
+        &self,
+        st: &mut State,
+        id: MemberId,
+        lines: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Flow {
         let Some(nick) = st.members.get(&id).map(|m| m.nick.clone()) else {
             return Flow::Gone;
         };
@@ -284,9 +383,9 @@ impl Room {
                 continue;
             }
             if !batch.is_empty() {
-                self.broadcast(&mut st, Some(id), batch.split().freeze());
+                self.broadcast(st, Some(id), batch.split().freeze());
             }
-            match self.command(&mut st, id, &nick, &text) {
+            match self.command(st, id, &nick, &text) {
                 Flow::Stay => {}
                 other => return other,
             }
@@ -296,7 +395,7 @@ impl Room {
             }
         }
         if !batch.is_empty() {
-            self.broadcast(&mut st, Some(id), batch.freeze());
+            self.broadcast(st, Some(id), batch.freeze());
         }
         if st.members.contains_key(&id) {
             Flow::Stay
@@ -327,7 +426,7 @@ impl Room {
         let data = line(notice);
         for (_, m) in st.members.drain() {
             // Past the limit or not, the last word goes out.
-            m.queued.fetch_add(data.len(), Ordering::Relaxed);
+            m.queue.bytes.fetch_add(data.len(), Ordering::Relaxed);
             let _ = m.tx.send(data.clone());
         }
         st.nicks.clear();
@@ -342,7 +441,7 @@ impl Room {
     /// Queues for one member; one that cannot take even that is dropped as too slow.
     fn tell(&self, st: &mut State, id: MemberId, data: Bytes) {
         let ok = match st.members.get(&id) {
-            Some(m) => m.push(&data, self.cfg.queue_limit),
+            Some(m) => m.push(&data, self.cfg.queue_limit).is_some(),
             None => return,
         };
         if !ok {
@@ -352,13 +451,22 @@ impl Room {
 
     /// Queues `data` once for every member but `except`; drops the ones over their limit.
     fn broadcast(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
-        let limit = self.cfg.queue_limit;
-        let slow: Vec<MemberId> = st
-            .members
-            .iter()
-            .filter(|(id, m)| Some(**id) != except && !m.push(&data, limit))
-            .map(|(id, _)| *id)
-            .collect();
+        let (limit, soft) = (self.cfg.queue_limit, self.cfg.soft_limit);
+        let mut slow = Vec::new();
+        for (id, m) in &st.members {
+            if Some(*id) == except {
+                continue;
+            }
+            match m.push(&data, limit) {
+                None => slow.push(*id),
+                Some(queued) if queued > soft && st.backlog.len() < MAX_BACKLOG => {
+                    if !st.backlog.iter().any(|(b, _)| b == id) {
+                        st.backlog.push((*id, m.queue.clone()));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
         self.drop_slow(st, slow);
     }
 
@@ -374,7 +482,7 @@ impl Room {
             slow.extend(
                 st.members
                     .iter()
-                    .filter(|(_, m)| !m.push(&data, limit))
+                    .filter(|(_, m)| m.push(&data, limit).is_none())
                     .map(|(id, _)| *id),
             );
         }
@@ -483,5 +591,94 @@ impl Room {
         tracing::info!(old, new, "nick changed");
         self.tell(st, id, line(format!("* you are now {new}")));
         self.broadcast(st, Some(id), line(format!("* {old} is now {new}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn text(m: &mut Mailbox) -> String {
+        let b = m.next(1 << 16).await.unwrap();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_room_works_without_any_socket() {
+        let room = Room::new(RoomConfig::default());
+        let mut a = room.join().unwrap();
+        assert!(text(&mut a.mailbox)
+            .await
+            .starts_with("* welcome, you are guest1"));
+        let mut b = room.join().unwrap();
+        assert_eq!(text(&mut a.mailbox).await, "* guest2 joined\n");
+        assert!(text(&mut b.mailbox)
+            .await
+            .starts_with("* welcome, you are guest2"));
+        let out = room.input(b.id, [&b"one"[..], b"two", b"/me smiles"]);
+        assert_eq!(out.flow, Flow::Stay);
+        // Plain lines of one input arrive as one buffer, then the action.
+        assert_eq!(
+            text(&mut a.mailbox).await,
+            "<guest2> one\n<guest2> two\n* guest2 smiles\n"
+        );
+        assert_eq!(room.input(b.id, [&b"bye"[..]]).flow, Flow::Left);
+        assert_eq!(text(&mut b.mailbox).await, "* bye\n");
+        // Gone from the room: its mailbox ends.
+        assert!(b.mailbox.next(1024).await.is_none());
+        assert_eq!(text(&mut a.mailbox).await, "* guest2 left (bye)\n");
+        assert_eq!(room.input(b.id, [&b"ghost"[..]]).flow, Flow::Gone);
+        room.close("* server shutting down");
+        assert_eq!(text(&mut a.mailbox).await, "* server shutting down\n");
+        assert!(a.mailbox.next(1024).await.is_none());
+        assert_eq!(room.join().unwrap_err(), JoinError::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_member_over_its_limit_is_dropped_and_the_others_told() {
+        let room = Room::new(RoomConfig {
+            queue_limit: 300,
+            soft_limit: 50,
+            ..RoomConfig::default()
+        });
+        let mut reader = room.join().unwrap();
+        let stuck = room.join().unwrap();
+        let mut sender = room.join().unwrap();
+        let _ = sender.mailbox.next(1 << 16).await;
+        let _ = reader.mailbox.next(1 << 16).await;
+        for _ in 0..20 {
+            let out = room.input(sender.id, [&b"0123456789"[..]]);
+            assert_eq!(out.flow, Flow::Stay);
+            let got = text(&mut reader.mailbox).await;
+            assert!(got.starts_with("<guest3> 0123456789\n"), "{got}");
+            drop(out.backlog);
+        }
+        assert!(stuck.mailbox.kick.is_cancelled());
+        assert_eq!(room.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn settle_waits_for_readers_then_drops_who_stays_behind() {
+        let room = Room::new(RoomConfig {
+            soft_limit: 10,
+            grace: Duration::from_millis(100),
+            ..RoomConfig::default()
+        });
+        let mut reader = room.join().unwrap();
+        let _ = reader.mailbox.next(1 << 16).await;
+        let stuck = room.join().unwrap();
+        let sender = room.join().unwrap();
+        let _ = reader.mailbox.next(1 << 16).await;
+        let out = room.input(sender.id, [&b"a line longer than ten bytes"[..]]);
+        assert!(!out.backlog.is_empty());
+        let drain = async {
+            let _ = reader.mailbox.next(1 << 16).await;
+        };
+        tokio::join!(room.settle(out.backlog), drain);
+        assert!(
+            stuck.mailbox.kick.is_cancelled(),
+            "the stuck member stays behind"
+        );
+        assert_eq!(room.len(), 2);
     }
 }

@@ -16,6 +16,9 @@ use crate::net::Peer;
 const READ_BUF: usize = 4096;
 /// The most one write sends: a batch of queued lines.
 const WRITE_BATCH: usize = 64 * 1024;
+/// How long a line without a newline may wait for the rest: then it counts as a line, so
+/// clients that send a message without one (the tutorial's own) still chat.
+const PARTIAL_QUIET: Duration = Duration::from_millis(300);
 /// How long a leaving member's last lines (the goodbye, the shutdown notice) may take.
 const FLUSH: Duration = Duration::from_secs(2);
 
@@ -79,17 +82,26 @@ async fn read<R: AsyncRead + Unpin>(
     let mut framer = Framer::new(opts.max_line);
     let mut pace = Pace::new(opts.rate, opts.burst);
     loop {
+        let partial = framer.pending() > 0;
+        // Stream members may idle for ever (people do in chat rooms); only a pending
+        // partial line has a clock.
         let read = rd.read_buf(framer.buffer(READ_BUF));
-        let n = match opts.idle_timeout {
-            Some(t) => match tokio::time::timeout(t, read).await {
-                Ok(r) => r,
-                Err(_) => return Some("idle timeout".into()),
-            },
-            None => read.await,
+        let n = if partial {
+            tokio::time::timeout(PARTIAL_QUIET, read).await
+        } else {
+            Ok(read.await)
         };
         let n = match n {
-            Ok(n) => n,
-            Err(e) => return Some(reason(&e).into()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Some(reason(&e).into()),
+            Err(_) => {
+                if let Some(line) = framer.finish() {
+                    if !give(room, id, [&line[..]]).await {
+                        return None;
+                    }
+                }
+                continue;
+            }
         };
         let frames = framer.take();
         for _ in 0..frames.too_long {
@@ -103,25 +115,35 @@ async fn read<R: AsyncRead + Unpin>(
             };
             while let Some(wait) = pace.take() {
                 // Over the rate: hand over what was allowed, then stop reading a while.
-                if !batch.is_empty() && room.input(id, batch.drain(..)) != Flow::Stay {
+                if !batch.is_empty() && !give(room, id, batch.drain(..)).await {
                     return None;
                 }
                 tokio::time::sleep(wait).await;
             }
             batch.push(l);
         }
-        if !batch.is_empty() && room.input(id, batch) != Flow::Stay {
+        if !batch.is_empty() && !give(room, id, batch).await {
             return None;
         }
         if n == 0 {
             if let Some(last) = framer.finish() {
-                if room.input(id, [&last[..]]) != Flow::Stay {
+                if !give(room, id, [&last[..]]).await {
                     return None;
                 }
             }
             return Some("connection closed".into());
         }
     }
+}
+
+/// Hands lines to the room and, if they left readers behind, pauses this member's reads
+/// until they catch up; false once the member is no longer in the room.
+async fn give<'a>(room: &Room, id: MemberId, lines: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let out = room.input(id, lines);
+    if !out.backlog.is_empty() {
+        room.settle(out.backlog).await;
+    }
+    out.flow == Flow::Stay
 }
 
 fn too_long(max: usize) -> String {

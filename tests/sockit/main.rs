@@ -7,6 +7,7 @@
 mod util;
 
 mod bench;
+mod chat;
 mod relay;
 mod serve;
 

@@ -1,0 +1,482 @@
+//! `sockit chat`: the protocol, nicks, every transport in one room, the safety rules and
+//! shutdown, with std sockets and the tutorial's own Python clients as members.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Starts `sockit chat ARGS`; returns it and the endpoints its readiness lines name.
+fn chat(args: &[&str]) -> (Proc, Vec<String>) {
+    let mut cmd = sockit();
+    cmd.arg("chat").args(args);
+    let mut p = Proc::spawn(cmd, Some(Stdio::null()));
+    let count = args.iter().filter(|a| a.contains(':')).count().max(1);
+    let eps = (0..count)
+        .map(|_| {
+            let line = p.stderr_line("chat listening on ");
+            line.trim_start_matches("chat listening on ").to_string()
+        })
+        .collect();
+    (p, eps)
+}
+
+fn port_of(ep: &str) -> u16 {
+    ep.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A line client: what nc or telnet would be.
+struct Member<S: Read + Write> {
+    r: BufReader<S>,
+    nick: String,
+}
+
+fn tcp(port: u16) -> Member<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    Member::join(s)
+}
+
+impl<S: Read + Write> Member<S> {
+    fn join(s: S) -> Self {
+        let mut m = Member {
+            r: BufReader::new(s),
+            nick: String::new(),
+        };
+        let welcome = m.line();
+        assert!(welcome.starts_with("* welcome, you are "), "{welcome}");
+        m.nick = welcome["* welcome, you are ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        m
+    }
+
+    fn send(&mut self, text: &str) {
+        self.r.get_mut().write_all(text.as_bytes()).unwrap();
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        assert!(l.ends_with('\n'), "connection ended or line cut: {l:?}");
+        l.pop();
+        l
+    }
+
+    /// Skips lines until one equals `want`; returns what was skipped.
+    fn until(&mut self, want: &str) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            let l = self.line();
+            if l == want {
+                return skipped;
+            }
+            skipped.push(l);
+        }
+    }
+
+    /// Skips lines until one starts with `prefix`; returns it.
+    fn until_starts(&mut self, prefix: &str) -> String {
+        loop {
+            let l = self.line();
+            if l.starts_with(prefix) {
+                return l;
+            }
+        }
+    }
+}
+
+/// Reads to EOF (the server closed us).
+fn rest<S: Read + Write>(m: &mut Member<S>) -> String {
+    let mut s = String::new();
+    m.r.read_to_string(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn members_see_joins_lines_and_leaves_never_their_own_lines() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0"]);
+    let port = port_of(&eps[0]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    assert_ne!(a.nick, b.nick);
+    assert!(a.nick.starts_with("guest") && b.nick.starts_with("guest"));
+    assert_eq!(a.line(), format!("* {} joined", b.nick));
+    b.send("hello everyone\n");
+    assert_eq!(a.line(), format!("<{}> hello everyone", b.nick));
+    a.send("hi\r\n");
+    assert_eq!(b.line(), format!("<{}> hi", a.nick));
+    // b's next line is the answer to /who: its own line never came back to it.
+    b.send("/who\n");
+    let who = b.line();
+    assert!(who.starts_with("* 2 here: "), "{who}");
+    b.r.get_ref().shutdown(Shutdown::Both).unwrap();
+    assert_eq!(a.line(), format!("* {} left (connection closed)", b.nick));
+}
+
+#[test]
+fn commands_do_what_help_says() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0"]);
+    let port = port_of(&eps[0]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    let mut c = tcp(port);
+    a.until(&format!("* {} joined", c.nick));
+    b.until(&format!("* {} joined", c.nick));
+
+    a.send("/help\n");
+    let help: Vec<String> = (0..6).map(|_| a.line()).collect();
+    for cmd in ["/nick", "/who", "/msg", "/me", "/quit", "bye"] {
+        assert!(
+            help.iter().any(|l| l.contains(cmd)),
+            "{cmd} not in {help:?}"
+        );
+    }
+
+    a.send("/nick 小明\n");
+    assert_eq!(a.line(), "* you are now 小明");
+    assert_eq!(b.line(), format!("* {} is now 小明", a.nick));
+    assert_eq!(c.line(), format!("* {} is now 小明", a.nick));
+    a.send("/me waves\n");
+    assert_eq!(b.line(), "* 小明 waves");
+    assert_eq!(c.line(), "* 小明 waves");
+
+    // Private: only the addressee sees it; the sender gets a confirmation.
+    a.send(&format!("/msg {} just for you\n", b.nick.to_uppercase()));
+    assert_eq!(b.line(), "<小明> (private) just for you");
+    assert_eq!(a.line(), format!("* to {}: just for you", b.nick));
+    a.send("/msg nobody hi\n");
+    assert!(a.line().starts_with("! nobody here is called nobody"));
+    a.send("/msg\n");
+    assert_eq!(a.line(), "! usage: /msg NICK text");
+
+    a.send("/frobnicate\n");
+    assert!(a.line().starts_with("! unknown command /frobnicate"));
+    a.send("//not a command\n");
+    assert_eq!(b.line(), "<小明> /not a command");
+    assert_eq!(c.line(), "<小明> /not a command");
+
+    c.send("/who\n");
+    let who = c.line();
+    assert!(
+        who.starts_with("* 3 here: ") && who.contains("小明"),
+        "{who}"
+    );
+
+    b.send("/quit off to lunch\n");
+    assert_eq!(b.line(), "* bye");
+    assert_eq!(rest(&mut b), "");
+    assert_eq!(a.line(), format!("* {} left (off to lunch)", b.nick));
+    c.send("bye\n");
+    c.until("* bye");
+    assert_eq!(a.line(), format!("* {} left (bye)", c.nick));
+    // "bye" inside a sentence is just text.
+    let mut d = tcp(port);
+    a.until(&format!("* {} joined", d.nick));
+    d.send("bye for now, said nobody\n");
+    assert_eq!(a.line(), format!("<{}> bye for now, said nobody", d.nick));
+}
+
+#[test]
+fn nicks_are_checked_and_never_shared() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0"]);
+    let port = port_of(&eps[0]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    a.send("/nick Alice\n");
+    a.until("* you are now Alice");
+    b.until(&format!("* {} is now Alice", a.nick));
+    for (wanted, why) in [
+        ("alice", "! the nick alice is taken"),
+        ("ALICE", "! the nick ALICE is taken"),
+        ("a b", "! ' ' cannot be in a nick"),
+        ("<root>", "! '<' cannot be in a nick"),
+        (&"x".repeat(33), "! a nick has at most 32 characters"),
+        ("", "! a nick needs at least one character"),
+    ] {
+        b.send(&format!("/nick {wanted}\n"));
+        let l = b.line();
+        assert!(l.starts_with(why), "{wanted:?}: {l}");
+    }
+    // The guest names skip what somebody took by hand.
+    let next_guest = format!("guest{}", b.nick[5..].parse::<u32>().unwrap() + 1);
+    b.send(&format!("/nick {next_guest}\n"));
+    assert_eq!(b.line(), format!("* you are now {next_guest}"));
+    let c = tcp(port);
+    assert_ne!(c.nick.to_lowercase(), next_guest);
+    // Free again once its owner is gone (unread lines make the close a reset).
+    drop(a);
+    let left = b.until_starts("* Alice left (");
+    assert!(left.ends_with("(connection closed)") || left.ends_with("(connection reset)"));
+    b.send("/nick alice\n");
+    b.until("* you are now alice");
+    b.send("/nick 王小明_2-x\n");
+    b.until("* you are now 王小明_2-x");
+}
+
+#[test]
+fn tcp_udp_and_unix_members_share_one_room() {
+    let dir = temp_dir("chat-kinds");
+    let sock = dir.join("chat.sock");
+    let unix_ep = format!("unix:{}", sock.display());
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "udp://127.0.0.1:0", &unix_ep]);
+    let (tport, uport) = (port_of(&eps[0]), port_of(&eps[1]));
+    let mut t = tcp(tport);
+    let us = UnixStream::connect(&sock).unwrap();
+    us.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut x = Member::join(us);
+    t.until(&format!("* {} joined", x.nick));
+
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(DEADLINE)).unwrap();
+    // One datagram may hold several lines; the first one joins.
+    udp.send_to(b"first\nsecond", ("127.0.0.1", uport)).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut recv = || {
+        let n = udp.recv(&mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let welcome = recv();
+    let unick = welcome["* welcome, you are ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(t.line(), format!("* {unick} joined"));
+    assert_eq!(t.line(), format!("<{unick}> first"));
+    assert_eq!(t.line(), format!("<{unick}> second"));
+    x.until(&format!("<{unick}> second"));
+
+    t.send("from tcp\nand again\n");
+    // Every room line is a datagram of its own.
+    assert_eq!(recv(), format!("<{}> from tcp\n", t.nick));
+    assert_eq!(recv(), format!("<{}> and again\n", t.nick));
+    assert_eq!(x.line(), format!("<{}> from tcp", t.nick));
+    x.send("from unix\n");
+    assert_eq!(recv(), format!("<{}> from unix\n", x.nick));
+    t.until(&format!("<{}> from unix", x.nick));
+
+    udp.send_to(b"bye", ("127.0.0.1", uport)).unwrap();
+    assert_eq!(recv(), "* bye\n");
+    assert_eq!(t.line(), format!("* {unick} left (bye)"));
+    // A new datagram from the same address joins again.
+    udp.send_to(b"back\n", ("127.0.0.1", uport)).unwrap();
+    assert!(recv().starts_with("* welcome, you are "));
+}
+
+#[test]
+fn datagram_members_leave_after_the_idle_timeout() {
+    let (_room, eps) = chat(&[
+        "tcp://127.0.0.1:0",
+        "udp://127.0.0.1:0",
+        "--idle-timeout",
+        "0.5",
+    ]);
+    let mut t = tcp(port_of(&eps[0]));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"hi\n", ("127.0.0.1", port_of(&eps[1])))
+        .unwrap();
+    let joined = t.line();
+    let unick = joined
+        .trim_start_matches("* ")
+        .trim_end_matches(" joined")
+        .to_string();
+    assert_eq!(t.line(), format!("<{unick}> hi"));
+    let started = Instant::now();
+    let l = t.line();
+    assert_eq!(l, format!("* {unick} left (idle timeout)"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn the_tutorials_clients_join_the_room() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "udp://127.0.0.1:0"]);
+    let (tport, uport) = (port_of(&eps[0]), port_of(&eps[1]));
+    let mut t = tcp(tport);
+    // The tutorial's chat client sends each message without a newline.
+    let mut py = python("chat_client.py", &[&tport.to_string()], None);
+    let joined = t.line();
+    let pnick = joined
+        .trim_start_matches("* ")
+        .trim_end_matches(" joined")
+        .to_string();
+    py.write("你好，服务器\n".as_bytes());
+    assert_eq!(t.line(), format!("<{pnick}> 你好，服务器"));
+    py.write(b"bye\n");
+    assert_eq!(t.line(), format!("* {pnick} left (bye)"));
+    assert!(py.wait().success());
+    // The tutorial's UDP client sends b'hello' and prints the first datagram back.
+    let mut udp = python("udp_client.py", &[&uport.to_string()], Some(Stdio::null()));
+    let out = udp.line();
+    assert!(out.starts_with("* welcome, you are guest"), "{out}");
+    assert!(udp.wait().success());
+    assert!(t.line().ends_with(" joined"));
+    assert!(t.line().ends_with("> hello"));
+}
+
+#[test]
+fn escapes_controls_and_bad_utf8_never_reach_a_screen() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "--rate", "0"]);
+    let port = port_of(&eps[0]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    b.r.get_mut()
+        .write_all(b"\x1b[2J\x1b[31mred\x1b[0m \x1b]0;owned\x07title\x07\x08 ok\xff\xfe\n")
+        .unwrap();
+    a.line();
+    let mut raw = Vec::new();
+    a.r.read_until(b'\n', &mut raw).unwrap();
+    let got = String::from_utf8(raw).expect("valid UTF-8 only");
+    assert_eq!(got, format!("<{}> red title ok\u{fffd}\u{fffd}\n", b.nick));
+    assert!(!got.bytes().any(|c| c < 0x20 && c != b'\n'));
+    // A nick cannot smuggle them in either.
+    b.send("/nick \x1b[31mevil\n");
+    assert_eq!(b.line(), "* you are now evil");
+}
+
+#[test]
+fn long_lines_are_refused_and_the_member_stays() {
+    let (room, eps) = chat(&["tcp://127.0.0.1:0", "--max-line", "100", "--rate", "0"]);
+    let port = port_of(&eps[0]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    a.line();
+    b.send(&format!("{}\nshort\n", "x".repeat(101)));
+    assert_eq!(
+        b.line(),
+        "! line too long (over 100 bytes); it was not sent"
+    );
+    assert_eq!(a.line(), format!("<{}> short", b.nick));
+    // A line that never ends cannot grow the server: 64 MiB without a newline.
+    let rss_before = rss_kib(&room);
+    let chunk = vec![b'y'; 1 << 20];
+    for _ in 0..64 {
+        b.r.get_mut().write_all(&chunk).unwrap();
+    }
+    b.send("\nstill here\n");
+    assert_eq!(
+        b.line(),
+        "! line too long (over 100 bytes); it was not sent"
+    );
+    assert_eq!(a.line(), format!("<{}> still here", b.nick));
+    let grown = rss_kib(&room).saturating_sub(rss_before);
+    assert!(grown < 16 * 1024, "server grew by {grown} KiB");
+}
+
+fn rss_kib(p: &Proc) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_member_that_never_reads_is_dropped_and_nobody_waits_for_it() {
+    let (room, eps) = chat(&["tcp://127.0.0.1:0", "--rate", "0"]);
+    let port = port_of(&eps[0]);
+    let mut reader = tcp(port);
+    let stuck = tcp(port); // joins, then never reads again
+    let mut sender = tcp(port);
+    reader.until(&format!("* {} joined", sender.nick));
+    let rss_before = rss_kib(&room);
+    // 16 MiB of lines: far more than the stuck member's queue and socket buffers hold.
+    let line = format!("{}\n", "z".repeat(1000));
+    let count = 16 * 1024;
+    let writer = std::thread::spawn(move || {
+        let block = line.repeat(64);
+        for _ in 0..count / 64 {
+            sender.r.get_mut().write_all(block.as_bytes()).unwrap();
+        }
+        sender
+    });
+    let mut got = 0;
+    let mut dropped = false;
+    while got < count {
+        let l = reader.line();
+        if l.ends_with(&"z".repeat(1000)) {
+            got += 1;
+        } else if l == format!("* {} left (too slow)", stuck.nick) {
+            dropped = true;
+        } else {
+            panic!("unexpected line {l:.80}");
+        }
+    }
+    writer.join().unwrap();
+    assert!(dropped, "the stuck member was never dropped");
+    let grown = rss_kib(&room).saturating_sub(rss_before);
+    assert!(grown < 32 * 1024, "server grew by {grown} KiB");
+}
+
+#[test]
+fn a_fast_sender_is_slowed_down_not_cut() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "--rate", "50"]);
+    let port = port_of(&eps[0]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    a.line();
+    let lines: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    let started = Instant::now();
+    b.send(&lines);
+    for i in 0..200 {
+        assert_eq!(a.line(), format!("<{}> line {i}", b.nick));
+    }
+    // A burst of 100 goes at once, the other 100 at 50 a second.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1500), "took {took:?}");
+}
+
+#[test]
+fn two_thousand_members_get_one_line() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0"]);
+    let port = port_of(&eps[0]);
+    let members: Vec<Member<TcpStream>> = (0..2000).map(|_| tcp(port)).collect();
+    let mut sender = tcp(port);
+    sender.send("hello, all 2000 of you\n");
+    let want = format!("<{}> hello, all 2000 of you", sender.nick);
+    for mut m in members {
+        m.until(&want);
+    }
+}
+
+#[test]
+fn max_members_and_access_rules_turn_clients_away() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "--max-members", "2"]);
+    let port = port_of(&eps[0]);
+    let _a = tcp(port);
+    let _b = tcp(port);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "! the room is full (2 members); try again later\n");
+
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "--deny", "127.0.0.0/8"]);
+    let mut d = TcpStream::connect(("127.0.0.1", port_of(&eps[0]))).unwrap();
+    d.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut s = String::new();
+    let _ = d.read_to_string(&mut s);
+    assert_eq!(s, "");
+}
+
+#[test]
+fn shutdown_tells_every_member_and_removes_the_socket_file() {
+    let dir = temp_dir("chat-shutdown");
+    let sock = dir.join("room.sock");
+    let unix_ep = format!("unix:{}", sock.display());
+    let (mut room, eps) = chat(&["tcp://127.0.0.1:0", &unix_ep]);
+    let mut a = tcp(port_of(&eps[0]));
+    let us = UnixStream::connect(&sock).unwrap();
+    us.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut b = Member::join(us);
+    a.line();
+    room.terminate();
+    assert_eq!(a.until("* server shutting down"), Vec::<String>::new());
+    assert_eq!(rest(&mut a), "");
+    b.until("* server shutting down");
+    assert!(room.wait().success());
+    assert!(!sock.exists(), "socket file left behind");
+}
