@@ -29,6 +29,9 @@ struct Shared {
     held: AtomicU64,
     first_error: Mutex<Option<String>>,
     latency: Mutex<Option<Histogram<u64>>>,
+    /// fanout: from the first line sent to the last one received, so that waiting for the
+    /// room to fill (or for lines that never come) is not counted as delivery time.
+    span: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
 impl Shared {
@@ -153,13 +156,18 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<Report> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    let span = *shared.span.lock().unwrap_or_else(PoisonError::into_inner);
+    let elapsed = match span {
+        (Some(first), Some(last)) if last > first => last - first,
+        _ => started
+            .elapsed()
+            .min(cfg.duration.max(Duration::from_millis(1))),
+    };
     Ok(Report {
         mode: cfg.mode.name(),
         endpoint: cfg.endpoint.to_string(),
         conns: cfg.conns,
-        elapsed: started
-            .elapsed()
-            .min(cfg.duration.max(Duration::from_millis(1))),
+        elapsed,
         ops: shared.ops.load(Ordering::Relaxed),
         bytes: shared.bytes.load(Ordering::Relaxed),
         errors: shared.errors.load(Ordering::Relaxed),
@@ -543,14 +551,22 @@ async fn connects(job: Job<'_>) -> Result<()> {
 /// Opens `--hold` connections and keeps them until the deadline (memory per connection).
 async fn hold(cfg: &Config, sh: &Shared, deadline: Instant) -> Result<()> {
     let want = cfg.hold.unwrap_or(0);
-    let mut held = Vec::with_capacity(want);
+    let mut held = JoinSet::new();
     for _ in 0..want {
         if Instant::now() >= deadline {
             break;
         }
         match open(cfg).await {
-            Ok(s) => {
-                held.push(s);
+            Ok(mut s) => {
+                // A quiet client still reads: welcome lines and room notices are taken and
+                // dropped, so the server's queues measure a live member, not a dead one.
+                held.spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = tokio::time::timeout_at(deadline, async {
+                        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
+                });
                 sh.ops.fetch_add(1, Ordering::Relaxed);
                 sh.held.store(held.len() as u64, Ordering::Relaxed);
             }
@@ -558,6 +574,7 @@ async fn hold(cfg: &Config, sh: &Shared, deadline: Instant) -> Result<()> {
         }
     }
     tokio::time::sleep_until(deadline).await;
+    held.shutdown().await;
     Ok(())
 }
 
@@ -582,7 +599,7 @@ async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) -> Result<()>
         let (sh, synced) = (sh.clone(), synced.clone());
         let grace = cfg.timeout;
         receivers.spawn(async move {
-            let r = receive_fanout(s, lines, &sh, &synced, deadline + grace).await;
+            let r = receive_fanout(s, lines, &sh, &synced, deadline + grace, grace).await;
             if let Err(e) = r {
                 sh.error(format!("receiver {id}: {e}"));
             }
@@ -604,6 +621,7 @@ async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) -> Result<()>
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let pacer = Pacer::new(cfg.rate);
+    sh.span.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(Instant::now());
     let mut batch = String::new();
     for n in 0..lines {
         pacer.due(n).await;
@@ -630,16 +648,25 @@ async fn receive_fanout(
     sh: &Shared,
     synced: &AtomicU64,
     until: Instant,
+    quiet: Duration,
 ) -> io::Result<()> {
     let mut seen = vec![false; lines as usize];
     let (mut unique, mut highest, mut is_synced) = (0u64, None::<u64>, false);
     let mut splitter = Lines::new(64 * 1024);
     let mut buf = vec![0u8; 64 * 1024];
+    let mut last = None;
     while unique < lines {
-        let n = match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+        // Once counting, a silence of `quiet` means the rest is lost: stop waiting.
+        let limit = if is_synced {
+            until.min(Instant::now() + quiet)
+        } else {
+            until
+        };
+        let n = match tokio::time::timeout_at(limit, s.read(&mut buf)).await {
             Ok(r) => r?,
             Err(_) => break,
         };
+        let before = unique;
         if n == 0 {
             break;
         }
@@ -668,9 +695,16 @@ async fn receive_fanout(
             }
             highest = highest.max(Some(k));
         }
+        if unique > before {
+            last = Some(Instant::now());
+        }
     }
     if !is_synced {
         synced.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(last) = last {
+        let mut span = sh.span.lock().unwrap_or_else(PoisonError::into_inner);
+        span.1 = span.1.max(Some(last));
     }
     sh.lost.fetch_add(lines - unique, Ordering::Relaxed);
     Ok(())

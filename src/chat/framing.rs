@@ -44,8 +44,12 @@ impl Framer {
         }
     }
 
-    /// Where the next read goes, with at least `room` bytes free.
+    /// Where the next read goes, with at least `room` bytes free. A large buffer left over
+    /// from a burst is given back once empty, so an idle member holds only `room` bytes.
     pub fn buffer(&mut self, room: usize) -> &mut BytesMut {
+        if self.buf.is_empty() && self.buf.capacity() > 2 * room {
+            self.buf = BytesMut::new();
+        }
         self.buf.reserve(room);
         &mut self.buf
     }

@@ -17,6 +17,7 @@
 
 mod datagram;
 pub mod framing;
+mod mailbox;
 pub mod room;
 mod stream;
 pub mod text;
@@ -27,7 +28,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use room::{Flow, JoinError, Joined, Mailbox, MemberId, Room, RoomConfig};
+pub use mailbox::Mailbox;
+pub use room::{Backlog, Flow, JoinError, Joined, MemberId, Outcome, Room, RoomConfig};
 
 use crate::access::{Access, ConnLimit};
 use crate::endpoint::Endpoint;

@@ -3,22 +3,23 @@
 //! holds. That is what lets tcp, udp, unix and tls members share one room, and what a
 //! later bridge (a message bus, a browser front end) plugs into.
 //!
-//! Delivery is built for fan-out: the lines one member sends in one read become one shared
-//! buffer, queued (not copied) for every other member. Two marks bound each queue. Past the
-//! soft mark the *sender* is slowed: its transport waits (reads paused) until the backlog
-//! drains, so a fast sender cannot outrun readers that keep up. A member that does not drain
-//! within the grace, or reaches the hard limit, is dropped as too slow: nobody waits for it
-//! more than once.
+//! Delivery (see `mailbox`) is built for fan-out: the lines one member sends in one read
+//! become one shared buffer in the room's log, which every other member's writer reads at
+//! its own pace. A sender whose lines leave members far behind is slowed (its reads paused)
+//! until they catch up; a member still behind after the grace, or a whole log behind, is
+//! dropped as too slow, so nobody waits for it more than once.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+use super::mailbox::{Entry, Mailbox, Private};
 
 use super::text::{check_nick, clean, nick_key};
 
@@ -30,42 +31,41 @@ pub type MemberId = u64;
 pub struct RoomConfig {
     /// Members at most; `None` for no limit but the system's.
     pub max_members: Option<usize>,
-    /// Bytes that may wait in one member's queue; past this it is dropped as too slow.
-    pub queue_limit: usize,
-    /// Past this many queued bytes a member's backlog slows the sender down.
-    pub soft_limit: usize,
-    /// How long a sender waits for a backlog to drain before its owner counts as too slow.
+    /// Buffers the room's log can hold (a buffer is one read's worth of lines, or one
+    /// notice); a buffer leaves memory once every member has taken it.
+    pub log_len: usize,
+    /// Bytes a member may be behind the log before it is dropped as too slow.
+    pub lag_limit: u64,
+    /// A sender whose lines leave a member more than this many bytes behind waits.
+    pub soft_lag: u64,
+    /// How long a sender waits for members to catch up before they count as too slow.
     pub grace: Duration,
+    /// Bytes of private lines (answers, errors) one member may leave unread.
+    pub private_limit: usize,
 }
 
 impl Default for RoomConfig {
     fn default() -> Self {
         RoomConfig {
             max_members: None,
-            queue_limit: 1024 * 1024,
-            soft_limit: 64 * 1024,
+            log_len: 32 * 1024,
+            lag_limit: 1024 * 1024,
+            soft_lag: 64 * 1024,
             grace: Duration::from_secs(1),
+            private_limit: 256 * 1024,
         }
     }
 }
 
-/// One member's queue length in bytes, and a wake-up for senders waiting on it.
-#[derive(Debug, Default)]
-struct Queue {
-    bytes: AtomicUsize,
-    drained: Notify,
-}
-
-/// Members whose queues passed the soft mark during one [`Room::input`]; hand it to
-/// [`Room::settle`] before reading more from that member.
+/// The log position a sender waits for, when somebody was behind after its lines.
 #[derive(Debug, Default)]
 #[must_use = "wait with Room::settle, or the sender is never slowed down"]
-pub struct Backlog(Vec<(MemberId, Arc<Queue>)>);
+pub struct Backlog(Option<u64>);
 
 impl Backlog {
     /// True when nobody is behind.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 }
 
@@ -118,63 +118,17 @@ pub struct Joined {
     pub mailbox: Mailbox,
 }
 
-/// The receiving end of one member's queue.
-#[derive(Debug)]
-pub struct Mailbox {
-    rx: mpsc::UnboundedReceiver<Bytes>,
-    queue: Arc<Queue>,
-    soft: usize,
-    kick: CancellationToken,
-}
-
-impl Mailbox {
-    /// Everything queued, up to about `max` bytes, as one buffer (so one write sends many
-    /// lines); `None` once the member has left and its queue is empty.
-    pub async fn next(&mut self, max: usize) -> Option<Bytes> {
-        let first = self.rx.recv().await?;
-        let mut total = first.len();
-        let mut joined: Option<BytesMut> = None;
-        while total < max {
-            let Ok(more) = self.rx.try_recv() else { break };
-            let buf = joined.get_or_insert_with(|| {
-                let mut b = BytesMut::with_capacity(max.max(first.len()));
-                b.extend_from_slice(&first);
-                b
-            });
-            buf.extend_from_slice(&more);
-            total += more.len();
-        }
-        let before = self.queue.bytes.fetch_sub(total, Ordering::Relaxed);
-        if before > self.soft && before - total <= self.soft {
-            self.queue.drained.notify_waiters();
-        }
-        Some(joined.map_or(first, BytesMut::freeze))
-    }
-
-    /// Cancelled when the room drops this member (too slow): stop writing at once.
-    pub fn kicked_token(&self) -> CancellationToken {
-        self.kick.clone()
-    }
-}
-
 struct Member {
     nick: String,
-    tx: mpsc::UnboundedSender<Bytes>,
-    queue: Arc<Queue>,
+    private: Arc<Private>,
+    seen: Arc<AtomicU64>,
     kick: CancellationToken,
 }
 
-impl Member {
-    /// Queues `data` unless that would pass `limit`; a gone receiver is not "slow". Returns
-    /// the bytes now queued, or `None` when over the limit.
-    fn push(&self, data: &Bytes, limit: usize) -> Option<usize> {
-        let queued = self.queue.bytes.load(Ordering::Relaxed);
-        if queued > 0 && queued + data.len() > limit {
-            return None;
-        }
-        self.queue.bytes.fetch_add(data.len(), Ordering::Relaxed);
-        let _ = self.tx.send(data.clone());
-        Some(queued + data.len())
+impl Drop for Member {
+    /// Out of the room means its mailbox ends once its private lines are out.
+    fn drop(&mut self) {
+        self.private.close();
     }
 }
 
@@ -185,17 +139,16 @@ struct State {
     next_id: MemberId,
     next_guest: u64,
     closed: bool,
-    /// Filled by broadcasts, taken by `input`.
-    backlog: Vec<(MemberId, Arc<Queue>)>,
+    /// Bytes sent to the log so far.
+    sent: u64,
 }
-
-/// Backlogs remembered per input: enough to slow a sender, bounded for huge rooms.
-const MAX_BACKLOG: usize = 64;
 
 /// One chat room. Share it as `Arc<Room>` between every transport.
 pub struct Room {
     cfg: RoomConfig,
     state: Mutex<State>,
+    log: broadcast::Sender<Entry>,
+    me: Weak<Room>,
 }
 
 impl fmt::Debug for Room {
@@ -226,9 +179,12 @@ const HELP: &str = "\
 impl Room {
     /// An empty room.
     pub fn new(cfg: RoomConfig) -> Arc<Room> {
-        Arc::new(Room {
+        let (log, _) = broadcast::channel(cfg.log_len.max(16));
+        Arc::new_cyclic(|me| Room {
             cfg,
             state: Mutex::new(State::default()),
+            log,
+            me: me.clone(),
         })
     }
 
@@ -269,16 +225,17 @@ impl Room {
         };
         st.next_id += 1;
         let id = st.next_id;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queue = Arc::new(Queue::default());
+        let private = Arc::new(Private::default());
+        let seen = Arc::new(AtomicU64::new(st.sent));
+        let log = self.log.subscribe();
         let kick = CancellationToken::new();
         let others = st.members.len();
         st.members.insert(
             id,
             Member {
                 nick: nick.clone(),
-                tx,
-                queue: queue.clone(),
+                private: private.clone(),
+                seen: seen.clone(),
                 kick: kick.clone(),
             },
         );
@@ -301,10 +258,12 @@ impl Room {
             id,
             nick,
             mailbox: Mailbox {
-                rx,
-                queue,
-                soft: self.cfg.soft_limit,
+                id,
+                private,
+                log,
+                seen,
                 kick,
+                room: self.me.clone(),
             },
         })
     }
@@ -315,42 +274,49 @@ impl Room {
     pub fn input<'a>(&self, id: MemberId, lines: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
         let mut st = self.lock();
         let flow = self.handle(&mut st, id, lines);
+        let soft = self.cfg.soft_lag;
+        let behind = st
+            .members
+            .values()
+            .any(|m| st.sent.saturating_sub(m.seen.load(Ordering::Relaxed)) > soft);
         Outcome {
             flow,
-            backlog: Backlog(std::mem::take(&mut st.backlog)),
+            backlog: Backlog(behind.then_some(st.sent)),
         }
     }
 
-    /// Waits until the members in `backlog` are below the soft mark again; those still
-    /// behind after the grace are dropped as too slow.
+    /// Waits until every member is within the soft lag of `backlog`'s position; those
+    /// still behind after the grace are dropped as too slow.
     pub async fn settle(&self, backlog: Backlog) {
+        let Some(target) = backlog.0 else { return };
         let deadline = tokio::time::Instant::now() + self.cfg.grace;
-        let mut late = Vec::new();
-        for (id, q) in backlog.0 {
-            loop {
-                let drained = q.drained.notified();
-                tokio::pin!(drained);
-                drained.as_mut().enable();
-                if q.bytes.load(Ordering::Relaxed) <= self.cfg.soft_limit {
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                    late.push(id);
-                    break;
-                }
-            }
-        }
-        if !late.is_empty() {
-            let mut st = self.lock();
-            let soft = self.cfg.soft_limit;
-            late.retain(|id| {
+        let soft = self.cfg.soft_lag;
+        loop {
+            let behind: Vec<MemberId> = {
+                let st = self.lock();
                 st.members
-                    .get(id)
-                    .is_some_and(|m| m.queue.bytes.load(Ordering::Relaxed) > soft)
-            });
-            self.drop_slow(&mut st, late);
-            st.backlog.clear();
+                    .iter()
+                    .filter(|(_, m)| target.saturating_sub(m.seen.load(Ordering::Relaxed)) > soft)
+                    .map(|(id, _)| *id)
+                    .collect()
+            };
+            if behind.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let mut st = self.lock();
+                self.drop_slow(&mut st, behind);
+                return;
+            }
+            // Writers report progress through counters, not wake-ups: look again shortly.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// Drops a member that lost lines (a whole log behind) as too slow.
+    pub(super) fn drop_too_slow(&self, id: MemberId) {
+        let mut st = self.lock();
+        self.drop_slow(&mut st, vec![id]);
     }
 
     fn handle<'a>(
@@ -415,7 +381,12 @@ impl Room {
         let mut st = self.lock();
         if let Some(m) = Self::remove(&mut st, id) {
             tracing::info!(nick = %m.nick, reason, members = st.members.len(), "member left");
-            self.broadcast(&mut st, None, line(format!("* {} left ({reason})", m.nick)));
+            // Never to the leaver itself, whose writer may still be reading the log.
+            self.broadcast(
+                &mut st,
+                Some(id),
+                line(format!("* {} left ({reason})", m.nick)),
+            );
         }
     }
 
@@ -426,8 +397,7 @@ impl Room {
         let data = line(notice);
         for (_, m) in st.members.drain() {
             // Past the limit or not, the last word goes out.
-            m.queue.bytes.fetch_add(data.len(), Ordering::Relaxed);
-            let _ = m.tx.send(data.clone());
+            m.private.push(data.clone(), usize::MAX);
         }
         st.nicks.clear();
     }
@@ -441,7 +411,7 @@ impl Room {
     /// Queues for one member; one that cannot take even that is dropped as too slow.
     fn tell(&self, st: &mut State, id: MemberId, data: Bytes) {
         let ok = match st.members.get(&id) {
-            Some(m) => m.push(&data, self.cfg.queue_limit).is_some(),
+            Some(m) => m.private.push(data, self.cfg.private_limit),
             None => return,
         };
         if !ok {
@@ -449,42 +419,37 @@ impl Room {
         }
     }
 
-    /// Queues `data` once for every member but `except`; drops the ones over their limit.
+    /// Puts `data` in the log once, for every member but `except`; drops members that are
+    /// now more than the lag limit behind.
     fn broadcast(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
-        let (limit, soft) = (self.cfg.queue_limit, self.cfg.soft_limit);
-        let mut slow = Vec::new();
-        for (id, m) in &st.members {
-            if Some(*id) == except {
-                continue;
-            }
-            match m.push(&data, limit) {
-                None => slow.push(*id),
-                Some(queued) if queued > soft && st.backlog.len() < MAX_BACKLOG => {
-                    if !st.backlog.iter().any(|(b, _)| b == id) {
-                        st.backlog.push((*id, m.queue.clone()));
-                    }
-                }
-                Some(_) => {}
-            }
-        }
+        self.send_log(st, except, data);
+        let limit = self.cfg.lag_limit;
+        let slow: Vec<MemberId> = st
+            .members
+            .iter()
+            .filter(|(_, m)| st.sent.saturating_sub(m.seen.load(Ordering::Relaxed)) > limit)
+            .map(|(id, _)| *id)
+            .collect();
         self.drop_slow(st, slow);
     }
 
-    fn drop_slow(&self, st: &mut State, mut slow: Vec<MemberId>) {
-        while let Some(id) = slow.pop() {
+    fn send_log(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
+        st.sent += data.len() as u64;
+        // No receiver (an empty room) is not an error.
+        let _ = self.log.send(Entry {
+            from: except.unwrap_or(0),
+            data,
+        });
+    }
+
+    fn drop_slow(&self, st: &mut State, slow: Vec<MemberId>) {
+        for id in slow {
             let Some(m) = Self::remove(st, id) else {
                 continue;
             };
             m.kick.cancel();
-            tracing::warn!(nick = %m.nick, "member too slow: its queue is full, dropping it");
-            let data = line(format!("* {} left (too slow)", m.nick));
-            let limit = self.cfg.queue_limit;
-            slow.extend(
-                st.members
-                    .iter()
-                    .filter(|(_, m)| m.push(&data, limit).is_none())
-                    .map(|(id, _)| *id),
-            );
+            tracing::warn!(nick = %m.nick, "member too slow: it fell behind, dropping it");
+            self.send_log(st, Some(id), line(format!("* {} left (too slow)", m.nick)));
         }
     }
 
@@ -564,7 +529,7 @@ impl Room {
         self.tell(st, id, line("* bye"));
         if Self::remove(st, id).is_some() {
             tracing::info!(%nick, reason, members = st.members.len(), "member left");
-            self.broadcast(st, None, line(format!("* {nick} left ({reason})")));
+            self.broadcast(st, Some(id), line(format!("* {nick} left ({reason})")));
         }
         Flow::Left
     }
@@ -597,6 +562,7 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::Mailbox;
 
     async fn text(m: &mut Mailbox) -> String {
         let b = m.next(1 << 16).await.unwrap();
@@ -635,10 +601,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_member_over_its_limit_is_dropped_and_the_others_told() {
+    async fn settle_waits_for_readers_then_drops_who_stays_behind() {
         let room = Room::new(RoomConfig {
-            queue_limit: 300,
-            soft_limit: 50,
+            soft_lag: 40,
+            grace: Duration::from_millis(100),
             ..RoomConfig::default()
         });
         let mut reader = room.join().unwrap();
@@ -646,39 +612,73 @@ mod tests {
         let mut sender = room.join().unwrap();
         let _ = sender.mailbox.next(1 << 16).await;
         let _ = reader.mailbox.next(1 << 16).await;
-        for _ in 0..20 {
-            let out = room.input(sender.id, [&b"0123456789"[..]]);
-            assert_eq!(out.flow, Flow::Stay);
-            let got = text(&mut reader.mailbox).await;
-            assert!(got.starts_with("<guest3> 0123456789\n"), "{got}");
-            drop(out.backlog);
+        let mut backlog = Backlog::default();
+        for n in 0..10 {
+            let out = room.input(sender.id, [format!("line {n}").as_bytes()]);
+            backlog = out.backlog;
         }
-        assert!(stuck.mailbox.kick.is_cancelled());
-        assert_eq!(room.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn settle_waits_for_readers_then_drops_who_stays_behind() {
-        let room = Room::new(RoomConfig {
-            soft_limit: 10,
-            grace: Duration::from_millis(100),
-            ..RoomConfig::default()
-        });
-        let mut reader = room.join().unwrap();
-        let _ = reader.mailbox.next(1 << 16).await;
-        let stuck = room.join().unwrap();
-        let sender = room.join().unwrap();
-        let _ = reader.mailbox.next(1 << 16).await;
-        let out = room.input(sender.id, [&b"a line longer than ten bytes"[..]]);
-        assert!(!out.backlog.is_empty());
+        assert!(!backlog.is_empty());
+        // The sender's own writer passes over its lines (they are not for it).
+        let own = tokio::time::timeout(Duration::from_millis(10), sender.mailbox.next(1 << 16));
+        assert!(own.await.is_err());
         let drain = async {
-            let _ = reader.mailbox.next(1 << 16).await;
+            let mut got = String::new();
+            while !got.contains("line 9") {
+                got.push_str(&text(&mut reader.mailbox).await);
+            }
         };
-        tokio::join!(room.settle(out.backlog), drain);
+        tokio::join!(room.settle(backlog), drain);
         assert!(
             stuck.mailbox.kick.is_cancelled(),
             "the stuck member stays behind"
         );
+        assert_eq!(room.len(), 2);
+        assert_eq!(
+            text(&mut reader.mailbox).await,
+            "* guest2 left (too slow)\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_member_a_whole_log_behind_is_dropped() {
+        let room = Room::new(RoomConfig {
+            log_len: 16,
+            ..RoomConfig::default()
+        });
+        let mut stuck = room.join().unwrap();
+        let sender = room.join().unwrap();
+        for n in 0..40 {
+            drop(
+                room.input(sender.id, [format!("line {n}").as_bytes()])
+                    .backlog,
+            );
+        }
+        // Its own lines (the welcome) still go out; then it is gone.
+        assert!(text(&mut stuck.mailbox).await.starts_with("* welcome"));
+        assert!(stuck.mailbox.kick.is_cancelled());
+        assert!(stuck.mailbox.next(1024).await.is_none());
+        assert_eq!(room.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_member_past_the_lag_limit_is_dropped_at_once() {
+        let room = Room::new(RoomConfig {
+            lag_limit: 200,
+            ..RoomConfig::default()
+        });
+        let mut reader = room.join().unwrap();
+        let stuck = room.join().unwrap();
+        let mut sender = room.join().unwrap();
+        for n in 0..40 {
+            drop(
+                room.input(sender.id, [format!("line {n}").as_bytes()])
+                    .backlog,
+            );
+            let _ =
+                tokio::time::timeout(Duration::from_millis(1), sender.mailbox.next(1 << 16)).await;
+            let _ = reader.mailbox.next(1 << 16).await;
+        }
+        assert!(stuck.mailbox.kick.is_cancelled());
         assert_eq!(room.len(), 2);
     }
 }

@@ -12,8 +12,11 @@ use super::room::{Flow, MemberId, Room};
 use super::MemberOptions;
 use crate::net::Peer;
 
-/// Bytes read at a time; also the most one read can hand the room as one batch.
-const READ_BUF: usize = 4096;
+/// Bytes read at a time by a member that talks like a person: all an idle member holds.
+const READ_BUF: usize = 1024;
+/// A member that fills every read (a paste, a bot, a benchmark) reads up to this much at
+/// once, so its lines reach the others in fewer, larger batches.
+const READ_MAX: usize = 64 * 1024;
 /// The most one write sends: a batch of queued lines.
 const WRITE_BATCH: usize = 64 * 1024;
 /// How long a line without a newline may wait for the rest: then it counts as a line, so
@@ -81,18 +84,27 @@ async fn read<R: AsyncRead + Unpin>(
 ) -> Option<String> {
     let mut framer = Framer::new(opts.max_line);
     let mut pace = Pace::new(opts.rate, opts.burst);
+    let mut read_size = READ_BUF;
     loop {
         let partial = framer.pending() > 0;
         // Stream members may idle for ever (people do in chat rooms); only a pending
         // partial line has a clock.
-        let read = rd.read_buf(framer.buffer(READ_BUF));
+        let space = read_size;
+        let read = rd.read_buf(framer.buffer(space));
         let n = if partial {
             tokio::time::timeout(PARTIAL_QUIET, read).await
         } else {
             Ok(read.await)
         };
         let n = match n {
-            Ok(Ok(n)) => n,
+            Ok(Ok(n)) => {
+                read_size = if n >= space {
+                    (space * 2).min(READ_MAX)
+                } else {
+                    READ_BUF
+                };
+                n
+            }
             Ok(Err(e)) => return Some(reason(&e).into()),
             Err(_) => {
                 if let Some(line) = framer.finish() {

@@ -1,0 +1,191 @@
+//! Delivery: how a room line reaches each member without a copy or a queue entry per member.
+//!
+//! Lines for everybody go once into the room's log (a `tokio::sync::broadcast` ring of
+//! shared buffers); each member's writer reads the log at its own pace and counts what it
+//! has seen, so a broadcast costs the same for 10 members or 10,000, and a burst of joins
+//! leaves no per-member backlog behind. Lines for one member (welcome, errors, `/who`, the
+//! goodbye) go to its small private queue. A writer that falls a whole log behind has lost
+//! lines: the room drops it as too slow rather than let anybody wait for it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::room::{MemberId, Room};
+
+/// One log entry: a buffer of lines and who sent it (members do not get their own lines).
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub(super) from: MemberId,
+    pub(super) data: Bytes,
+}
+
+/// A member's private lines, their size, and the writer's wake-up.
+#[derive(Debug, Default)]
+pub(super) struct Private {
+    items: Mutex<VecDeque<Bytes>>,
+    pub(super) bytes: AtomicUsize,
+    closed: AtomicBool,
+    ready: Notify,
+}
+
+impl Private {
+    fn items(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `data` unless the queue already holds `limit` bytes (a member that asks and
+    /// never reads); false then.
+    pub(super) fn push(&self, data: Bytes, limit: usize) -> bool {
+        let queued = self.bytes.load(Ordering::Relaxed);
+        if queued > 0 && queued + data.len() > limit {
+            return false;
+        }
+        self.bytes.fetch_add(data.len(), Ordering::Relaxed);
+        self.items().push_back(data);
+        self.ready.notify_one();
+        true
+    }
+
+    /// No more lines: the writer sends what is queued, then ends.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
+/// The receiving end of one member: its private queue and its place in the room's log.
+#[derive(Debug)]
+pub struct Mailbox {
+    pub(super) id: MemberId,
+    pub(super) private: Arc<Private>,
+    pub(super) log: broadcast::Receiver<Entry>,
+    /// Log bytes this member has taken, for the room to see who is behind.
+    pub(super) seen: Arc<AtomicU64>,
+    pub(super) kick: CancellationToken,
+    pub(super) room: Weak<Room>,
+}
+
+/// Collects buffers into one write: the first is kept as is, more are copied after it.
+struct Batch {
+    first: Option<Bytes>,
+    rest: Option<BytesMut>,
+    len: usize,
+}
+
+impl Batch {
+    fn add(&mut self, data: Bytes) {
+        self.len += data.len();
+        match (&self.first, &mut self.rest) {
+            (None, _) => self.first = Some(data),
+            (Some(first), None) => {
+                let mut b = BytesMut::with_capacity(self.len);
+                b.extend_from_slice(first);
+                b.extend_from_slice(&data);
+                self.rest = Some(b);
+            }
+            (Some(_), Some(b)) => b.extend_from_slice(&data),
+        }
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        match self.rest {
+            Some(b) => Some(b.freeze()),
+            None => self.first,
+        }
+    }
+}
+
+impl Mailbox {
+    /// What is waiting for this member, up to about `max` bytes as one buffer (so one write
+    /// carries many lines); `None` once it has left and its last lines are out.
+    pub async fn next(&mut self, max: usize) -> Option<Bytes> {
+        let private = self.private.clone();
+        loop {
+            let ready = private.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let mut batch = Batch {
+                first: None,
+                rest: None,
+                len: 0,
+            };
+            self.take_private(&mut batch, max);
+            let gone = private.closed.load(Ordering::Acquire);
+            if !gone {
+                self.take_log(&mut batch, max);
+            }
+            if batch.len > 0 {
+                return batch.finish();
+            }
+            if gone {
+                // Lines pushed before the close are in; one last look finds a straggler.
+                self.take_private(&mut batch, max);
+                return batch.finish();
+            }
+            tokio::select! {
+                () = &mut ready => {}
+                r = self.log.recv() => match r {
+                    Ok(e) => {
+                        self.seen.fetch_add(e.data.len() as u64, Ordering::Relaxed);
+                        if e.from != self.id {
+                            return Some(e.data);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.lagged(),
+                    Err(broadcast::error::RecvError::Closed) => private.close(),
+                },
+            }
+        }
+    }
+
+    /// Cancelled when the room drops this member (too slow): stop writing at once.
+    pub fn kicked_token(&self) -> CancellationToken {
+        self.kick.clone()
+    }
+
+    fn take_private(&self, batch: &mut Batch, max: usize) {
+        let mut items = self.private.items();
+        let mut taken = 0;
+        while batch.len < max {
+            let Some(data) = items.pop_front() else { break };
+            taken += data.len();
+            batch.add(data);
+        }
+        if items.is_empty() && items.capacity() > 16 {
+            items.shrink_to(4);
+        }
+        drop(items);
+        self.private.bytes.fetch_sub(taken, Ordering::Relaxed);
+    }
+
+    fn take_log(&mut self, batch: &mut Batch, max: usize) {
+        while batch.len < max {
+            match self.log.try_recv() {
+                Ok(e) => {
+                    self.seen.fetch_add(e.data.len() as u64, Ordering::Relaxed);
+                    if e.from != self.id {
+                        batch.add(e.data);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.lagged();
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Lines were lost to this member: it leaves as too slow; what is private still goes.
+    fn lagged(&self) {
+        match self.room.upgrade() {
+            Some(room) => room.drop_too_slow(self.id),
+            None => self.private.close(),
+        }
+    }
+}
