@@ -66,6 +66,8 @@ pub struct Mailbox {
     pub(super) log: broadcast::Receiver<Entry>,
     /// Log bytes this member has taken, for the room to see who is behind.
     pub(super) seen: Arc<AtomicU64>,
+    /// Rung after taking from the log, for senders waiting in `Room::settle`.
+    pub(super) progress: Arc<Notify>,
     pub(super) kick: CancellationToken,
     pub(super) room: Weak<Room>,
 }
@@ -132,6 +134,7 @@ impl Mailbox {
                 r = self.log.recv() => match r {
                     Ok(e) => {
                         self.seen.fetch_add(e.data.len() as u64, Ordering::Relaxed);
+                        self.progress.notify_waiters();
                         if e.from != self.id {
                             return Some(e.data);
                         }
@@ -164,20 +167,25 @@ impl Mailbox {
     }
 
     fn take_log(&mut self, batch: &mut Batch, max: usize) {
+        let mut taken = 0u64;
         while batch.len < max {
             match self.log.try_recv() {
                 Ok(e) => {
-                    self.seen.fetch_add(e.data.len() as u64, Ordering::Relaxed);
+                    taken += e.data.len() as u64;
                     if e.from != self.id {
                         batch.add(e.data);
                     }
                 }
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     self.lagged();
-                    return;
+                    break;
                 }
-                Err(_) => return,
+                Err(_) => break,
             }
+        }
+        if taken > 0 {
+            self.seen.fetch_add(taken, Ordering::Relaxed);
+            self.progress.notify_waiters();
         }
     }
 

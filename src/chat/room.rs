@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::mailbox::{Entry, Mailbox, Private};
@@ -50,7 +50,7 @@ impl Default for RoomConfig {
             max_members: None,
             log_len: 32 * 1024,
             lag_limit: 1024 * 1024,
-            soft_lag: 64 * 1024,
+            soft_lag: 256 * 1024,
             grace: Duration::from_secs(1),
             private_limit: 256 * 1024,
         }
@@ -148,6 +148,7 @@ pub struct Room {
     cfg: RoomConfig,
     state: Mutex<State>,
     log: broadcast::Sender<Entry>,
+    progress: Arc<Notify>,
     me: Weak<Room>,
 }
 
@@ -184,6 +185,7 @@ impl Room {
             cfg,
             state: Mutex::new(State::default()),
             log,
+            progress: Arc::new(Notify::new()),
             me: me.clone(),
         })
     }
@@ -262,6 +264,7 @@ impl Room {
                 private,
                 log,
                 seen,
+                progress: self.progress.clone(),
                 kick,
                 room: self.me.clone(),
             },
@@ -292,6 +295,9 @@ impl Room {
         let deadline = tokio::time::Instant::now() + self.cfg.grace;
         let soft = self.cfg.soft_lag;
         loop {
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
             let behind: Vec<MemberId> = {
                 let st = self.lock();
                 st.members
@@ -308,8 +314,8 @@ impl Room {
                 self.drop_slow(&mut st, behind);
                 return;
             }
-            // Writers report progress through counters, not wake-ups: look again shortly.
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // Writers ring `progress` as they take from the log.
+            let _ = tokio::time::timeout_at(deadline, progress).await;
         }
     }
 

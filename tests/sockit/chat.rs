@@ -480,3 +480,27 @@ fn shutdown_tells_every_member_and_removes_the_socket_file() {
     assert!(room.wait().success());
     assert!(!sock.exists(), "socket file left behind");
 }
+
+#[test]
+#[ignore = "needs OpenBSD netcat (apt-get install netcat-openbsd); .ci/run installs it and runs ignored tests"]
+fn netcat_is_a_member_like_any_other() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0"]);
+    let port = port_of(&eps[0]);
+    let mut t = tcp(port);
+    let mut cmd = std::process::Command::new("nc");
+    cmd.args(["-N", "127.0.0.1", &port.to_string()]);
+    let mut nc = Proc::spawn(cmd, None);
+    let welcome = nc.line();
+    assert!(welcome.starts_with("* welcome, you are guest"), "{welcome}");
+    let joined = t.line();
+    let ncnick = joined
+        .trim_start_matches("* ")
+        .trim_end_matches(" joined")
+        .to_string();
+    nc.write("大家好 from nc\n".as_bytes());
+    assert_eq!(t.line(), format!("<{ncnick}> 大家好 from nc"));
+    t.send("hi nc\n");
+    assert_eq!(nc.line(), format!("<{}> hi nc\n", t.nick));
+    nc.close_stdin();
+    assert_eq!(t.line(), format!("* {ncnick} left (connection closed)"));
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Chat fan-out: one sender, N receivers of K numbered lines (`sockit bench --mode fanout`,
+# which checks every line for loss, duplication and order), against `ncat --chat` and tokio's
+# chat example (bench/tokio-chat). Reports deliveries/s (medians of ROUNDS), lines wrong, and
+# the server's CPU time per million deliveries. A fresh server per run; loopback only; we stop
+# only the process groups we started. Then the memory of 10,000 idle sockit chat members.
+#
+# Usage: bench/chat.sh [ROUNDS] [MEMBERS]      (defaults 3 and 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+MEMBERS=${2:-10000}
+ulimit -n $((MEMBERS * 2 + 512)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+command -v ncat >/dev/null || apt-get install -y ncat >/dev/null
+cargo build --release -q -p sockit -p tokio-chat
+SOCKIT=$PWD/target/release/sockit
+TOKIO_CHAT=$PWD/target/release/tokio-chat
+STARTED=()
+cleanup() { for g in "${STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; return 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
+
+start() { # name port -> pid (own process group)
+  case $1 in
+    sockit) setsid "$SOCKIT" chat -q --rate 0 "tcp://127.0.0.1:$2" </dev/null >/dev/null 2>&1 & ;;
+    tokio-chat) setsid "$TOKIO_CHAT" "127.0.0.1:$2" </dev/null >/dev/null 2>&1 & ;;
+    ncat) setsid ncat -l --chat -m 4000 127.0.0.1 "$2" </dev/null >/dev/null 2>&1 & ;;
+  esac
+  echo $!
+}
+
+echo "| server | receivers | lines | deliveries/s (M, median) | lines lost+dup+reordered | server CPU ms per M deliveries |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+for n in 100 500; do
+  for k in 1000 10000; do
+    for s in sockit tokio-chat ncat; do
+      rates=(); wrong=0; cpu=(); crashed=0
+      for _ in $(seq 1 "$ROUNDS"); do
+        port=$(free_port); pid=$(start "$s" "$port"); STARTED+=("$pid"); wait_tcp "$port"
+        before=$(cpu_ticks "$pid")
+        json=$(timeout 120 "$SOCKIT" bench -q --json --mode fanout --conns "$n" --count "$k" -d 60 \
+          "tcp://127.0.0.1:$port" 2>/dev/null || true)
+        after=$(cpu_ticks "$pid")
+        kill -0 "$pid" 2>/dev/null || crashed=1
+        kill -- "-$pid" 2>/dev/null || true
+        [ -n "$json" ] || { crashed=1; continue; }
+        read -r r w ops < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["ops_per_s"]/1e6, d["lost"]+d["duplicated"]+d["reordered"], d["ops"])' "$json")
+        rates+=("$r"); wrong=$((wrong + w))
+        [ "$ops" -gt 0 ] && cpu+=("$(python3 -c "print(($after - $before) * 10 / ($ops / 1e6))")")
+      done
+      note=""; [ "$crashed" = 1 ] && note=" (server exited or hung)"
+      r=$([ ${#rates[@]} -gt 0 ] && median "${rates[@]}" || echo 0)
+      c=$([ ${#cpu[@]} -gt 0 ] && median "${cpu[@]}" || echo "-")
+      echo "| $s$note | $n | $k | $r | $wrong | $c |"
+    done
+  done
+done
+
+echo
+echo "| server | idle members | RSS before (KiB) | RSS after (KiB) | KiB per member |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+port=$(free_port); pid=$(start sockit "$port"); STARTED+=("$pid"); wait_tcp "$port"
+before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+setsid "$SOCKIT" bench -q --mode connect --hold "$MEMBERS" -d 120 "tcp://127.0.0.1:$port" </dev/null >/dev/null 2>&1 &
+holder=$!; STARTED+=("$holder")
+for _ in $(seq 1 600); do
+  [ "$(ls "/proc/$pid/fd" | wc -l)" -gt "$MEMBERS" ] && break; sleep 0.2
+done
+sleep 3 # let the join notices drain: a measurement, not a synchronisation
+after=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+echo "| sockit chat | $MEMBERS | $before | $after | $(python3 -c "print(f'{($after - $before) / $MEMBERS:.1f}')") |"
