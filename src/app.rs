@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use sockit::access::Access;
 use sockit::connect::{self, Source};
+use sockit::endpoint::Host;
 use sockit::error::{Error, ErrorKind, Result};
 use sockit::stdio::{Input, Output};
-use sockit::{bench, chat, listen, net, relay, services, Endpoint};
+use sockit::{bench, chat, listen, net, relay, services, tls, Endpoint};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
     BenchArgs, BenchMode, ChatArgs, Cli, Command, ConnectArgs, ListenArgs, RelayArgs, ServeArgs,
+    TlsClientArgs, TlsServerArgs,
 };
 
 /// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
@@ -59,12 +61,62 @@ pub fn run(cli: Cli) -> Result<()> {
     result
 }
 
-fn pending(command: &str) -> Result<()> {
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        format!("the {command} command"),
-        "not available in this build yet",
-    ))
+/// The trust a `tls://` client asked for; `--insecure` is said out loud.
+fn tls_client(args: &TlsClientArgs) -> Result<tls::Client> {
+    let client = tls::Client::new(&tls::ClientOptions {
+        ca: args.ca.clone(),
+        pin: args.pin.clone(),
+        insecure: args.insecure,
+    })?;
+    if client.is_insecure() {
+        tracing::warn!(
+            "--insecure: the server's certificate is not verified; anybody on the path can read and change this connection"
+        );
+    }
+    Ok(client)
+}
+
+/// TLS for the `tls://` endpoints among `endpoints` (none: `None`), with the certificate's
+/// fingerprint on stderr so clients can `--pin` it.
+fn tls_server(
+    args: &TlsServerArgs,
+    endpoints: &[&Endpoint],
+    quiet: bool,
+) -> Result<Option<tls::Server>> {
+    let names: Vec<String> = endpoints
+        .iter()
+        .filter_map(|e| match e {
+            Endpoint::Tls(hp) => Some(&hp.host),
+            _ => None,
+        })
+        .filter_map(|h| match h {
+            Host::Ip(ip) => Some(ip.to_string()),
+            Host::Name(n) => Some(n.clone()),
+            Host::Any => None,
+        })
+        .collect();
+    if !endpoints.iter().any(|e| matches!(e, Endpoint::Tls(_))) {
+        return Ok(None);
+    }
+    let server = tls::Server::new(
+        &tls::ServerOptions {
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+        },
+        &names,
+    )?;
+    if !quiet {
+        let kind = if server.self_signed {
+            "self-signed certificate"
+        } else {
+            "certificate"
+        };
+        eprintln!(
+            "tls {kind}, SHA-256 fingerprint {} (clients: --pin {})",
+            server.fingerprint, server.fingerprint
+        );
+    }
+    Ok(Some(server))
 }
 
 async fn watch_signals(shutdown: CancellationToken) {
@@ -94,6 +146,10 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         connect_timeout: args.connect_timeout,
         idle_timeout: args.idle_timeout,
         crlf: args.crlf,
+        tls: match endpoint {
+            Endpoint::Tls(_) => Some(tls_client(&args.tls)?),
+            _ => None,
+        },
     };
     connect::run(&endpoint, source, output, &cfg, shutdown).await
 }
@@ -113,9 +169,14 @@ async fn run_listen(
         max_conns: args.limits.max_conns,
         idle_timeout: args.limits.idle_timeout,
         crlf: args.crlf,
+        tls: tls_server(&args.tls, &[&endpoint], quiet)?,
     };
-    if matches!(endpoint, Endpoint::Tls(_)) {
-        return pending("tls:// listener");
+    if cfg.tls.is_some() && cfg.keep_open {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "listen -k over tls:// is not available yet",
+            "serve one TLS client without -k, run `sockit chat tls://...` for many, or terminate TLS with `sockit relay tls://... tcp://...`",
+        ));
     }
     let announce = |bound: &Endpoint| {
         if !quiet {
@@ -178,9 +239,6 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
             .map(|e| e.parse())
             .collect::<Result<Vec<Endpoint>>>()?
     };
-    if endpoints.iter().any(|e| matches!(e, Endpoint::Tls(_))) {
-        return pending("tls:// chat");
-    }
     let cfg = chat::Config {
         member: chat::MemberOptions {
             max_line: usize::try_from(args.max_line).unwrap_or(usize::MAX),
@@ -190,6 +248,7 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
         },
         access: Access::parse(&args.limits.allow, &args.limits.deny)?,
         max_conns: args.limits.max_conns,
+        tls: tls_server(&args.tls, &endpoints.iter().collect::<Vec<_>>(), quiet)?,
     };
     let room = chat::Room::new(chat::RoomConfig {
         max_members: args.max_members,
@@ -277,9 +336,6 @@ async fn run_bench(
 async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) -> Result<()> {
     let from: Endpoint = args.listen.parse()?;
     let to: Endpoint = args.target.parse()?;
-    if matches!(from, Endpoint::Tls(_)) || matches!(to, Endpoint::Tls(_)) {
-        return pending("tls:// relay");
-    }
     if from.is_stream() != to.is_stream() {
         return Err(Error::new(
             ErrorKind::BadArgument,
@@ -292,6 +348,11 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
         max_conns: args.limits.max_conns,
         idle_timeout: args.limits.idle_timeout,
         connect_timeout: args.connect_timeout,
+        server_tls: tls_server(&args.server_tls, &[&from], quiet)?,
+        client_tls: match to {
+            Endpoint::Tls(_) => Some(tls_client(&args.client_tls)?),
+            _ => None,
+        },
     };
     if from.is_stream() {
         let listener = net::bind(&from).await?;

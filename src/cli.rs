@@ -113,6 +113,8 @@ pub struct ConnectArgs {
     /// Send LF as CRLF (for line protocols such as HTTP, SMTP, telnet).
     #[arg(long)]
     pub crlf: bool,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
 }
 
 /// Arguments of `listen`.
@@ -134,6 +136,8 @@ pub struct ListenArgs {
     /// Send LF as CRLF.
     #[arg(long)]
     pub crlf: bool,
+    #[command(flatten)]
+    pub tls: TlsServerArgs,
 }
 
 /// Arguments of `serve`.
@@ -158,6 +162,33 @@ pub struct ServeArgs {
     pub refid: String,
 }
 
+/// TLS for a server on a `tls://` endpoint.
+#[derive(Debug, Args)]
+pub struct TlsServerArgs {
+    /// tls:// servers: certificate chain (PEM). Without --cert/--key a self-signed
+    /// certificate is made at start and its SHA-256 fingerprint printed.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// tls:// servers: private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// How a client trusts a `tls://` server.
+#[derive(Debug, Args)]
+pub struct TlsClientArgs {
+    /// tls://: trust certificates issued by this CA (PEM) instead of the system's roots.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pin", "insecure"])]
+    pub ca: Option<std::path::PathBuf>,
+    /// tls://: trust exactly the certificate with this SHA-256 fingerprint (as a sockit
+    /// server prints it), self-signed or not.
+    #[arg(long, value_name = "SHA256", conflicts_with = "insecure")]
+    pub pin: Option<String>,
+    /// tls://: do not verify the server's certificate at all (says so on stderr).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
 /// Arguments of `chat`.
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -176,6 +207,8 @@ pub struct ChatArgs {
     pub max_members: Option<usize>,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub tls: TlsServerArgs,
 }
 
 /// Access and limits, the same on every server command.
@@ -257,6 +290,10 @@ pub struct RelayArgs {
     /// Give up connecting to the target after SECS seconds.
     #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
     pub connect_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub server_tls: TlsServerArgs,
+    #[command(flatten)]
+    pub client_tls: TlsClientArgs,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {

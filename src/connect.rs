@@ -32,6 +32,8 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Send LF as CRLF.
     pub crlf: bool,
+    /// How to trust a `tls://` server (the system's roots when `None`).
+    pub tls: Option<crate::tls::Client>,
 }
 
 /// Where datagrams to send come from.
@@ -55,7 +57,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     if endpoint.is_stream() {
-        let (stream, peer) = net::connect(endpoint, cfg.connect_timeout).await?;
+        let (stream, peer) = match endpoint {
+            Endpoint::Tls(hp) => {
+                let client = match &cfg.tls {
+                    Some(c) => c.clone(),
+                    None => crate::tls::Client::new(&crate::tls::ClientOptions::default())?,
+                };
+                crate::tls::connect(hp, cfg.connect_timeout, &client).await?
+            }
+            _ => net::connect(endpoint, cfg.connect_timeout).await?,
+        };
         tracing::info!(%peer, "connected");
         let input = match source {
             Source::Lines(input) => input,
@@ -92,7 +103,8 @@ pub async fn stream_session(
         end_on_remote_eof: input.is_terminal(),
         crlf: cfg.crlf,
     };
-    let fast = input.is_untouched_stdin()
+    let fast = !stream.is_tls()
+        && input.is_untouched_stdin()
         && !opts.end_on_remote_eof
         && !opts.crlf
         && opts.idle_timeout.is_none()

@@ -50,6 +50,7 @@ pub mod relay;
 pub mod services;
 mod splice;
 pub mod stdio;
+pub mod tls;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind};

@@ -30,6 +30,10 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Bound on each connection attempt to the target.
     pub connect_timeout: Option<Duration>,
+    /// TLS termination: clients of a `tls://` LISTEN handshake with this.
+    pub server_tls: Option<crate::tls::Server>,
+    /// TLS origination: how a `tls://` TARGET is trusted.
+    pub client_tls: Option<crate::tls::Client>,
 }
 
 /// Relays every stream client of `listener` to its own connection to `target`.
@@ -47,6 +51,16 @@ pub async fn run_stream(
     let admit = |client: Stream, peer: Peer, permit| {
         let (target, cfg) = (target.clone(), cfg.clone());
         tokio::spawn(async move {
+            let client = match &cfg.server_tls {
+                Some(tls) => match tls.wrap(client).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => client,
+            };
             pair(client, &peer, &target, &cfg).await;
             drop(permit);
         });
@@ -60,7 +74,11 @@ pub async fn run_stream(
 /// One client joined to its own connection to `target`, until both directions end.
 async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
     let started = std::time::Instant::now();
-    let upstream = match net::connect(target, cfg.connect_timeout).await {
+    let connected = match (target, &cfg.client_tls) {
+        (Endpoint::Tls(hp), Some(tls)) => crate::tls::connect(hp, cfg.connect_timeout, tls).await,
+        _ => net::connect(target, cfg.connect_timeout).await,
+    };
+    let upstream = match connected {
         Ok((s, _)) => s,
         Err(e) => {
             tracing::warn!(%peer, "closing the client: {e}");
@@ -68,7 +86,7 @@ async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
         }
     };
     let duration_ms = || started.elapsed().as_millis() as u64;
-    if cfg.idle_timeout.is_none() {
+    if cfg.idle_timeout.is_none() && !client.is_tls() && !upstream.is_tls() {
         // Plain sockets both sides: bytes go through kernel pipes, never through our memory.
         match crate::splice::relay(&client, &upstream).await {
             Ok((up, down, client_first)) => tracing::info!(%peer, %target, bytes_up = up,

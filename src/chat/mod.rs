@@ -70,6 +70,8 @@ pub struct Config {
     pub access: Access,
     /// `--max-conns`: stream connections at once.
     pub max_conns: Option<usize>,
+    /// TLS for the `tls://` endpoints.
+    pub tls: Option<crate::tls::Server>,
 }
 
 /// A bound chat endpoint.
@@ -129,14 +131,28 @@ pub async fn run(
     for b in bound {
         match b {
             Bound::Stream(listener) => {
+                let tls = match listener.local_endpoint() {
+                    Endpoint::Tls(_) => cfg.tls.clone(),
+                    _ => None,
+                };
                 let listener = Arc::new(listener);
                 listeners.push(listener.clone());
                 let (room, tracker, cfg, limit) =
                     (room.clone(), tracker.clone(), cfg.clone(), limit.clone());
                 serving.spawn(async move {
-                    let admit = |stream, peer, permit| {
-                        let (room, opts) = (room.clone(), cfg.member.clone());
+                    let admit = |stream, peer: net::Peer, permit| {
+                        let (room, opts, tls) = (room.clone(), cfg.member.clone(), tls.clone());
                         tracker.spawn(async move {
+                            let stream = match tls {
+                                Some(tls) => match tls.wrap(stream).await {
+                                    Ok(s) => s,
+                                    Err(e) => {
+                                        tracing::warn!(%peer, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                },
+                                None => stream,
+                            };
                             stream::serve(room, stream, peer, opts).await;
                             drop(permit);
                         });

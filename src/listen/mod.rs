@@ -35,6 +35,8 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Send LF as CRLF.
     pub crlf: bool,
+    /// TLS for a `tls://` listener (one conversation; `-k` is plain only).
+    pub tls: Option<crate::tls::Server>,
 }
 
 /// Serves stream clients on `listener`.
@@ -54,7 +56,15 @@ pub async fn run_stream(
     let accepted = async {
         loop {
             match listener.accept().await {
-                Ok((stream, peer)) if cfg.access.permits(&peer) => return Ok((stream, peer)),
+                Ok((stream, peer)) if cfg.access.permits(&peer) => match &cfg.tls {
+                    // A failed handshake (a scanner, a client that does not trust us) is
+                    // not the conversation: wait for the next client.
+                    Some(tls) => match tls.wrap(stream).await {
+                        Ok(stream) => return Ok((stream, peer)),
+                        Err(e) => tracing::warn!(%peer, error = %e, "TLS handshake failed"),
+                    },
+                    None => return Ok((stream, peer)),
+                },
                 Ok((_, peer)) => tracing::warn!(%peer, "refused: not allowed by --allow/--deny"),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -73,6 +83,7 @@ pub async fn run_stream(
         connect_timeout: None,
         idle_timeout: cfg.idle_timeout,
         crlf: cfg.crlf,
+        tls: None,
     };
     tokio::select! {
         r = connect::stream_session(stream, &peer, input, &output, &ccfg) => r,

@@ -19,9 +19,25 @@ pub enum Stream {
     Tcp(TcpStream),
     /// Unix stream socket.
     Unix(UnixStream),
+    /// TLS over TCP, either side ([`crate::tls`]). Byte-level tricks (splice, reading without
+    /// a buffer) see only ciphertext here, so they refuse it; it reads and writes through
+    /// `AsyncRead`/`AsyncWrite`.
+    Tls(Box<crate::tls::TlsStream>),
+}
+
+fn not_for_tls() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "not available on a TLS stream (it carries ciphertext)",
+    )
 }
 
 impl Stream {
+    /// True for TLS, where only the buffered paths apply.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
     /// Sets SO_LINGER to zero so that closing sends a reset (RST) instead of FIN: for tests and
     /// for dropping abusive peers without leaving TIME_WAIT behind.
     ///
@@ -30,6 +46,9 @@ impl Stream {
     pub fn set_reset_on_close(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => socket2::SockRef::from(s).set_linger(Some(Duration::ZERO)),
+            Stream::Tls(s) => {
+                socket2::SockRef::from(s.get_ref().0).set_linger(Some(Duration::ZERO))
+            }
             Stream::Unix(_) => Ok(()),
         }
     }
@@ -45,6 +64,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
+            Stream::Tls(_) => Err(not_for_tls()),
         }
     }
 
@@ -56,6 +76,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_read(buf),
             Stream::Unix(s) => s.try_read(buf),
+            Stream::Tls(_) => Err(not_for_tls()),
         }
     }
 
@@ -67,6 +88,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.writable().await,
             Stream::Unix(s) => s.writable().await,
+            Stream::Tls(_) => Err(not_for_tls()),
         }
     }
 
@@ -83,6 +105,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_io(interest, f),
             Stream::Unix(s) => s.try_io(interest, f),
+            Stream::Tls(_) => Err(not_for_tls()),
         }
     }
 
@@ -101,6 +124,7 @@ impl Stream {
                     s.writable().await?;
                     s.try_write(data)
                 }
+                Stream::Tls(_) => return Err(not_for_tls()),
             };
             match r {
                 Ok(n) => data = &data[n..],
@@ -202,6 +226,7 @@ impl std::os::fd::AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            Stream::Tls(s) => s.get_ref().0.as_fd(),
         }
     }
 }
@@ -217,6 +242,10 @@ macro_rules! delegate {
                 let $s = Pin::new($s);
                 $e
             }
+            Stream::Tls($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
         }
     };
 }
@@ -227,7 +256,16 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        delegate!(self, s => s.poll_read(cx, buf))
+        let tls = self.is_tls();
+        match delegate!(self, s => s.poll_read(cx, buf)) {
+            // Many TLS peers (python's ssl among them) close without close_notify. Like
+            // ncat and socat, take it as the end of the stream, but say so in the log.
+            Poll::Ready(Err(e)) if tls && e.kind() == io::ErrorKind::UnexpectedEof => {
+                tracing::info!("TLS peer closed without close_notify (taken as the end)");
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
     }
 }
 

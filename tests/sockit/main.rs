@@ -10,6 +10,7 @@ mod bench;
 mod chat;
 mod relay;
 mod serve;
+mod tls;
 
 use std::fs::File;
 use std::io::{Read, Write};

@@ -1,0 +1,288 @@
+//! `tls://`: self-signed servers trusted by fingerprint, a test CA, every verification
+//! failure named, python3's ssl as the independent peer on both sides, chat and relay over TLS.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use crate::util::*;
+
+fn cert(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/certs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Starts a sockit TLS server (ARGS include the tls:// endpoint); returns it, the
+/// fingerprint it printed and its port.
+fn tls_server(args: &[&str], stdin: Option<Stdio>) -> (Proc, String, u16) {
+    let mut cmd = sockit();
+    cmd.args(args);
+    let mut p = Proc::spawn(cmd, stdin);
+    let line = p.stderr_contains("SHA-256 fingerprint ");
+    let fp = line
+        .split("SHA-256 fingerprint ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let port = p.port();
+    (p, fp, port)
+}
+
+#[test]
+fn a_self_signed_server_is_trusted_by_its_fingerprint() {
+    let (mut srv, fp, port) = tls_server(&["listen", "tls://127.0.0.1:0"], None);
+    srv.write(b"from the server\n");
+    srv.close_stdin();
+    assert_eq!(fp.len(), 95, "{fp}");
+    let (status, out, err) = run(
+        &["connect", "--pin", &fp, &format!("tls://127.0.0.1:{port}")],
+        b"from the client\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"from the server\n");
+    assert_eq!(srv.rest(), b"from the client\n");
+    assert!(srv.wait().success());
+}
+
+#[test]
+fn verification_failures_name_their_cause() {
+    // Self-signed, no trust given: the system's roots do not know it.
+    let (_srv, fp, port) = tls_server(&["listen", "tls://127.0.0.1:0"], Some(Stdio::null()));
+    let ep = format!("tls://127.0.0.1:{port}");
+    let (status, _, err) = run(&["connect", &ep], b"");
+    assert!(!status.success());
+    assert!(err.contains("self-signed or from an unknown CA"), "{err}");
+    assert!(err.contains("--pin"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("sockit: ")).count(),
+        1,
+        "{err}"
+    );
+    // A pin for another certificate.
+    let other = fp.replace(&fp[..2], if &fp[..2] == "00" { "11" } else { "00" });
+    let (status, _, err) = run(&["connect", "--pin", &other, &ep], b"");
+    assert!(!status.success());
+    assert!(err.contains("not the pinned one"), "{err}");
+
+    // A certificate from the test CA for "localhost", reached as 127.0.0.1: wrong name.
+    let (_srv, _, port) = tls_server(
+        &[
+            "listen",
+            "--cert",
+            &cert("localhost.pem"),
+            "--key",
+            &cert("localhost.key"),
+            "tls://127.0.0.1:0",
+        ],
+        Some(Stdio::null()),
+    );
+    let (status, _, err) = run(
+        &[
+            "connect",
+            "--ca",
+            &cert("ca.pem"),
+            &format!("tls://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert!(!status.success());
+    assert!(err.contains("for another name"), "{err}");
+
+    // Expired.
+    let (_srv, _, port) = tls_server(
+        &[
+            "listen",
+            "--cert",
+            &cert("expired.pem"),
+            "--key",
+            &cert("expired.key"),
+            "tls://127.0.0.1:0",
+        ],
+        Some(Stdio::null()),
+    );
+    let (status, _, err) = run(
+        &[
+            "connect",
+            "--ca",
+            &cert("ca.pem"),
+            &format!("tls://localhost:{port}"),
+        ],
+        b"",
+    );
+    assert!(!status.success());
+    assert!(err.contains("expired"), "{err}");
+}
+
+#[test]
+fn insecure_connects_and_says_so() {
+    let (mut srv, _, port) = tls_server(&["listen", "tls://127.0.0.1:0"], None);
+    srv.close_stdin();
+    let (status, _, err) = run(
+        &["connect", "--insecure", &format!("tls://127.0.0.1:{port}")],
+        b"unverified\n",
+    );
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("--insecure: the server's certificate is not verified"),
+        "{err}"
+    );
+    assert_eq!(srv.rest(), b"unverified\n");
+}
+
+#[test]
+fn pythons_ssl_client_verifies_a_sockit_server_with_the_test_ca() {
+    let (mut srv, _, port) = tls_server(
+        &[
+            "listen",
+            "--cert",
+            &cert("localhost.pem"),
+            "--key",
+            &cert("localhost.key"),
+            "tls://127.0.0.1:0",
+        ],
+        None,
+    );
+    srv.write("bonjour, 世界\n".as_bytes());
+    srv.close_stdin();
+    let mut py = python(
+        "tls_peer.py",
+        &["client", &port.to_string(), "localhost", &cert("ca.pem")],
+        Some(Stdio::null()),
+    );
+    assert!(py.line().starts_with("version TLSv1."));
+    assert_eq!(py.line(), "bonjour, 世界\n");
+    assert!(py.wait().success());
+    assert_eq!(srv.rest(), "hello over tls, 你好\n".as_bytes());
+}
+
+#[test]
+fn sockit_verifies_pythons_ssl_server_with_the_test_ca() {
+    let mut py = python(
+        "tls_peer.py",
+        &["server", &cert("localhost.pem"), &cert("localhost.key")],
+        Some(Stdio::null()),
+    );
+    let port = py.line().trim().to_string();
+    let (status, out, err) = run(
+        &[
+            "connect",
+            "--ca",
+            &cert("ca.pem"),
+            &format!("tls://localhost:{port}"),
+        ],
+        b"ping\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"python got: ping\n");
+    assert!(py.wait().success());
+}
+
+#[test]
+fn chat_over_tls_shares_the_room_with_tcp() {
+    let mut cmd = sockit();
+    cmd.args(["chat", "tls://127.0.0.1:0", "tcp://127.0.0.1:0"]);
+    let mut room = Proc::spawn(cmd, Some(Stdio::null()));
+    room.stderr_contains("SHA-256 fingerprint ");
+    let tls_port = room
+        .stderr_line("chat listening on tls://")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let tcp_port: u16 = room
+        .stderr_line("chat listening on tcp://")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut tcp = std::io::BufReader::new(tcp);
+    let mut line = String::new();
+    use std::io::BufRead;
+    tcp.read_line(&mut line).unwrap();
+    assert!(line.starts_with("* welcome"), "{line}");
+    let mut py = python(
+        "tls_peer.py",
+        &["client", &tls_port, "localhost", "insecure"],
+        Some(Stdio::null()),
+    );
+    assert!(py.line().starts_with("version TLSv1."));
+    assert!(py.line().starts_with("* welcome, you are guest2"));
+    let mut next = || {
+        let mut l = String::new();
+        tcp.read_line(&mut l).unwrap();
+        l
+    };
+    assert_eq!(next(), "* guest2 joined\n");
+    assert_eq!(next(), "<guest2> hello over tls, 你好\n");
+    tcp.get_mut().write_all(b"hi tls\n").unwrap();
+    assert_eq!(py.line(), "<guest1> hi tls\n");
+    use std::io::Write;
+}
+
+#[test]
+fn relay_terminates_and_originates_tls_with_half_close() {
+    // tls -> tcp: the backend answers only after EOF, so the half-close crossed TLS.
+    let mut backend = python("answer_after_eof.py", &[], Some(Stdio::null()));
+    let bport = backend.line().trim().to_string();
+    let (_relay, fp, rport) = tls_server(
+        &[
+            "relay",
+            "tls://127.0.0.1:0",
+            &format!("tcp://127.0.0.1:{bport}"),
+        ],
+        Some(Stdio::null()),
+    );
+    let dir = temp_dir("tls-relay");
+    let up = random_bytes(4 << 20, 21);
+    std::fs::write(dir.join("up"), &up).unwrap();
+    let mut cli = sockit();
+    cli.args(["connect", "--pin", &fp, &format!("tls://127.0.0.1:{rport}")]);
+    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(dir.join("up")).unwrap())));
+    assert_eq!(cli.rest(), format!("got {} bytes", up.len()).as_bytes());
+    assert!(cli.wait().success());
+
+    // tcp -> tls: a plain client, a TLS server behind the relay, 4 MiB each way intact.
+    let down = random_bytes(4 << 20, 22);
+    std::fs::write(dir.join("down"), &down).unwrap();
+    let mut target = sockit();
+    target.args(["listen", "tls://127.0.0.1:0"]);
+    let mut target = Proc::spawn(
+        target,
+        Some(Stdio::from(File::open(dir.join("down")).unwrap())),
+    );
+    let line = target.stderr_contains("SHA-256 fingerprint ");
+    let tfp = line
+        .split("SHA-256 fingerprint ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let tport = target.port();
+    let (_relay2, r2) = server(&[
+        "relay",
+        "--pin",
+        &tfp,
+        "tcp://127.0.0.1:0",
+        &format!("tls://127.0.0.1:{tport}"),
+    ]);
+    let mut cli = sockit();
+    cli.args(["connect", &format!("127.0.0.1:{r2}")]);
+    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(dir.join("up")).unwrap())));
+    let got_down = cli.rest();
+    let got_up = target.rest();
+    assert!(cli.wait().success());
+    assert!(target.wait().success());
+    assert_eq!(sha256(&got_down), sha256(&down));
+    assert_eq!(sha256(&got_up), sha256(&up));
+}
