@@ -180,11 +180,19 @@ where
     }
     writer.flush().await?;
     // Pass the EOF on. A peer that is already gone cannot be told; that is not an error.
-    match writer.shutdown().await {
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-        r => r,
+    // Over TLS this sends close_notify, which a stalled peer may never take: bounded.
+    match tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await {
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer did not take the end of the stream (close_notify) in time",
+        )),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        Ok(r) => r,
     }
 }
+
+/// How long passing on an EOF (a FIN, or TLS's close_notify) may take.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
