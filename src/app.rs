@@ -171,13 +171,6 @@ async fn run_listen(
         crlf: args.crlf,
         tls: tls_server(&args.tls, &[&endpoint], quiet)?,
     };
-    if cfg.tls.is_some() && cfg.keep_open {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            "listen -k over tls:// is not available yet",
-            "serve one TLS client without -k, run `sockit chat tls://...` for many, or terminate TLS with `sockit relay tls://... tcp://...`",
-        ));
-    }
     let announce = |bound: &Endpoint| {
         if !quiet {
             eprintln!("listening on {bound}");

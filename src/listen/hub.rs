@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -99,7 +100,19 @@ pub(super) async fn run(
             show_peer: cfg.show_peer,
             idle: cfg.idle_timeout,
         };
+        let tls = cfg.tls.clone();
         tokio::spawn(async move {
+            let stream = match tls {
+                Some(tls) => match tls.wrap(stream).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(peer = %session.peer, error = %e, "TLS handshake failed");
+                        session.hub.lock().remove(&session.id);
+                        return;
+                    }
+                },
+                None => stream,
+            };
             session.serve(stream, rx, kick).await;
             drop(permit);
         });
@@ -144,8 +157,74 @@ struct Session {
     idle: Option<Duration>,
 }
 
+/// Reading a client in chunks. A plain socket is read through a shared reference, with a
+/// buffer that exists only while data is waiting (idle clients hold none); TLS needs its own
+/// read half and a buffer per read.
+trait ChunkRead {
+    async fn read_chunk(&mut self) -> io::Result<Vec<u8>>;
+}
+
+/// Writing to a client, through the shared socket or TLS's write half.
+trait ChunkWrite {
+    async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()>;
+}
+
+impl ChunkRead for &Stream {
+    async fn read_chunk(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            self.readable().await?;
+            let mut buf = vec![0u8; READ_BUF];
+            match self.try_read(&mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl ChunkWrite for &Stream {
+    async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_all_shared(data).await
+    }
+}
+
+impl ChunkRead for ReadHalf<Stream> {
+    async fn read_chunk(&mut self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; READ_BUF];
+        let n = self.read(&mut buf).await?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+impl ChunkWrite for WriteHalf<Stream> {
+    async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_all(data).await?;
+        self.flush().await
+    }
+}
+
 impl Session {
-    async fn serve(self, stream: Stream, mut rx: mpsc::Receiver<Bytes>, kick: CancellationToken) {
+    async fn serve(self, stream: Stream, rx: mpsc::Receiver<Bytes>, kick: CancellationToken) {
+        if stream.is_tls() {
+            let (rd, wr) = tokio::io::split(stream);
+            self.converse(rd, wr, rx, kick).await;
+        } else {
+            self.converse(&stream, &stream, rx, kick).await;
+        }
+    }
+
+    async fn converse(
+        self,
+        mut rd: impl ChunkRead,
+        mut wr: impl ChunkWrite,
+        mut rx: mpsc::Receiver<Bytes>,
+        kick: CancellationToken,
+    ) {
         let started = std::time::Instant::now();
         tracing::info!(peer = %self.peer, "connection accepted");
         let activity = Activity::new();
@@ -153,7 +232,7 @@ impl Session {
         let bytes_out = AtomicU64::new(0);
         let writer = async {
             while let Some(chunk) = rx.recv().await {
-                stream.write_all_shared(&chunk).await?;
+                wr.write_chunk(&chunk).await?;
                 bytes_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 activity.touch();
             }
@@ -162,14 +241,8 @@ impl Session {
         let reader = async {
             let mut lines = Lines::new(MAX_LINE);
             loop {
-                stream.readable().await?;
-                // The buffer lives only while there is data: idle clients hold none.
-                let mut buf = vec![0u8; READ_BUF];
-                let n = match stream.try_read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                };
+                let buf = rd.read_chunk().await?;
+                let n = buf.len();
                 activity.touch();
                 bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 lines.push(&buf[..n]);

@@ -35,7 +35,7 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Send LF as CRLF.
     pub crlf: bool,
-    /// TLS for a `tls://` listener (one conversation; `-k` is plain only).
+    /// TLS for a `tls://` listener.
     pub tls: Option<crate::tls::Server>,
 }
 

@@ -116,3 +116,29 @@ fn half_close_passes_through_the_relay() {
         assert_eq!(out, b"got 100000 bytes", "{extra:?}");
     }
 }
+
+#[test]
+fn tcp_to_unix_keeps_every_byte_both_ways() {
+    let dir = temp_dir("relay-tcp-unix");
+    let (down, up) = (random_bytes(4 << 20, 31), random_bytes(4 << 20, 32));
+    std::fs::write(dir.join("down"), &down).unwrap();
+    std::fs::write(dir.join("up"), &up).unwrap();
+    let back = format!("unix:{}", dir.join("back.sock").display());
+    let mut target = sockit();
+    target.args(["listen", &back]);
+    let mut target = Proc::spawn(
+        target,
+        Some(Stdio::from(File::open(dir.join("down")).unwrap())),
+    );
+    assert_eq!(target.ready(), back);
+    let (_relay, rport) = server(&["relay", "tcp://127.0.0.1:0", &back]);
+    let mut cli = sockit();
+    cli.args(["connect", &format!("127.0.0.1:{rport}")]);
+    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(dir.join("up")).unwrap())));
+    let got_down = cli.rest();
+    let got_up = target.rest();
+    assert!(cli.wait().success());
+    assert!(target.wait().success());
+    assert_eq!(sha256(&got_down), sha256(&down));
+    assert_eq!(sha256(&got_up), sha256(&up));
+}

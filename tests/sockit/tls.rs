@@ -286,3 +286,27 @@ fn relay_terminates_and_originates_tls_with_half_close() {
     assert_eq!(sha256(&got_down), sha256(&down));
     assert_eq!(sha256(&got_up), sha256(&up));
 }
+
+#[test]
+fn listen_keep_open_serves_many_tls_clients() {
+    let (mut srv, fp, port) = tls_server(&["listen", "-k", "tls://127.0.0.1:0"], None);
+    let ep = format!("tls://127.0.0.1:{port}");
+    let client = || {
+        let mut c = sockit();
+        c.args(["connect", "--pin", &fp, &ep]);
+        Proc::spawn(c, None)
+    };
+    let (mut a, mut b) = (client(), client());
+    a.write(b"from a\n");
+    assert_eq!(srv.line(), "from a\n");
+    b.write("from b, 你好\n".as_bytes());
+    assert_eq!(srv.line(), "from b, 你好\n");
+    srv.write(b"to everyone\n");
+    assert_eq!(a.line(), "to everyone\n");
+    assert_eq!(b.line(), "to everyone\n");
+    a.close_stdin();
+    assert!(a.wait().success());
+    b.close_stdin();
+    assert!(b.wait().success());
+    assert!(srv.running(), "listen -k goes on after its clients leave");
+}

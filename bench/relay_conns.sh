@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Connections per second through each relay (connect, relay connects onward, close) into a
+# discard server: `sockit bench --mode connect`, 4 connectors, SECS seconds, medians of
+# ROUNDS. sockit relay, socat TCP-LISTEN,fork and ncat --sh-exec, with no relay as the
+# ceiling. Loopback only; we stop only the process groups we started.
+#
+# Usage: bench/relay_conns.sh [ROUNDS] [SECS]      (defaults 3 and 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+SECS=${2:-3}
+for p in socat ncat; do command -v "$p" >/dev/null || apt-get install -y "$p" >/dev/null; done
+cargo build --release -q -p sockit
+SOCKIT=$PWD/target/release/sockit
+STARTED=()
+cleanup() { for g in "${STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; return 1; }
+median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.0f}")' "$@"; }
+bg() { setsid "$@" </dev/null >/dev/null 2>&1 & STARTED+=($!); }
+
+SINK=$(free_port)
+bg "$SOCKIT" serve -q "discard=tcp://127.0.0.1:$SINK"
+wait_tcp "$SINK"
+declare -A PORT=([direct]=$SINK)
+for n in sockit socat ncat; do
+  p=$(free_port)
+  case $n in
+    sockit) bg "$SOCKIT" relay -q "tcp://127.0.0.1:$p" "tcp://127.0.0.1:$SINK" ;;
+    socat) bg socat "TCP-LISTEN:$p,bind=127.0.0.1,fork,reuseaddr" "TCP:127.0.0.1:$SINK" ;;
+    ncat) bg ncat -l -k -m 1000 127.0.0.1 "$p" --sh-exec "ncat 127.0.0.1 $SINK" ;;
+  esac
+  wait_tcp "$p"
+  PORT[$n]=$p
+done
+declare -A RES
+for _ in $(seq 1 "$ROUNDS"); do
+  for n in direct sockit socat ncat; do
+    r=$("$SOCKIT" bench -q --json --mode connect -c 4 -d "$SECS" "tcp://127.0.0.1:${PORT[$n]}" 2>/dev/null |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["ops_per_s"])' || echo 0)
+    RES[$n]="${RES[$n]:-} $r"
+  done
+done
+s=$(median ${RES[sockit]})
+echo "| through | connections/s (median of $ROUNDS) | sockit / it |"
+echo "| --- | ---: | ---: |"
+for n in direct sockit socat ncat; do
+  m=$(median ${RES[$n]})
+  echo "| $n | $m | $(python3 -c "print(f'{$s/max($m,1):.2f}x')") |"
+done
