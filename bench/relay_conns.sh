@@ -2,7 +2,8 @@
 # Connections per second through each relay (connect, relay connects onward, close) into a
 # discard server: `sockit bench --mode connect`, 4 connectors, SECS seconds, medians of
 # ROUNDS. sockit relay, socat TCP-LISTEN,fork and ncat --sh-exec, with no relay as the
-# ceiling. Loopback only; we stop only the process groups we started.
+# ceiling. socat gets backlog=1024 (its default of 5 drops SYNs under load); ncat has no such
+# option. Loopback only; we stop only the process groups we started.
 #
 # Usage: bench/relay_conns.sh [ROUNDS] [SECS]      (defaults 3 and 3)
 set -euo pipefail
@@ -28,7 +29,7 @@ for n in sockit socat ncat; do
   p=$(free_port)
   case $n in
     sockit) bg "$SOCKIT" relay -q "tcp://127.0.0.1:$p" "tcp://127.0.0.1:$SINK" ;;
-    socat) bg socat "TCP-LISTEN:$p,bind=127.0.0.1,fork,reuseaddr" "TCP:127.0.0.1:$SINK" ;;
+    socat) bg socat "TCP-LISTEN:$p,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "TCP:127.0.0.1:$SINK" ;;
     ncat) bg ncat -l -k -m 1000 127.0.0.1 "$p" --sh-exec "ncat 127.0.0.1 $SINK" ;;
   esac
   wait_tcp "$p"
