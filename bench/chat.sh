@@ -15,13 +15,7 @@ command -v ncat >/dev/null || apt-get install -y ncat >/dev/null
 cargo build --release -q -p sockit -p tokio-chat
 SOCKIT=$PWD/target/release/sockit
 TOKIO_CHAT=$PWD/target/release/tokio-chat
-STARTED=()
-cleanup() { for g in "${STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; return 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
+source bench/lib.sh
 
 start() { # name port -> pid (own process group)
   case $1 in
@@ -52,8 +46,8 @@ for n in 100 500; do
         [ "$ops" -gt 0 ] && cpu+=("$(python3 -c "print(($after - $before) * 10 / ($ops / 1e6))")")
       done
       note=""; [ "$crashed" = 1 ] && note=" (server exited or hung)"
-      r=$([ ${#rates[@]} -gt 0 ] && median "${rates[@]}" || echo 0)
-      c=$([ ${#cpu[@]} -gt 0 ] && median "${cpu[@]}" || echo "-")
+      r=$([ ${#rates[@]} -gt 0 ] && median 2 "${rates[@]}" || echo 0)
+      c=$([ ${#cpu[@]} -gt 0 ] && median 0 "${cpu[@]}" || echo "-")
       echo "| $s$note | $n | $k | $r | $wrong | $c |"
     done
   done

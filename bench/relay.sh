@@ -14,12 +14,7 @@ for p in socat:socat ncat:ncat iperf3:iperf3; do
 done
 cargo build --release -q -p sockit
 SOCKIT=$PWD/target/release/sockit
-STARTED=()
-cleanup() { for g in "${STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; return 1; }
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
+source bench/lib.sh
 
 IPORT=$(free_port)
 setsid iperf3 -s -B 127.0.0.1 -p "$IPORT" </dev/null >/dev/null 2>&1 & STARTED+=($!)
@@ -53,7 +48,7 @@ for streams in 1 4; do
   done
   for n in "${NAMES[@]}"; do
     # shellcheck disable=SC2086
-    m=$(median ${V[$n]})
+    m=$(median 2 ${V[$n]})
     if [ "$streams" = 1 ]; then R1[$n]=$m; else R4[$n]=$m; fi
   done
 done

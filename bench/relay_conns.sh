@@ -13,13 +13,7 @@ SECS=${2:-3}
 for p in socat ncat; do command -v "$p" >/dev/null || apt-get install -y "$p" >/dev/null; done
 cargo build --release -q -p sockit
 SOCKIT=$PWD/target/release/sockit
-STARTED=()
-cleanup() { for g in "${STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; return 1; }
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.0f}")' "$@"; }
-bg() { setsid "$@" </dev/null >/dev/null 2>&1 & STARTED+=($!); }
+source bench/lib.sh
 
 SINK=$(free_port)
 bg "$SOCKIT" serve -q "discard=tcp://127.0.0.1:$SINK"
@@ -43,10 +37,10 @@ for _ in $(seq 1 "$ROUNDS"); do
     RES[$n]="${RES[$n]:-} $r"
   done
 done
-s=$(median ${RES[sockit]})
+s=$(median 0 ${RES[sockit]})
 echo "| through | connections/s (median of $ROUNDS) | sockit / it |"
 echo "| --- | ---: | ---: |"
 for n in direct sockit socat ncat; do
-  m=$(median ${RES[$n]})
+  m=$(median 0 ${RES[$n]})
   echo "| $n | $m | $(python3 -c "print(f'{$s/max($m,1):.2f}x')") |"
 done

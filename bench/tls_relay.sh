@@ -15,13 +15,7 @@ cargo build --release -q -p sockit
 SOCKIT=$PWD/target/release/sockit
 CERT=$PWD/tests/certs/localhost.pem
 KEY=$PWD/tests/certs/localhost.key
-STARTED=()
-cleanup() { for g in "${STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; return 1; }
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.0f}")' "$@"; }
-bg() { setsid "$@" </dev/null >/dev/null 2>&1 & STARTED+=($!); }
+source bench/lib.sh
 
 SINK=$(free_port)
 bg "$SOCKIT" serve -q "discard=tcp://127.0.0.1:$SINK"
@@ -53,9 +47,9 @@ for _ in $(seq 1 "$ROUNDS"); do
     RES[$impl]="${RES[$impl]:-} $r"
   done
 done
-d=$(median "${direct[@]}")
-s=$(median ${RES[sockit]})
-o=$(median ${RES[socat]})
+d=$(median 0 "${direct[@]}")
+s=$(median 0 ${RES[sockit]})
+o=$(median 0 ${RES[socat]})
 echo "| chain (tcp -> tls -> tcp, 1 stream) | MiB/s (median of $ROUNDS) | sockit / it |"
 echo "| --- | ---: | ---: |"
 echo "| no relay, plain TCP (ceiling) | $d | $(python3 -c "print(f'{$s/$d:.2f}x')") |"

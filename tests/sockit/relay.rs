@@ -1,7 +1,6 @@
 //! `sockit relay`: stream pairs with half-close, Unix to TCP, UDP per-client sockets, a dead
 //! target, and kinds that cannot be joined.
 
-use std::fs::File;
 use std::io::Read;
 use std::net::{TcpStream, UdpSocket};
 use std::process::Stdio;
@@ -12,29 +11,20 @@ use crate::util::*;
 fn tcp_relay_carries_both_directions_with_half_close() {
     let dir = temp_dir("relay-bulk");
     let (down, up) = (random_bytes(8 << 20, 11), random_bytes(8 << 20, 12));
-    std::fs::write(dir.join("down"), &down).unwrap();
-    std::fs::write(dir.join("up"), &up).unwrap();
-    let mut target = sockit();
-    target.args(["listen", "tcp://127.0.0.1:0"]);
-    let mut target = Proc::spawn(
-        target,
-        Some(Stdio::from(File::open(dir.join("down")).unwrap())),
-    );
+    let mut target = listener_sending(&dir, &down, &["listen", "tcp://127.0.0.1:0"]);
     let tport = target.port();
     let (_relay, rport) = server(&[
         "relay",
         "tcp://127.0.0.1:0",
         &format!("tcp://127.0.0.1:{tport}"),
     ]);
-    let mut cli = sockit();
-    cli.args(["connect", &format!("127.0.0.1:{rport}")]);
-    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(dir.join("up")).unwrap())));
-    let got_down = cli.rest();
-    let got_up = target.rest();
-    assert!(cli.wait().success());
-    assert!(target.wait().success());
-    assert_eq!(sha256(&got_down), sha256(&down));
-    assert_eq!(sha256(&got_up), sha256(&up));
+    check_both_ways(
+        &dir,
+        &mut target,
+        &[&format!("127.0.0.1:{rport}")],
+        &up,
+        &down,
+    );
 }
 
 #[test]
@@ -121,24 +111,15 @@ fn half_close_passes_through_the_relay() {
 fn tcp_to_unix_keeps_every_byte_both_ways() {
     let dir = temp_dir("relay-tcp-unix");
     let (down, up) = (random_bytes(4 << 20, 31), random_bytes(4 << 20, 32));
-    std::fs::write(dir.join("down"), &down).unwrap();
-    std::fs::write(dir.join("up"), &up).unwrap();
     let back = format!("unix:{}", dir.join("back.sock").display());
-    let mut target = sockit();
-    target.args(["listen", &back]);
-    let mut target = Proc::spawn(
-        target,
-        Some(Stdio::from(File::open(dir.join("down")).unwrap())),
-    );
+    let mut target = listener_sending(&dir, &down, &["listen", &back]);
     assert_eq!(target.ready(), back);
     let (_relay, rport) = server(&["relay", "tcp://127.0.0.1:0", &back]);
-    let mut cli = sockit();
-    cli.args(["connect", &format!("127.0.0.1:{rport}")]);
-    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(dir.join("up")).unwrap())));
-    let got_down = cli.rest();
-    let got_up = target.rest();
-    assert!(cli.wait().success());
-    assert!(target.wait().success());
-    assert_eq!(sha256(&got_down), sha256(&down));
-    assert_eq!(sha256(&got_up), sha256(&up));
+    check_both_ways(
+        &dir,
+        &mut target,
+        &[&format!("127.0.0.1:{rport}")],
+        &up,
+        &down,
+    );
 }

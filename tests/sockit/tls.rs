@@ -71,52 +71,31 @@ fn verification_failures_name_their_cause() {
     assert!(err.contains("not the pinned one"), "{err}");
 
     // A certificate from the test CA for "localhost", reached as 127.0.0.1: wrong name.
-    let (_srv, _, port) = tls_server(
-        &[
-            "listen",
-            "--cert",
-            &cert("localhost.pem"),
-            "--key",
-            &cert("localhost.key"),
-            "tls://127.0.0.1:0",
-        ],
-        Some(Stdio::null()),
-    );
-    let (status, _, err) = run(
-        &[
-            "connect",
-            "--ca",
-            &cert("ca.pem"),
-            &format!("tls://127.0.0.1:{port}"),
-        ],
-        b"",
-    );
-    assert!(!status.success());
-    assert!(err.contains("for another name"), "{err}");
+    refused_with("localhost", "tls://127.0.0.1", "for another name");
+    refused_with("expired", "tls://localhost", "expired");
+}
 
-    // Expired.
+/// A server with the test certificate NAME (`tests/certs`), a client trusting the test CA
+/// that reaches it as `AT:PORT`: the handshake fails and stderr says `why`.
+fn refused_with(name: &str, at: &str, why: &str) {
+    let (cert_file, key_file) = (cert(&format!("{name}.pem")), cert(&format!("{name}.key")));
     let (_srv, _, port) = tls_server(
         &[
             "listen",
             "--cert",
-            &cert("expired.pem"),
+            &cert_file,
             "--key",
-            &cert("expired.key"),
+            &key_file,
             "tls://127.0.0.1:0",
         ],
         Some(Stdio::null()),
     );
     let (status, _, err) = run(
-        &[
-            "connect",
-            "--ca",
-            &cert("ca.pem"),
-            &format!("tls://localhost:{port}"),
-        ],
+        &["connect", "--ca", &cert("ca.pem"), &format!("{at}:{port}")],
         b"",
     );
     assert!(!status.success());
-    assert!(err.contains("expired"), "{err}");
+    assert!(err.contains(why), "{name}: {err}");
 }
 
 #[test]
@@ -252,13 +231,7 @@ fn relay_terminates_and_originates_tls_with_half_close() {
 
     // tcp -> tls: a plain client, a TLS server behind the relay, 4 MiB each way intact.
     let down = random_bytes(4 << 20, 22);
-    std::fs::write(dir.join("down"), &down).unwrap();
-    let mut target = sockit();
-    target.args(["listen", "tls://127.0.0.1:0"]);
-    let mut target = Proc::spawn(
-        target,
-        Some(Stdio::from(File::open(dir.join("down")).unwrap())),
-    );
+    let mut target = listener_sending(&dir, &down, &["listen", "tls://127.0.0.1:0"]);
     let line = target.stderr_contains("SHA-256 fingerprint ");
     let tfp = line
         .split("SHA-256 fingerprint ")
@@ -276,15 +249,7 @@ fn relay_terminates_and_originates_tls_with_half_close() {
         "tcp://127.0.0.1:0",
         &format!("tls://127.0.0.1:{tport}"),
     ]);
-    let mut cli = sockit();
-    cli.args(["connect", &format!("127.0.0.1:{r2}")]);
-    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(dir.join("up")).unwrap())));
-    let got_down = cli.rest();
-    let got_up = target.rest();
-    assert!(cli.wait().success());
-    assert!(target.wait().success());
-    assert_eq!(sha256(&got_down), sha256(&down));
-    assert_eq!(sha256(&got_up), sha256(&up));
+    check_both_ways(&dir, &mut target, &[&format!("127.0.0.1:{r2}")], &up, &down);
 }
 
 #[test]

@@ -324,3 +324,29 @@ pub fn sha256(data: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(data))
 }
+
+/// Starts `sockit ARGS` (a listener) with `data` on stdin, from a file in `dir`.
+pub fn listener_sending(dir: &Path, data: &[u8], args: &[&str]) -> Proc {
+    let path = dir.join("to-client");
+    std::fs::write(&path, data).unwrap();
+    let mut cmd = sockit();
+    cmd.args(args);
+    Proc::spawn(cmd, Some(Stdio::from(std::fs::File::open(path).unwrap())))
+}
+
+/// Runs `sockit connect ARGS` with `up` on stdin against `target` (started by
+/// [`listener_sending`] with `down`, behind whatever the test put between), and checks that
+/// both ends got every byte and both exit 0.
+pub fn check_both_ways(dir: &Path, target: &mut Proc, args: &[&str], up: &[u8], down: &[u8]) {
+    let path = dir.join("to-server");
+    std::fs::write(&path, up).unwrap();
+    let mut cmd = sockit();
+    cmd.arg("connect").args(args);
+    let mut cli = Proc::spawn(cmd, Some(Stdio::from(std::fs::File::open(path).unwrap())));
+    let got_down = cli.rest();
+    let got_up = target.rest();
+    assert!(cli.wait().success());
+    assert!(target.wait().success());
+    assert_eq!(sha256(&got_down), sha256(down));
+    assert_eq!(sha256(&got_up), sha256(up));
+}

@@ -1,0 +1,17 @@
+# Shared by the bench scripts: `source "$(dirname "$0")/lib.sh"` after `cd` to the repository.
+# Every process a script starts goes into STARTED as its own process group (setsid), and
+# only those groups are stopped at exit. Loopback only.
+
+STARTED=()
+cleanup() { for g in "${STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# Starts a command in its own process group, quiet, and remembers it.
+bg() { setsid "$@" </dev/null >/dev/null 2>&1 & STARTED+=($!); }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Waits (5 s at most) until something listens on TCP port $1 on loopback.
+wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; echo "nothing listens on $1" >&2; return 1; }
+# median DIGITS VALUES...: the median, with DIGITS decimals.
+median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[2:]):.{int(sys.argv[1])}f}")' "$@"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
