@@ -21,17 +21,16 @@ fn tls_server(args: &[&str], stdin: Option<Stdio>) -> (Proc, String, u16) {
     let mut cmd = sockit();
     cmd.args(args);
     let mut p = Proc::spawn(cmd, stdin);
-    let line = p.stderr_contains("SHA-256 fingerprint ");
-    let fp = line
-        .split("SHA-256 fingerprint ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let fp = fingerprint_of(&mut p);
     let port = p.port();
     (p, fp, port)
+}
+
+/// The fingerprint a TLS server printed before its readiness line.
+fn fingerprint_of(p: &mut Proc) -> String {
+    let line = p.stderr_contains("SHA-256 fingerprint ");
+    let after = line.split("SHA-256 fingerprint ").nth(1).unwrap();
+    after.split(' ').next().unwrap().to_string()
 }
 
 #[test]
@@ -232,15 +231,7 @@ fn relay_terminates_and_originates_tls_with_half_close() {
     // tcp -> tls: a plain client, a TLS server behind the relay, 4 MiB each way intact.
     let down = random_bytes(4 << 20, 22);
     let mut target = listener_sending(&dir, &down, &["listen", "tls://127.0.0.1:0"]);
-    let line = target.stderr_contains("SHA-256 fingerprint ");
-    let tfp = line
-        .split("SHA-256 fingerprint ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let tfp = fingerprint_of(&mut target);
     let tport = target.port();
     let (_relay2, r2) = server(&[
         "relay",
