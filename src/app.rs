@@ -96,6 +96,9 @@ fn tls_server(
         })
         .collect();
     if !endpoints.iter().any(|e| matches!(e, Endpoint::Tls(_))) {
+        if args.cert.is_some() {
+            tracing::warn!("--cert/--key apply to tls:// endpoints only; ignored here");
+        }
         return Ok(None);
     }
     let server = tls::Server::new(
@@ -148,7 +151,12 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         crlf: args.crlf,
         tls: match endpoint {
             Endpoint::Tls(_) => Some(tls_client(&args.tls)?),
-            _ => None,
+            _ => {
+                if args.tls.ca.is_some() || args.tls.pin.is_some() || args.tls.insecure {
+                    tracing::warn!("--ca, --pin and --insecure apply to tls:// endpoints only; ignored here");
+                }
+                None
+            }
         },
     };
     connect::run(&endpoint, source, output, &cfg, shutdown).await

@@ -36,7 +36,9 @@ pub enum Command {
   sockit connect 127.0.0.1:8898 < file > answer        send a file, keep the whole answer
   printf 'GET / HTTP/1.0\\n\\n' | sockit connect --crlf example.org:80
   echo '%Y-%m-%d' | sockit connect udp://127.0.0.1:9000   one datagram per line
-  sockit connect unix:/tmp/app.sock")]
+  sockit connect unix:/tmp/app.sock
+  sockit connect tls://example.org:443                 TLS, verified against the system's roots
+  sockit connect --pin AB:CD:...:EF tls://127.0.0.1:8443   trust one (self-signed) certificate")]
     Connect(ConnectArgs),
     /// Wait for clients and talk to them: one conversation, or many with -k.
     #[command(after_help = "Examples:
@@ -45,7 +47,9 @@ pub enum Command {
   sockit listen -k --show-peer tcp://:8898            many clients, lines tagged with who wrote
   sockit listen -k --broker tcp://:8898 < /dev/null   relay every client to all the others
   sockit listen -k udp://127.0.0.1:8081               answer whoever wrote last (QQ-style)
-  sockit listen -k --allow 127.0.0.0/8 --max-conns 100 tcp://:8898")]
+  sockit listen -k --allow 127.0.0.0/8 --max-conns 100 tcp://:8898
+  sockit listen tls://:8443                           TLS; prints the certificate's fingerprint
+  sockit listen --cert cert.pem --key key.pem tls://:8443")]
     Listen(ListenArgs),
     /// Measure an endpoint: throughput, request/response latency, connection rate, fan-out;
     /// every byte that comes back is checked.
@@ -63,7 +67,8 @@ pub enum Command {
     /// (sockit connect, nc, ncat, telnet).
     #[command(
         after_help = "Commands in the room: /nick NAME, /who, /msg NICK text, /me action, /help,
-/quit [reason]; a line that is just 'bye' leaves too.
+/quit [reason]; a line that is just 'bye' leaves too. --idle-timeout applies to datagram
+members (default 600 s); stream members stay while connected.
 
 Examples:
   sockit chat                                          tcp://127.0.0.1:8898
@@ -92,7 +97,9 @@ Examples:
   sockit relay tcp://:8080 tcp://127.0.0.1:80              a TCP port forward
   sockit relay unix:/tmp/db.sock tcp://127.0.0.1:5432      a Unix socket in front of TCP
   sockit relay tcp://127.0.0.1:2222 unix:/run/app.sock     a TCP port in front of a Unix socket
-  sockit relay udp://:5353 udp://127.0.0.1:53              UDP, one upstream socket per client")]
+  sockit relay udp://:5353 udp://127.0.0.1:53              UDP, one upstream socket per client
+  sockit relay --cert c.pem --key k.pem tls://:443 tcp://127.0.0.1:8080   terminate TLS
+  sockit relay --ca ca.pem tcp://127.0.0.1:5433 tls://db.internal:5432    originate TLS")]
     Relay(RelayArgs),
 }
 
