@@ -153,7 +153,9 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
             Endpoint::Tls(_) => Some(tls_client(&args.tls)?),
             _ => {
                 if args.tls.ca.is_some() || args.tls.pin.is_some() || args.tls.insecure {
-                    tracing::warn!("--ca, --pin and --insecure apply to tls:// endpoints only; ignored here");
+                    tracing::warn!(
+                        "--ca, --pin and --insecure apply to tls:// endpoints only; ignored here"
+                    );
                 }
                 None
             }
