@@ -35,7 +35,7 @@ for n in 100 500; do
       for _ in $(seq 1 "$ROUNDS"); do
         port=$(free_port); pid=$(start "$s" "$port"); STARTED+=("$pid"); wait_tcp "$port"
         before=$(cpu_ticks "$pid")
-        json=$(timeout 120 "$SOCKIT" bench -q --json --mode fanout --conns "$n" --count "$k" -d 60 \
+        json=$(timeout 120 "$SOCKIT" bench -q --json --mode fanout --conns "$n" --count "$k" -d 20 \
           "tcp://127.0.0.1:$port" 2>/dev/null || true)
         after=$(cpu_ticks "$pid")
         kill -0 "$pid" 2>/dev/null || crashed=1

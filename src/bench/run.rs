@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::stats::{histogram, Latency};
 use super::{pattern, Config, Mode, Report};
 use crate::error::{Error, Result};
-use crate::lines::Lines;
+use crate::lines::trim_newline;
 use crate::net::{self, Datagram, Stream};
 
 /// Counters shared by every worker of a run.
@@ -583,10 +583,21 @@ fn fanout_line(n: u64) -> String {
     format!("fanout-seq {n}\n")
 }
 
+/// The number at the end of a fan-out line, after any prefix; no allocation, since a
+/// receiver parses every line and the load generator must stay cheaper than the server.
 fn parse_fanout(line: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(line).ok()?;
-    let at = text.find("fanout-seq ")?;
-    text[at + "fanout-seq ".len()..].trim_end().parse().ok()
+    let line = trim_newline(line);
+    let digits = line.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let (head, num) = line.split_at(line.len() - digits);
+    if !head.ends_with(b"fanout-seq ") {
+        return None;
+    }
+    num.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// One sender, `conns` receivers; every receiver must get every line once and in order.
@@ -652,8 +663,9 @@ async fn receive_fanout(
 ) -> io::Result<()> {
     let mut seen = vec![false; lines as usize];
     let (mut unique, mut highest, mut is_synced) = (0u64, None::<u64>, false);
-    let mut splitter = Lines::new(64 * 1024);
     let mut buf = vec![0u8; 64 * 1024];
+    // What was read and not yet split into lines.
+    let mut tail: Vec<u8> = Vec::with_capacity(128 * 1024);
     let mut last = None;
     while unique < lines {
         // Once counting, a silence of `quiet` means the rest is lost: stop waiting.
@@ -666,18 +678,21 @@ async fn receive_fanout(
             Ok(r) => r?,
             Err(_) => break,
         };
-        let before = unique;
         if n == 0 {
             break;
         }
-        splitter.push(&buf[..n]);
-        while let Some(line) = splitter.next_line() {
-            if !is_synced && line.windows(11).any(|w| w == b"fanout-sync") {
+        let before = unique;
+        tail.extend_from_slice(&buf[..n]);
+        let mut rest = &tail[..];
+        while let Some(at) = rest.iter().position(|b| *b == b'\n') {
+            let line = &rest[..at];
+            rest = &rest[at + 1..];
+            if !is_synced && trim_newline(line).ends_with(b"fanout-sync") {
                 is_synced = true;
                 synced.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let Some(k) = parse_fanout(&line) else {
+            let Some(k) = parse_fanout(line) else {
                 continue;
             };
             let Some(slot) = seen.get_mut(k as usize) else {
@@ -689,13 +704,16 @@ async fn receive_fanout(
             }
             *slot = true;
             unique += 1;
-            sh.ops.fetch_add(1, Ordering::Relaxed);
             if highest.is_some_and(|h| k < h) {
                 sh.reordered.fetch_add(1, Ordering::Relaxed);
             }
             highest = highest.max(Some(k));
         }
+        let done = tail.len() - rest.len();
+        tail.drain(..done);
         if unique > before {
+            // One shared counter update per read, not per line.
+            sh.ops.fetch_add(unique - before, Ordering::Relaxed);
             last = Some(Instant::now());
         }
     }
