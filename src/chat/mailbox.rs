@@ -64,7 +64,8 @@ pub struct Mailbox {
     pub(super) id: MemberId,
     pub(super) private: Arc<Private>,
     pub(super) log: broadcast::Receiver<Entry>,
-    /// Log bytes this member has taken, for the room to see who is behind.
+    /// Log bytes this member has taken (its own lines count when sent), for the room to see
+    /// who is behind.
     pub(super) seen: Arc<AtomicU64>,
     /// Rung after taking from the log, for senders waiting in `Room::settle`.
     pub(super) progress: Arc<Notify>,
@@ -132,12 +133,12 @@ impl Mailbox {
             tokio::select! {
                 () = &mut ready => {}
                 r = self.log.recv() => match r {
+                    // Its own lines were counted as seen when they were sent.
+                    Ok(e) if e.from == self.id => {}
                     Ok(e) => {
                         self.seen.fetch_add(e.data.len() as u64, Ordering::Relaxed);
                         self.progress.notify_waiters();
-                        if e.from != self.id {
-                            return Some(e.data);
-                        }
+                        return Some(e.data);
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => self.lagged(),
                     Err(broadcast::error::RecvError::Closed) => private.close(),
@@ -170,11 +171,10 @@ impl Mailbox {
         let mut taken = 0u64;
         while batch.len < max {
             match self.log.try_recv() {
+                Ok(e) if e.from == self.id => {}
                 Ok(e) => {
                     taken += e.data.len() as u64;
-                    if e.from != self.id {
-                        batch.add(e.data);
-                    }
+                    batch.add(e.data);
                 }
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     self.lagged();

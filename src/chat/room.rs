@@ -441,6 +441,11 @@ impl Room {
 
     fn send_log(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
         st.sent += data.len() as u64;
+        // Lines are never for their sender: it is not behind on them (its writer skips them
+        // without counting), however long its own reads keep its writer waiting.
+        if let Some(m) = except.and_then(|id| st.members.get(&id)) {
+            m.seen.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
         // No receiver (an empty room) is not an error.
         let _ = self.log.send(Entry {
             from: except.unwrap_or(0),

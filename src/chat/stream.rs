@@ -96,14 +96,12 @@ async fn read<R: AsyncRead + Unpin>(
         } else {
             Ok(read.await)
         };
-        let n = match n {
+        let eof = match n {
             Ok(Ok(n)) => {
-                read_size = if n >= space {
-                    (space * 2).min(READ_MAX)
-                } else {
-                    READ_BUF
-                };
-                n
+                // A full read means more is coming (a paste, a bot): read big from now on,
+                // so its lines reach the room in fewer, larger batches.
+                read_size = if n >= space { READ_MAX } else { READ_BUF };
+                n == 0
             }
             Ok(Err(e)) => return Some(reason(&e).into()),
             Err(_) => {
@@ -137,7 +135,7 @@ async fn read<R: AsyncRead + Unpin>(
         if !batch.is_empty() && !give(room, id, batch).await {
             return None;
         }
-        if n == 0 {
+        if eof {
             if let Some(last) = framer.finish() {
                 if !give(room, id, [&last[..]]).await {
                     return None;
