@@ -17,6 +17,8 @@
 //! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
 //!   connected or bound socket and a shutdown token, so tests and examples can drive them.
 //! - [`relay`]: `relay`'s stream pairs and per-client datagram sockets.
+//! - [`tls`]: `tls://` on top of any TCP stream: rustls, self-signed certificates and
+//!   fingerprints, `--ca`/`--pin`/`--insecure` trust.
 //! - [`chat`]: the chat room ([`chat::Room`]) and its tcp/udp/unix adapters.
 //! - [`services`]: `serve`'s echo, discard, chargen, daytime (with strftime), time, sntp.
 //! - [`bench`]: the load generator behind `sockit bench`, checking every byte.
