@@ -35,8 +35,22 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// Servers hold a descriptor per client: lift the soft open-file limit to the hard one (as
+/// Go programs do), so `listen -k` or `chat` do not stop at 1,024 clients on a default system.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+}
+
 /// Runs the command to its end; stdout is flushed before this returns.
 pub fn run(cli: Cli) -> Result<()> {
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
