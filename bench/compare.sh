@@ -220,6 +220,6 @@ say ""
 bench/bulk.sh "$ROUNDS" 1G 2>/dev/null | tail -n +2 | tee -a "$OUT" | grep '^| [a-z]' | grep -v '^| tool' | \
   awk -F'|' '{gsub(/ /,"",$2); gsub(/ /,"",$3); print "bulk 1 GiB," $2 "," $3 ",MiB/s"}' >>"$CSV"
 say ""
-say "Chat fan-out joins these tables when the chat command lands."
+say "Chat fan-out and chat memory: bench/chat.sh (bench/chat-results.md)."
 
 cargo run --release -q -p bench-chart -- "$CSV" bench/chart.svg && echo "chart: bench/chart.svg" >&2
