@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::task::TaskTracker;
 
-use super::framing::Pace;
+use super::framing::{self, Pace};
 use super::room::{Flow, MemberId, Room};
 use super::MemberOptions;
 use crate::access::Access;
@@ -133,26 +133,17 @@ async fn join(
 
 /// The datagram's lines (a last line may lack its newline) go to the room, within the rate.
 fn handle(room: &Room, member: &mut Member, data: &[u8], opts: &MemberOptions) -> Flow {
-    let body = data.strip_suffix(b"\n").unwrap_or(data);
     let mut lines = Vec::new();
     let mut over_rate = 0usize;
-    for l in body.split(|b| *b == b'\n') {
-        if l.len() > opts.max_line {
-            room.error(
-                member.id,
-                &format!(
-                    "line too long (over {} bytes); it was not sent",
-                    opts.max_line
-                ),
-            );
-        } else if member.pace.take().is_some() {
-            over_rate += 1;
-        } else {
-            lines.push(l);
+    for l in framing::lines(data, opts.max_line) {
+        match l {
+            Err(_) => room.error(member.id, &framing::too_long(opts.max_line)),
+            Ok(_) if member.pace.take().is_some() => over_rate += 1,
+            Ok(l) => lines.push(l),
         }
     }
     // One socket serves every datagram member: its reads cannot wait for a backlog, so the
-    // hard queue limit alone protects the room here.
+    // room's lag limit alone protects it here.
     let flow = room.input(member.id, lines).flow;
     if over_rate > 0 && flow == Flow::Stay {
         room.error(

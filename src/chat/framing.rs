@@ -17,12 +17,22 @@ pub struct Frames {
 impl Frames {
     /// The lines of `region` without their newlines, and whether each passed the limit.
     pub fn lines(&self, max: usize) -> impl Iterator<Item = Result<&[u8], usize>> {
-        let body = self.region.strip_suffix(b"\n").unwrap_or(&self.region);
-        let any = !self.region.is_empty();
-        body.split(|b| *b == b'\n')
-            .take(if any { usize::MAX } else { 0 })
-            .map(move |l| if l.len() > max { Err(l.len()) } else { Ok(l) })
+        lines(&self.region, max)
     }
+}
+
+/// The lines of `data` (the last may lack its newline; nothing at all is no line), each
+/// `Ok`, or `Err(length)` when longer than `max`. Stream reads and datagrams alike.
+pub fn lines(data: &[u8], max: usize) -> impl Iterator<Item = Result<&[u8], usize>> {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    body.split(|b| *b == b'\n')
+        .take(if data.is_empty() { 0 } else { usize::MAX })
+        .map(move |l| if l.len() > max { Err(l.len()) } else { Ok(l) })
+}
+
+/// What a member is told when a line passes `--max-line`.
+pub fn too_long(max: usize) -> String {
+    format!("line too long (over {max} bytes); it was not sent")
 }
 
 /// Splits a byte stream into lines of at most `max` bytes; longer ones are skipped up to

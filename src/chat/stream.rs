@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::framing::{Framer, Pace};
+use super::framing::{too_long, Framer, Pace};
 use super::room::{Flow, MemberId, Room};
 use super::MemberOptions;
 use crate::net::Peer;
@@ -154,10 +154,6 @@ async fn give<'a>(room: &Room, id: MemberId, lines: impl IntoIterator<Item = &'a
         room.settle(out.backlog).await;
     }
     out.flow == Flow::Stay
-}
-
-fn too_long(max: usize) -> String {
-    format!("line too long (over {max} bytes); it was not sent")
 }
 
 fn reason(e: &io::Error) -> &'static str {
