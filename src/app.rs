@@ -97,24 +97,28 @@ fn tls_server(
     endpoints: &[&Endpoint],
     quiet: bool,
 ) -> Result<Option<tls::Server>> {
-    let names: Vec<String> = endpoints
+    let hosts: Vec<&Host> = endpoints
         .iter()
         .filter_map(|e| match e {
             Endpoint::Tls(hp) => Some(&hp.host),
             _ => None,
         })
+        .collect();
+    if hosts.is_empty() {
+        if args.cert.is_some() {
+            tracing::warn!("--cert/--key apply to tls:// endpoints only; ignored here");
+        }
+        return Ok(None);
+    }
+    // The names a self-signed certificate is made for (an empty host adds none).
+    let names: Vec<String> = hosts
+        .iter()
         .filter_map(|h| match h {
             Host::Ip(ip) => Some(ip.to_string()),
             Host::Name(n) => Some(n.clone()),
             Host::Any => None,
         })
         .collect();
-    if !endpoints.iter().any(|e| matches!(e, Endpoint::Tls(_))) {
-        if args.cert.is_some() {
-            tracing::warn!("--cert/--key apply to tls:// endpoints only; ignored here");
-        }
-        return Ok(None);
-    }
     let server = tls::Server::new(
         &tls::ServerOptions {
             cert: args.cert.clone(),
