@@ -51,15 +51,9 @@ pub async fn run_stream(
     let admit = |client: Stream, peer: Peer, permit| {
         let (target, cfg) = (target.clone(), cfg.clone());
         tokio::spawn(async move {
-            let client = match &cfg.server_tls {
-                Some(tls) => match tls.wrap(client).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
-                None => client,
+            let Some(client) = crate::tls::accept(cfg.server_tls.as_ref(), client, &peer).await
+            else {
+                return;
             };
             pair(client, &peer, &target, &cfg).await;
             drop(permit);

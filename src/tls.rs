@@ -195,6 +195,19 @@ impl Server {
     }
 }
 
+/// An accepted client, in TLS when `tls` is given (plain otherwise); `None`, logged, when
+/// its handshake fails: every server drops such a client and goes on.
+pub async fn accept(tls: Option<&Server>, stream: Stream, peer: &Peer) -> Option<Stream> {
+    let Some(tls) = tls else { return Some(stream) };
+    match tls.wrap(stream).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
 /// Connects to a `tls://HOST:PORT`: TCP (every address tried), then the handshake.
 ///
 /// # Errors

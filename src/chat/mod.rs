@@ -143,15 +143,10 @@ pub async fn run(
                     let admit = |stream, peer: net::Peer, permit| {
                         let (room, opts, tls) = (room.clone(), cfg.member.clone(), tls.clone());
                         tracker.spawn(async move {
-                            let stream = match tls {
-                                Some(tls) => match tls.wrap(stream).await {
-                                    Ok(s) => s,
-                                    Err(e) => {
-                                        tracing::warn!(%peer, error = %e, "TLS handshake failed");
-                                        return;
-                                    }
-                                },
-                                None => stream,
+                            let Some(stream) =
+                                crate::tls::accept(tls.as_ref(), stream, &peer).await
+                            else {
+                                return;
                             };
                             stream::serve(room, stream, peer, opts).await;
                             drop(permit);

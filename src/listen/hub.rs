@@ -102,16 +102,9 @@ pub(super) async fn run(
         };
         let tls = cfg.tls.clone();
         tokio::spawn(async move {
-            let stream = match tls {
-                Some(tls) => match tls.wrap(stream).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(peer = %session.peer, error = %e, "TLS handshake failed");
-                        session.hub.lock().remove(&session.id);
-                        return;
-                    }
-                },
-                None => stream,
+            let Some(stream) = crate::tls::accept(tls.as_ref(), stream, &session.peer).await else {
+                session.hub.lock().remove(&session.id);
+                return;
             };
             session.serve(stream, rx, kick).await;
             drop(permit);

@@ -56,15 +56,14 @@ pub async fn run_stream(
     let accepted = async {
         loop {
             match listener.accept().await {
-                Ok((stream, peer)) if cfg.access.permits(&peer) => match &cfg.tls {
+                Ok((stream, peer)) if cfg.access.permits(&peer) => {
                     // A failed handshake (a scanner, a client that does not trust us) is
                     // not the conversation: wait for the next client.
-                    Some(tls) => match tls.wrap(stream).await {
-                        Ok(stream) => return Ok((stream, peer)),
-                        Err(e) => tracing::warn!(%peer, error = %e, "TLS handshake failed"),
-                    },
-                    None => return Ok((stream, peer)),
-                },
+                    if let Some(stream) = crate::tls::accept(cfg.tls.as_ref(), stream, &peer).await
+                    {
+                        return Ok((stream, peer));
+                    }
+                }
                 Ok((_, peer)) => tracing::warn!(%peer, "refused: not allowed by --allow/--deny"),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
