@@ -1,9 +1,10 @@
-//! `sockit chat`: one room on any number of endpoints (tcp, udp, unix, unixgram), joined
-//! with any line client.
+//! `sockit chat`: one room on any number of endpoints (tcp, tls, udp, unix, unixgram),
+//! joined with any line client.
 //!
 //! - [`room`]: the transport-free room ([`Room`]): members, nicks, commands, fan-out.
 //! - [`text`]: what may reach a screen (escapes and controls removed) and what a nick may be.
 //! - [`framing`]: lines with a hard length cap, and the per-member rate.
+//! - `mailbox`: delivery, one shared log read by every member at its own pace.
 //! - `stream` and `datagram`: the transports, thin adapters around the room.
 //!
 //! ```no_run
@@ -127,7 +128,6 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let limit = ConnLimit::new(cfg.max_conns);
     let mut serving = tokio::task::JoinSet::new();
-    let mut listeners = Vec::new();
     for b in bound {
         match b {
             Bound::Stream(listener) => {
@@ -135,8 +135,6 @@ pub async fn run(
                     Endpoint::Tls(_) => cfg.tls.clone(),
                     _ => None,
                 };
-                let listener = Arc::new(listener);
-                listeners.push(listener.clone());
                 let (room, tracker, cfg, limit) =
                     (room.clone(), tracker.clone(), cfg.clone(), limit.clone());
                 serving.spawn(async move {
@@ -178,6 +176,5 @@ pub async fn run(
     {
         tracing::warn!("some members did not take the shutdown notice in time");
     }
-    drop(listeners);
     Ok(())
 }
