@@ -90,6 +90,75 @@ fn rr_and_stream_against_an_echo_are_clean() {
     assert_eq!(json_field(&json, "lost"), 0.0);
 }
 
+/// A TCP server whose every connection is handed to `talk`. Returns the port.
+fn tcp_server(talk: fn(std::net::TcpStream)) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            thread::spawn(move || talk(c));
+        }
+    });
+    port
+}
+
+#[test]
+fn rr_names_a_silent_server_and_one_that_answers_too_much() {
+    // Reads every request and never answers: the watchdog must end the run.
+    let silent = tcp_server(|mut c| while c.read(&mut [0u8; 512]).is_ok_and(|n| n > 0) {});
+    let started = std::time::Instant::now();
+    let (status, out, err) = run(
+        &[
+            "bench",
+            "--mode",
+            "rr",
+            "-c",
+            "2",
+            "-d",
+            "10",
+            "--timeout",
+            "0.3",
+            "--json",
+            &format!("tcp://127.0.0.1:{silent}"),
+        ],
+        b"",
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    let json = String::from_utf8(out).unwrap();
+    assert!(json.contains("no answer in time"), "{json}");
+    assert_eq!(json_field(&json, "lost"), 2.0, "{json}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a stall is noticed within two timeouts, not at the end of the run"
+    );
+
+    // Answers each request twice.
+    let chatty = tcp_server(|mut c| {
+        let mut buf = [0u8; 512];
+        while let Ok(n @ 1..) = c.read(&mut buf) {
+            let twice = [&buf[..n], &buf[..n]].concat();
+            if c.write_all(&twice).is_err() {
+                return;
+            }
+        }
+    });
+    let (status, out, err) = run(
+        &[
+            "bench",
+            "--mode",
+            "rr",
+            "-n",
+            "50",
+            "--json",
+            &format!("tcp://127.0.0.1:{chatty}"),
+        ],
+        b"",
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    let json = String::from_utf8(out).unwrap();
+    assert!(json.contains("answered more than was sent"), "{json}");
+}
+
 #[test]
 fn a_corrupted_byte_fails_the_run() {
     let port = echo_server(Some(5000));
