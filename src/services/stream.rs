@@ -80,11 +80,8 @@ async fn talk(
 ) -> io::Result<()> {
     match service {
         Service::Echo | Service::Discard => {
-            // No buffer until the client sends something: idle clients cost only a task.
-            stream.readable().await?;
-            let mut buf = vec![0u8; BUF];
+            let (mut buf, mut n) = first_read(stream).await?;
             loop {
-                let n = stream.read(&mut buf).await?;
                 if n == 0 {
                     return stream.shutdown().await;
                 }
@@ -94,6 +91,7 @@ async fn talk(
                     stream.write_all(&buf[..n]).await?;
                     bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                 }
+                n = stream.read(&mut buf).await?;
             }
         }
         // Boxed: the largest state machine stays off every echo client's task.
@@ -101,6 +99,21 @@ async fn talk(
         Service::Daytime => send_and_close(stream, clock::daytime(utc).as_bytes(), bytes_out).await,
         Service::Time => send_and_close(stream, &clock::rfc868_now(), bytes_out).await,
         Service::Sntp => Ok(()), // refused when parsing the binding
+    }
+}
+
+/// Waits for the client's first bytes without holding a buffer, so an idle client costs only
+/// its task. `readable` alone is not enough: tokio marks an accepted socket readable before
+/// anything has arrived, and the buffer would be held through the wait that follows.
+async fn first_read(stream: &Stream) -> io::Result<(Vec<u8>, usize)> {
+    loop {
+        stream.readable().await?;
+        let mut buf = vec![0u8; BUF];
+        match stream.try_read(&mut buf) {
+            Ok(n) => return Ok((buf, n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 

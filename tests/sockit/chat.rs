@@ -368,12 +368,6 @@ fn long_lines_are_refused_and_the_member_stays() {
     assert!(grown < 16 * 1024, "server grew by {grown} KiB");
 }
 
-fn rss_kib(p: &Proc) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_member_that_never_reads_is_dropped_and_nobody_waits_for_it() {
     let (room, eps) = chat(&["tcp://127.0.0.1:0", "--rate", "0"]);

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::process::Stdio;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -162,7 +163,8 @@ fn sntp_answers_client_requests() {
 
 #[test]
 fn three_hundred_concurrent_echo_clients() {
-    let (_srv, p) = serve(&["echo=tcp://127.0.0.1:0"]);
+    let (srv, p) = serve(&["echo=tcp://127.0.0.1:0"]);
+    let (fds_before, rss_before) = (open_fds(&srv), rss_kib(&srv));
     let mut clients: Vec<TcpStream> = (0..300)
         .map(|_| {
             let s = TcpStream::connect(("127.0.0.1", p["echo/tcp"])).unwrap();
@@ -170,6 +172,21 @@ fn three_hundred_concurrent_echo_clients() {
             s
         })
         .collect();
+    // Idle clients cost a task each, not a read buffer (16 KiB would show as ~10 KiB each).
+    let end = Instant::now() + DEADLINE;
+    while open_fds(&srv) < fds_before + 300 {
+        assert!(
+            Instant::now() < end,
+            "the server did not accept 300 clients"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(200)); // let each client's task run up to its wait
+    let grown = rss_kib(&srv).saturating_sub(rss_before);
+    assert!(
+        grown < 300 * 5,
+        "300 idle clients grew the server by {grown} KiB"
+    );
     // All 300 are connected at once; each gets its own answer back.
     for (i, c) in clients.iter_mut().enumerate() {
         c.write_all(format!("client {i:03}\n").as_bytes()).unwrap();

@@ -350,3 +350,17 @@ pub fn check_both_ways(dir: &Path, target: &mut Proc, args: &[&str], up: &[u8], 
     assert_eq!(sha256(&got_down), sha256(down));
     assert_eq!(sha256(&got_up), sha256(up));
 }
+
+/// Resident memory of a running child, in KiB.
+pub fn rss_kib(p: &Proc) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Open descriptors of a running child: tells when a server has accepted every client.
+pub fn open_fds(p: &Proc) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", p.child.id()))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
