@@ -4,7 +4,7 @@
 # bulk transfer OpenBSD nc and iperf3), on loopback, medians of ROUNDS runs, as Markdown
 # tables with ratios to sockit, plus bench/results.csv and the chart bench/chart.svg.
 # It installs missing peers with apt-get, starts each contender on a free port in its own
-# process group, and stops only those groups. About 6 minutes on 2 cores.
+# process group, and stops only those groups. About 7 minutes on 2 cores with 3 rounds, 12 with 5.
 #
 # Usage: bench/compare.sh [ROUNDS] [SECONDS_PER_RUN]     (defaults 3 and 2)
 set -euo pipefail
