@@ -241,6 +241,11 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
             stratum: args.stratum,
             refid: id,
         },
+        tls: tls_server(
+            &args.tls,
+            &bindings.iter().map(|b| &b.endpoint).collect::<Vec<_>>(),
+            quiet,
+        )?,
     };
     let bound = services::bind(&bindings).await?;
     if !quiet {

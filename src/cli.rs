@@ -161,6 +161,8 @@ pub struct ServeArgs {
     pub udp_rate: u32,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub tls: TlsServerArgs,
     /// Stratum the sntp service announces (10: an unsynchronised local clock).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=15))]
     pub stratum: u8,

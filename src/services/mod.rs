@@ -1,5 +1,6 @@
 //! `sockit serve`: the classic small services (RFC 862-868), the tutorial's strftime time
-//! server, and SNTP, on any number of stream and datagram endpoints in one process.
+//! server, and SNTP, on any number of stream (tcp, tls, unix) and datagram endpoints in one
+//! process.
 //!
 //! Stream clients each get a task (thousands at once, no thread per client); datagram
 //! services answer from one loop per socket, never more than needed, and at most
@@ -114,13 +115,6 @@ impl FromStr for Binding {
                 "sntp runs over datagrams only, e.g. sntp=udp://:123",
             ));
         }
-        if matches!(endpoint, Endpoint::Tls(_)) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("cannot serve {s}"),
-                "tls:// is not available in this build yet",
-            ));
-        }
         Ok(Binding { service, endpoint })
     }
 }
@@ -140,6 +134,8 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// What the SNTP service announces.
     pub sntp: sntp::Options,
+    /// TLS for the `tls://` endpoints.
+    pub tls: Option<crate::tls::Server>,
 }
 
 impl Default for Config {
@@ -151,6 +147,7 @@ impl Default for Config {
             max_conns: None,
             idle_timeout: None,
             sntp: sntp::Options::default(),
+            tls: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{chargen, clock, Config, Service};
 use crate::access::ConnLimit;
+use crate::endpoint::Endpoint;
 use crate::net::{Listener, Peer, Stream};
 use crate::pump::Activity;
 
@@ -23,11 +24,19 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
 ) {
     let (utc, idle) = (cfg.utc, cfg.idle_timeout);
+    let tls = match listener.local_endpoint() {
+        Endpoint::Tls(_) => cfg.tls.clone(),
+        _ => None,
+    };
     let admit = |stream, peer, permit| {
+        let tls = tls.clone();
         // No per-client shutdown watch on the hot path: when serving stops, the runtime
-        // that owns these tasks ends them.
+        // that owns these tasks ends them. The handshake runs here, not in the accept loop,
+        // so a slow client delays nobody else.
         tokio::spawn(async move {
-            client(service, stream, peer, utc, idle).await;
+            if let Some(stream) = crate::tls::accept(tls.as_ref(), stream, &peer).await {
+                client(service, stream, peer, utc, idle).await;
+            }
             drop(permit);
         });
     };
@@ -105,7 +114,13 @@ async fn talk(
 /// Waits for the client's first bytes without holding a buffer, so an idle client costs only
 /// its task. `readable` alone is not enough: tokio marks an accepted socket readable before
 /// anything has arrived, and the buffer would be held through the wait that follows.
-async fn first_read(stream: &Stream) -> io::Result<(Vec<u8>, usize)> {
+/// (TLS keeps its own buffers and has no buffer-less wait: it reads as usual.)
+async fn first_read(stream: &mut Stream) -> io::Result<(Vec<u8>, usize)> {
+    if stream.is_tls() {
+        let mut buf = vec![0u8; BUF];
+        let n = stream.read(&mut buf).await?;
+        return Ok((buf, n));
+    }
     loop {
         stream.readable().await?;
         let mut buf = vec![0u8; BUF];

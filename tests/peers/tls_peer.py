@@ -1,6 +1,8 @@
 # python3's ssl module as an independent TLS peer for sockit's tls:// endpoints.
-#   tls_peer.py client PORT HOST CAFILE   verify with CAFILE (or "insecure"), send a line,
-#                                         print every line that comes back until EOF
+#   tls_peer.py client PORT HOST CAFILE [nosend]
+#                                         verify with CAFILE (or "insecure"), send a line
+#                                         (unless nosend), print every line that comes back
+#                                         until EOF
 #   tls_peer.py server CERT KEY           print the port, serve one client: read a line,
 #                                         answer "python got: LINE", close
 import socket, ssl, sys
@@ -17,7 +19,8 @@ if mode == 'client':
     with socket.create_connection(('127.0.0.1', port), timeout=20) as raw:
         with ctx.wrap_socket(raw, server_hostname=host) as s:
             print('version', s.version(), flush=True)
-            s.sendall('hello over tls, 你好\n'.encode())
+            if sys.argv[5:] != ['nosend']:
+                s.sendall('hello over tls, 你好\n'.encode())
             buf = b''
             while True:
                 data = s.recv(65536)

@@ -60,14 +60,6 @@ const ALL: &[&str] = &[
     "time=udp://127.0.0.1:0",
 ];
 
-fn now_since_1900() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 2_208_988_800
-}
-
 #[test]
 fn every_service_over_tcp_and_udp() {
     let (_srv, p) = serve(&[ALL, &["--utc"]].concat());
@@ -93,25 +85,6 @@ fn every_service_over_tcp_and_udp() {
         assert_eq!(n, 4);
         let secs = u64::from(u32::from_be_bytes(data.try_into().unwrap()));
         assert!(secs.abs_diff(now_since_1900()) < 5, "time is off: {secs}");
-    }
-}
-
-fn chrono_year() -> String {
-    // Years since 1970 from the clock, without another date library in the tests.
-    let secs = now_since_1900() - 2_208_988_800;
-    let mut year = 1970;
-    let mut left = secs as i64;
-    loop {
-        let days = if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 {
-            366
-        } else {
-            365
-        };
-        if left < days * 86_400 {
-            return year.to_string();
-        }
-        left -= days * 86_400;
-        year += 1;
     }
 }
 

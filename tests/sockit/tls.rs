@@ -266,3 +266,64 @@ fn listen_keep_open_serves_many_tls_clients() {
     assert!(b.wait().success());
     assert!(srv.running(), "listen -k goes on after its clients leave");
 }
+
+/// The port in a readiness line such as `echo listening on tls://127.0.0.1:40123`.
+fn port_in(line: &str) -> u16 {
+    line.trim().rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn serve_runs_its_services_over_tls_beside_plain_ones() {
+    let mut cmd = sockit();
+    cmd.args([
+        "serve",
+        "--cert",
+        &cert("localhost.pem"),
+        "--key",
+        &cert("localhost.key"),
+        "echo=tls://127.0.0.1:0",
+        "daytime=tls://127.0.0.1:0",
+        "time=tcp://127.0.0.1:0",
+    ]);
+    let mut srv = Proc::spawn(cmd, Some(Stdio::null()));
+    fingerprint_of(&mut srv);
+    let echo = port_in(&srv.stderr_contains("echo listening on tls://"));
+    let daytime = port_in(&srv.stderr_contains("daytime listening on tls://"));
+    let time = port_in(&srv.stderr_contains("time listening on tcp://"));
+
+    // Echo: 1 MiB through TLS and back, the client verifying with the test CA.
+    let data = random_bytes(1 << 20, 7);
+    let ca = cert("ca.pem");
+    let echo_ep = format!("tls://localhost:{echo}");
+    let (status, out, err) = run(&["connect", "--ca", &ca, &echo_ep], &data);
+    assert!(status.success(), "{err}");
+    assert_eq!(sha256(&out), sha256(&data), "{} bytes came back", out.len());
+
+    // Daytime to python3's ssl: the date, then the server closes.
+    let mut py = python(
+        "tls_peer.py",
+        &["client", &daytime.to_string(), "localhost", &ca, "nosend"],
+        Some(Stdio::null()),
+    );
+    assert!(py.line().starts_with("version TLSv1."));
+    let date = py.line();
+    assert!(date.contains(&chrono_year()), "{date}");
+    assert!(py.wait().success());
+
+    // A plaintext client on the TLS port is dropped with a warning; the service goes on.
+    let (_, _, _) = run(
+        &["connect", "-w", "5", &format!("tcp://127.0.0.1:{echo}")],
+        b"plain text\n",
+    );
+    srv.stderr_contains("TLS handshake failed");
+    let (status, out, err) = run(&["connect", "--ca", &ca, &echo_ep], b"still here\n");
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"still here\n");
+
+    // The plain service in the same process is untouched by TLS.
+    let mut t = std::net::TcpStream::connect(("127.0.0.1", time)).unwrap();
+    t.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut secs = Vec::new();
+    std::io::Read::read_to_end(&mut t, &mut secs).unwrap();
+    assert_eq!(secs.len(), 4);
+}

@@ -364,3 +364,32 @@ pub fn open_fds(p: &Proc) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Seconds since 1900 (RFC 868) by the system clock.
+pub fn now_since_1900() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2_208_988_800
+}
+
+/// The current (UTC) year, as daytime and date print it.
+pub fn chrono_year() -> String {
+    // Years since 1970 from the clock, without another date library in the tests.
+    let secs = now_since_1900() - 2_208_988_800;
+    let mut year = 1970;
+    let mut left = secs as i64;
+    loop {
+        let days = if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 {
+            366
+        } else {
+            365
+        };
+        if left < days * 86_400 {
+            return year.to_string();
+        }
+        left -= days * 86_400;
+        year += 1;
+    }
+}
