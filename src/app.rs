@@ -75,12 +75,28 @@ pub fn run(cli: Cli) -> Result<()> {
     result
 }
 
+/// The client TLS for `to`: `None` for plain endpoints (client TLS flags are then ignored,
+/// out loud).
+fn tls_client_for(to: &Endpoint, args: &TlsClientArgs) -> Result<Option<tls::Client>> {
+    if let Endpoint::Tls(_) = to {
+        return tls_client(args).map(Some);
+    }
+    if args.ca.is_some() || args.pin.is_some() || args.insecure || args.client_cert.is_some() {
+        tracing::warn!(
+            "--ca, --pin, --insecure and --client-cert apply to tls:// endpoints only; ignored here"
+        );
+    }
+    Ok(None)
+}
+
 /// The trust a `tls://` client asked for; `--insecure` is said out loud.
 fn tls_client(args: &TlsClientArgs) -> Result<tls::Client> {
     let client = tls::Client::new(&tls::ClientOptions {
         ca: args.ca.clone(),
         pin: args.pin.clone(),
         insecure: args.insecure,
+        cert: args.client_cert.clone(),
+        key: args.client_key.clone(),
     })?;
     if client.is_insecure() {
         tracing::warn!(
@@ -105,8 +121,10 @@ fn tls_server(
         })
         .collect();
     if hosts.is_empty() {
-        if args.cert.is_some() {
-            tracing::warn!("--cert/--key apply to tls:// endpoints only; ignored here");
+        if args.cert.is_some() || args.client_ca.is_some() {
+            tracing::warn!(
+                "--cert, --key and --client-ca apply to tls:// endpoints only; ignored here"
+            );
         }
         return Ok(None);
     }
@@ -123,6 +141,7 @@ fn tls_server(
         &tls::ServerOptions {
             cert: args.cert.clone(),
             key: args.key.clone(),
+            client_ca: args.client_ca.clone(),
         },
         &names,
     )?;
@@ -167,17 +186,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         connect_timeout: args.connect_timeout,
         idle_timeout: args.idle_timeout,
         crlf: args.crlf,
-        tls: match endpoint {
-            Endpoint::Tls(_) => Some(tls_client(&args.tls)?),
-            _ => {
-                if args.tls.ca.is_some() || args.tls.pin.is_some() || args.tls.insecure {
-                    tracing::warn!(
-                        "--ca, --pin and --insecure apply to tls:// endpoints only; ignored here"
-                    );
-                }
-                None
-            }
-        },
+        tls: tls_client_for(&endpoint, &args.tls)?,
     };
     connect::run(&endpoint, source, output, &cfg, shutdown).await
 }
@@ -375,10 +384,7 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
         idle_timeout: args.limits.idle_timeout,
         connect_timeout: args.connect_timeout,
         server_tls: tls_server(&args.server_tls, &[&from], quiet)?,
-        client_tls: match to {
-            Endpoint::Tls(_) => Some(tls_client(&args.client_tls)?),
-            _ => None,
-        },
+        client_tls: tls_client_for(&to, &args.client_tls)?,
     };
     if from.is_stream() {
         let listener = net::bind(&from).await?;

@@ -181,6 +181,10 @@ pub struct TlsServerArgs {
     /// tls:// servers: private key (PEM) of --cert.
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
+    /// tls:// servers: admit only clients presenting a certificate issued by this CA
+    /// (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 /// How a client trusts a `tls://` server.
@@ -196,6 +200,12 @@ pub struct TlsClientArgs {
     /// tls://: do not verify the server's certificate at all (says so on stderr).
     #[arg(long)]
     pub insecure: bool,
+    /// tls://: present this certificate chain (PEM) to the server: mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// tls://: private key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `chat`.

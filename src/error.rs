@@ -173,6 +173,9 @@ fn is_stdout_closed(err: &io::Error) -> bool {
 pub fn describe_io(err: &io::Error) -> String {
     if err.raw_os_error().is_none() {
         if let Some(inner) = err.get_ref() {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return crate::tls::explain(tls);
+            }
             return inner.to_string();
         }
     }

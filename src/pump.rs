@@ -52,6 +52,9 @@ pub struct Report {
     pub end: End,
 }
 
+/// How long a failed write waits for the read side to say why the peer went away.
+const REASON_GRACE: Duration = Duration::from_millis(200);
+
 /// Moves bytes between `local` and `remote` until both directions end.
 ///
 /// # Errors
@@ -77,7 +80,16 @@ where
     let end = loop {
         tokio::select! {
             r = &mut up, if !up_done => {
-                r?;
+                if let Err(e) = r {
+                    // A write the peer refused (reset, broken pipe) often has the peer's
+                    // reason waiting on the read side, such as a TLS alert: prefer it.
+                    if !down_done {
+                        if let Ok(Err(why)) = tokio::time::timeout(REASON_GRACE, &mut down).await {
+                            return Err(why);
+                        }
+                    }
+                    return Err(e);
+                }
                 up_done = true;
             }
             r = &mut down, if !down_done => {

@@ -5,7 +5,9 @@
 //! ncat cannot do). A client verifies against the system's roots by default; `--ca` trusts a
 //! private CA, `--pin` one certificate, `--insecure` nothing at all (and says so). A failed
 //! verification is one line naming the cause. Handshakes and `close_notify` have deadlines,
-//! so a stalled peer holds only its own task.
+//! so a stalled peer holds only its own task. Mutual TLS: a server with `--client-ca`
+//! admits only clients whose certificate that CA issued; a client presents one with
+//! `--client-cert/--client-key`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -74,6 +76,8 @@ pub struct ServerOptions {
     pub cert: Option<PathBuf>,
     /// `--key`: PEM private key.
     pub key: Option<PathBuf>,
+    /// `--client-ca`: require a client certificate issued by this CA (PEM).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A ready TLS server side: the acceptor and the fingerprint of its certificate.
@@ -98,6 +102,28 @@ fn bad_file(what: String, why: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::BadArgument, what, why.to_string())
 }
 
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        bad_file(
+            format!("cannot read a private key from {}", path.display()),
+            e,
+        )
+    })
+}
+
+/// The certificates of a CA file (`--ca`, `--client-ca`) as a trust store.
+fn ca_roots(ca: &Path) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(read_certs(ca)?);
+    if added == 0 {
+        return Err(bad_file(
+            format!("cannot use {} as a CA", ca.display()),
+            "no usable certificate in it",
+        ));
+    }
+    Ok(roots)
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let what = format!("cannot read certificates from {}", path.display());
     let certs = CertificateDer::pem_file_iter(path)
@@ -118,16 +144,7 @@ impl Server {
     /// Unreadable or mismatched certificate and key files, with the file named.
     pub fn new(opts: &ServerOptions, names: &[String]) -> Result<Server> {
         let (certs, key, self_signed) = match (&opts.cert, &opts.key) {
-            (Some(cert), Some(key)) => {
-                let certs = read_certs(cert)?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                    bad_file(
-                        format!("cannot read a private key from {}", key.display()),
-                        e,
-                    )
-                })?;
-                (certs, key, false)
-            }
+            (Some(cert), Some(key)) => (read_certs(cert)?, read_key(key)?, false),
             (None, None) => {
                 let mut names = names.to_vec();
                 names.push("localhost".into());
@@ -153,16 +170,28 @@ impl Server {
             }
         };
         let fingerprint = fingerprint(&certs[0]);
-        let config = rustls::ServerConfig::builder_with_provider(provider())
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::BadArgument,
-                    "cannot use that certificate and key",
-                    format!("{e} (does the key belong to the certificate?)"),
+            .map_err(|e| Error::new(ErrorKind::Io, "cannot set up TLS", e.to_string()))?;
+        let builder = match &opts.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(ca_roots(ca)?),
+                    provider(),
                 )
-            })?;
+                .build()
+                .map_err(|e| bad_file(format!("cannot use {} as a CA", ca.display()), e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder.with_single_cert(certs, key).map_err(|e| {
+            Error::new(
+                ErrorKind::BadArgument,
+                "cannot use that certificate and key",
+                format!("{e} (does the key belong to the certificate?)"),
+            )
+        })?;
         Ok(Server {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             fingerprint,
@@ -200,11 +229,30 @@ impl Server {
 pub async fn accept(tls: Option<&Server>, stream: Stream, peer: &Peer) -> Option<Stream> {
     let Some(tls) = tls else { return Some(stream) };
     match tls.wrap(stream).await {
-        Ok(s) => Some(s),
+        Ok(s) => {
+            if let Some(cert) = client_certificate(&s) {
+                tracing::info!(%peer, client_cert = %fingerprint(cert), "TLS client certificate accepted");
+            }
+            Some(s)
+        }
         Err(e) => {
-            tracing::warn!(%peer, error = %e, "TLS handshake failed");
+            let error = crate::error::describe_io(&e);
+            tracing::warn!(%peer, %error, "TLS handshake failed");
             None
         }
+    }
+}
+
+/// The certificate a TLS client presented (mutual TLS), if any.
+fn client_certificate(s: &Stream) -> Option<&[u8]> {
+    match s {
+        Stream::Tls(t) => t
+            .get_ref()
+            .1
+            .peer_certificates()?
+            .first()
+            .map(|c| c.as_ref()),
+        _ => None,
     }
 }
 
@@ -238,6 +286,10 @@ pub struct ClientOptions {
     pub pin: Option<String>,
     /// `--insecure`: trust anything.
     pub insecure: bool,
+    /// `--client-cert`: PEM certificate chain to present (mutual TLS).
+    pub cert: Option<PathBuf>,
+    /// `--client-key`: PEM private key of `cert`.
+    pub key: Option<PathBuf>,
 }
 
 /// A ready TLS client side.
@@ -341,34 +393,39 @@ impl Client {
                 None => None,
             };
             let verifier = Arc::new(Pinned { pin, provider });
-            let config = builder
+            let builder = builder
                 .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth();
-            (config, if pin.is_some() { "pinned" } else { "insecure" })
+                .with_custom_certificate_verifier(verifier);
+            (builder, if pin.is_some() { "pinned" } else { "insecure" })
         } else {
-            let mut roots = RootCertStore::empty();
-            let trust = match &opts.ca {
-                Some(ca) => {
-                    let (added, _) = roots.add_parsable_certificates(read_certs(ca)?);
-                    if added == 0 {
-                        return Err(bad_file(
-                            format!("cannot use {} as a CA", ca.display()),
-                            "no usable certificate in it",
-                        ));
-                    }
-                    "ca"
-                }
+            let (roots, trust) = match &opts.ca {
+                Some(ca) => (ca_roots(ca)?, "ca"),
                 None => {
-                    let found = rustls_native_certs::load_native_certs();
-                    roots.add_parsable_certificates(found.certs);
-                    "system roots"
+                    let mut roots = RootCertStore::empty();
+                    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                    (roots, "system roots")
                 }
             };
-            (
-                builder.with_root_certificates(roots).with_no_client_auth(),
-                trust,
-            )
+            (builder.with_root_certificates(roots), trust)
+        };
+        let config = match (&opts.cert, &opts.key) {
+            (Some(cert), Some(key)) => config
+                .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::BadArgument,
+                        "cannot use that client certificate and key",
+                        format!("{e} (does the key belong to the certificate?)"),
+                    )
+                })?,
+            (None, None) => config.with_no_client_auth(),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::BadArgument,
+                    "--client-cert and --client-key go together",
+                    "give both PEM files",
+                ))
+            }
         };
         Ok(Client {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
@@ -430,10 +487,33 @@ fn handshake_error(what: String, e: &io::Error) -> Error {
             other => format!("bad certificate ({other:?}); {hint}"),
         },
         Some(rustls::Error::General(msg)) => msg.clone(),
-        Some(other) => other.to_string(),
+        Some(other) => explain(other),
         None => crate::error::describe_io(e),
     };
     Error::new(ErrorKind::Io, what, why)
+}
+
+/// A rustls error in words, for the failures mutual TLS adds. With TLS 1.3 a client learns
+/// that its certificate was refused only at its first read, so these reach the people who
+/// read transfer errors as well as handshake logs.
+pub(crate) fn explain(e: &rustls::Error) -> String {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::AlertReceived(A::CertificateRequired) => {
+            "the server requires a client certificate; give --client-cert FILE --client-key FILE"
+                .to_string()
+        }
+        rustls::Error::AlertReceived(A::UnknownCA | A::BadCertificate | A::CertificateUnknown) => {
+            format!("the peer refused our certificate ({e}); use one issued by a CA it trusts")
+        }
+        rustls::Error::NoCertificatesPresented => {
+            "the client presented no certificate, and --client-ca requires one".to_string()
+        }
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the peer's certificate is self-signed or from an unknown CA".to_string()
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -451,7 +531,8 @@ mod tests {
     }
 
     /// Writes `tests/certs/`: a test CA, a server certificate for `localhost` only (so
-    /// `127.0.0.1` shows the wrong-name failure), and an expired one. Committed; rerun with
+    /// `127.0.0.1` shows the wrong-name failure), an expired one, and client certificates
+    /// (one from the CA, one self-signed) for mutual TLS. Committed; rerun with
     /// `cargo test --lib regenerate_test_certificates -- --ignored` to replace them.
     #[test]
     #[ignore = "rewrites the committed test certificates"]
@@ -482,5 +563,28 @@ mod tests {
             );
             write(&format!("{name}.key"), key.serialize_pem());
         }
+
+        // Client certificates for mutual TLS: one from the test CA, one self-signed stranger.
+        let client_params = || {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "sockit test client");
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2099, 12, 31);
+            p
+        };
+        let key = KeyPair::generate().unwrap();
+        write(
+            "client.pem",
+            client_params().signed_by(&key, &issuer).unwrap().pem(),
+        );
+        write("client.key", key.serialize_pem());
+        let key = KeyPair::generate().unwrap();
+        write(
+            "stranger.pem",
+            client_params().self_signed(&key).unwrap().pem(),
+        );
+        write("stranger.key", key.serialize_pem());
     }
 }

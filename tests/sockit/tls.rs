@@ -327,3 +327,100 @@ fn serve_runs_its_services_over_tls_beside_plain_ones() {
     std::io::Read::read_to_end(&mut t, &mut secs).unwrap();
     assert_eq!(secs.len(), 4);
 }
+
+#[test]
+fn mutual_tls_admits_only_clients_the_ca_issued() {
+    let ca = cert("ca.pem");
+    let (mut srv, _fp, port) = tls_server(
+        &[
+            "-v",
+            "listen",
+            "--cert",
+            &cert("localhost.pem"),
+            "--key",
+            &cert("localhost.key"),
+            "--client-ca",
+            &ca,
+            "tls://127.0.0.1:0",
+        ],
+        None,
+    );
+    let ep = format!("tls://localhost:{port}");
+    // No certificate, then a self-signed one: refused, each with its reason, and the
+    // listener waits for the next client.
+    let (status, _, err) = run(&["connect", "--ca", &ca, &ep], b"no certificate\n");
+    assert!(!status.success());
+    assert!(
+        err.contains("the server requires a client certificate"),
+        "{err}"
+    );
+    assert!(err.contains("--client-cert"), "{err}");
+    srv.stderr_contains("the client presented no certificate");
+    let (status, _, err) = run(
+        &[
+            "connect",
+            "--ca",
+            &ca,
+            "--client-cert",
+            &cert("stranger.pem"),
+            "--client-key",
+            &cert("stranger.key"),
+            &ep,
+        ],
+        b"a stranger\n",
+    );
+    assert!(!status.success());
+    assert!(err.contains("the peer refused our certificate"), "{err}");
+    srv.stderr_contains("self-signed or from an unknown CA");
+
+    // python3's ssl presenting the CA's client certificate is admitted, and logged.
+    srv.write(b"welcome, client\n");
+    srv.close_stdin();
+    let mut py = python(
+        "tls_peer.py",
+        &[
+            "client",
+            &port.to_string(),
+            "localhost",
+            &ca,
+            &format!("cert={}", cert("client.pem")),
+            &format!("key={}", cert("client.key")),
+        ],
+        Some(Stdio::null()),
+    );
+    assert!(py.line().starts_with("version TLSv1."));
+    assert_eq!(py.line(), "welcome, client\n");
+    assert!(py.wait().success());
+    srv.stderr_contains("TLS client certificate accepted");
+    assert_eq!(srv.rest(), "hello over tls, 你好\n".as_bytes());
+}
+
+#[test]
+fn sockit_presents_a_client_certificate_to_pythons_ssl_server() {
+    let mut py = python(
+        "tls_peer.py",
+        &[
+            "server",
+            &cert("localhost.pem"),
+            &cert("localhost.key"),
+            &cert("ca.pem"),
+        ],
+        Some(Stdio::null()),
+    );
+    let port = py.line().trim().to_string();
+    let (status, out, err) = run(
+        &[
+            "connect",
+            "--ca",
+            &cert("ca.pem"),
+            "--client-cert",
+            &cert("client.pem"),
+            "--client-key",
+            &cert("client.key"),
+            &format!("tls://localhost:{port}"),
+        ],
+        b"ping\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"python got: ping from sockit test client\n");
+}
