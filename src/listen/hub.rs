@@ -30,6 +30,8 @@ const QUEUE: usize = 256;
 const READ_BUF: usize = 8 * 1024;
 /// The longest line kept whole on stdout; longer ones are passed on in pieces.
 const MAX_LINE: usize = 64 * 1024;
+/// How long a TLS client gets to take our close_notify before the socket is closed anyway.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Client {
     tx: mpsc::Sender<Bytes>,
@@ -160,6 +162,10 @@ trait ChunkRead {
 /// Writing to a client, through the shared socket or TLS's write half.
 trait ChunkWrite {
     async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()>;
+
+    /// Ends the conversation politely: TLS sends its close_notify (a plain socket's FIN
+    /// comes with the close).
+    async fn finish(&mut self) {}
 }
 
 impl ChunkRead for &Stream {
@@ -198,6 +204,10 @@ impl ChunkWrite for WriteHalf<Stream> {
     async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()> {
         self.write_all(data).await?;
         self.flush().await
+    }
+
+    async fn finish(&mut self) {
+        let _ = tokio::time::timeout(FINISH_TIMEOUT, self.shutdown()).await;
     }
 }
 
@@ -255,6 +265,9 @@ impl Session {
             () = kick.cancelled() => Ok("dropped (too slow, or shutting down)"),
         };
         self.hub.lock().remove(&self.id);
+        if matches!(end, Ok("eof" | "idle timeout")) {
+            wr.finish().await;
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         let (bytes_in, bytes_out) = (
             bytes_in.load(Ordering::Relaxed),

@@ -249,7 +249,7 @@ fn listen_keep_open_serves_many_tls_clients() {
     let ep = format!("tls://127.0.0.1:{port}");
     let client = || {
         let mut c = sockit();
-        c.args(["connect", "--pin", &fp, &ep]);
+        c.args(["-v", "connect", "--pin", &fp, &ep]);
         Proc::spawn(c, None)
     };
     let (mut a, mut b) = (client(), client());
@@ -265,6 +265,15 @@ fn listen_keep_open_serves_many_tls_clients() {
     b.close_stdin();
     assert!(b.wait().success());
     assert!(srv.running(), "listen -k goes on after its clients leave");
+    // The server ended each conversation with its close_notify, not a bare TCP close.
+    for c in [&mut a, &mut b] {
+        let err = c.drain_err();
+        assert!(err.iter().any(|l| l.contains("end=\"eof\"")), "{err:?}");
+        assert!(
+            !err.iter().any(|l| l.contains("without close_notify")),
+            "{err:?}"
+        );
+    }
 }
 
 /// The port in a readiness line such as `echo listening on tls://127.0.0.1:40123`.
