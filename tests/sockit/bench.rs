@@ -10,31 +10,36 @@ use crate::util::*;
 /// A threaded TCP echo on loopback; `corrupt_at` flips the byte at that offset of each
 /// connection. Returns the port.
 fn echo_server(corrupt_at: Option<usize>) -> u16 {
+    tcp_server(move |mut c| {
+        let mut buf = [0u8; 8192];
+        let mut seen = 0usize;
+        loop {
+            let n = match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some(at) = corrupt_at {
+                if (seen..seen + n).contains(&at) {
+                    buf[at - seen] ^= 0x55;
+                }
+            }
+            seen += n;
+            if c.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = c.shutdown(std::net::Shutdown::Write);
+    })
+}
+
+/// A TCP server on loopback whose every connection is handed to `talk` on its own thread.
+/// Returns the port.
+fn tcp_server(talk: impl Fn(std::net::TcpStream) + Copy + Send + 'static) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { return };
-            thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                let mut seen = 0usize;
-                loop {
-                    let n = match c.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    if let Some(at) = corrupt_at {
-                        if (seen..seen + n).contains(&at) {
-                            buf[at - seen] ^= 0x55;
-                        }
-                    }
-                    seen += n;
-                    if c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = c.shutdown(std::net::Shutdown::Write);
-            });
+        for c in l.incoming().flatten() {
+            thread::spawn(move || talk(c));
         }
     });
     port
@@ -88,18 +93,6 @@ fn rr_and_stream_against_an_echo_are_clean() {
         "every byte came back, checked"
     );
     assert_eq!(json_field(&json, "lost"), 0.0);
-}
-
-/// A TCP server whose every connection is handed to `talk`. Returns the port.
-fn tcp_server(talk: fn(std::net::TcpStream)) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for c in l.incoming().flatten() {
-            thread::spawn(move || talk(c));
-        }
-    });
-    port
 }
 
 #[test]

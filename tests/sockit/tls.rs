@@ -139,26 +139,28 @@ fn pythons_ssl_client_verifies_a_sockit_server_with_the_test_ca() {
     assert_eq!(srv.rest(), "hello over tls, 你好\n".as_bytes());
 }
 
+/// python3's ssl server with the test certificate (requiring a client certificate from the
+/// test CA when `client_ca`), and `sockit connect --ca` with `extra` arguments sending "ping":
+/// what sockit printed.
+fn ping_python_server(client_ca: bool, extra: &[&str]) -> Vec<u8> {
+    let (ca, cert_file, key_file) = (cert("ca.pem"), cert("localhost.pem"), cert("localhost.key"));
+    let mut args = vec!["server", cert_file.as_str(), key_file.as_str()];
+    if client_ca {
+        args.push(&ca);
+    }
+    let mut py = python("tls_peer.py", &args, Some(Stdio::null()));
+    let ep = format!("tls://localhost:{}", py.line().trim());
+    let mut args = vec!["connect", "--ca", ca.as_str()];
+    args.extend_from_slice(extra);
+    args.push(&ep);
+    let (status, out, err) = run(&args, b"ping\n");
+    assert!(status.success(), "{err}");
+    out
+}
+
 #[test]
 fn sockit_verifies_pythons_ssl_server_with_the_test_ca() {
-    let mut py = python(
-        "tls_peer.py",
-        &["server", &cert("localhost.pem"), &cert("localhost.key")],
-        Some(Stdio::null()),
-    );
-    let port = py.line().trim().to_string();
-    let (status, out, err) = run(
-        &[
-            "connect",
-            "--ca",
-            &cert("ca.pem"),
-            &format!("tls://localhost:{port}"),
-        ],
-        b"ping\n",
-    );
-    assert!(status.success(), "{err}");
-    assert_eq!(out, b"python got: ping\n");
-    assert!(py.wait().success());
+    assert_eq!(ping_python_server(false, &[]), b"python got: ping\n");
 }
 
 #[test]
@@ -406,30 +408,10 @@ fn mutual_tls_admits_only_clients_the_ca_issued() {
 
 #[test]
 fn sockit_presents_a_client_certificate_to_pythons_ssl_server() {
-    let mut py = python(
-        "tls_peer.py",
-        &[
-            "server",
-            &cert("localhost.pem"),
-            &cert("localhost.key"),
-            &cert("ca.pem"),
-        ],
-        Some(Stdio::null()),
+    let (cert_file, key_file) = (cert("client.pem"), cert("client.key"));
+    let out = ping_python_server(
+        true,
+        &["--client-cert", &cert_file, "--client-key", &key_file],
     );
-    let port = py.line().trim().to_string();
-    let (status, out, err) = run(
-        &[
-            "connect",
-            "--ca",
-            &cert("ca.pem"),
-            "--client-cert",
-            &cert("client.pem"),
-            "--client-key",
-            &cert("client.key"),
-            &format!("tls://localhost:{port}"),
-        ],
-        b"ping\n",
-    );
-    assert!(status.success(), "{err}");
     assert_eq!(out, b"python got: ping from sockit test client\n");
 }
