@@ -83,7 +83,11 @@ where
                 if let Err(e) = r {
                     // A write the peer refused (reset, broken pipe) often has the peer's
                     // reason waiting on the read side, such as a TLS alert: prefer it.
-                    if !down_done {
+                    let refused = matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    );
+                    if refused && !down_done {
                         if let Ok(Err(why)) = tokio::time::timeout(REASON_GRACE, &mut down).await {
                             return Err(why);
                         }
