@@ -38,7 +38,8 @@ pub enum Command {
   echo '%Y-%m-%d' | sockit connect udp://127.0.0.1:9000   one datagram per line
   sockit connect unix:/tmp/app.sock
   sockit connect tls://example.org:443                 TLS, verified against the system's roots
-  sockit connect --pin AB:CD:...:EF tls://127.0.0.1:8443   trust one (self-signed) certificate")]
+  sockit connect --pin AB:CD:...:EF tls://127.0.0.1:8443   trust one (self-signed) certificate
+  sockit connect --ca ca.pem --client-cert me.pem --client-key me.key tls://host:8443   mutual TLS")]
     Connect(ConnectArgs),
     /// Wait for clients and talk to them: one conversation, or many with -k.
     #[command(after_help = "Examples:
@@ -49,7 +50,8 @@ pub enum Command {
   sockit listen -k udp://127.0.0.1:8081               answer whoever wrote last (QQ-style)
   sockit listen -k --allow 127.0.0.0/8 --max-conns 100 tcp://:8898
   sockit listen tls://:8443                           TLS; prints the certificate's fingerprint
-  sockit listen --cert cert.pem --key key.pem tls://:8443")]
+  sockit listen --cert cert.pem --key key.pem tls://:8443
+  sockit listen --cert cert.pem --key key.pem --client-ca ca.pem tls://:8443   mutual TLS")]
     Listen(ListenArgs),
     /// Measure an endpoint: throughput, request/response latency, connection rate, fan-out;
     /// every byte that comes back is checked.
@@ -78,7 +80,7 @@ Examples:
     )]
     Chat(ChatArgs),
     /// Run the classic small services (echo, discard, chargen, daytime, time) and SNTP, on
-    /// any number of TCP, UDP and Unix endpoints in one process.
+    /// any number of TCP, TLS, UDP and Unix endpoints in one process.
     #[command(
         after_help = "Services: echo (RFC 862), discard (863), chargen (864), daytime (867; a UDP
 datagram holding a strftime format such as '%Y %m %d' gets the date in that format),
@@ -88,7 +90,8 @@ Examples:
   sockit serve echo=tcp://:7007 echo=udp://:7007 daytime=udp://:9000 time=tcp://:3737
   sockit serve daytime=udp://127.0.0.1:9000          the tutorial's time server
   sockit serve time=tcp://:3737 time=udp://:3737     then: rdate -p -o 3737 HOST
-  sockit serve sntp=udp://:1123                      then: rdate -n -p -o 1123 HOST"
+  sockit serve sntp=udp://:1123                      then: rdate -n -p -o 1123 HOST
+  sockit serve echo=tls://:7443                      then: sockit connect --pin FP tls://HOST:7443"
     )]
     Serve(ServeArgs),
     /// Forward each client of LISTEN to its own connection to TARGET, both ways, half-close
