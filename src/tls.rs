@@ -228,7 +228,9 @@ impl Server {
 /// its handshake fails: every server drops such a client and goes on.
 pub async fn accept(tls: Option<&Server>, stream: Stream, peer: &Peer) -> Option<Stream> {
     let Some(tls) = tls else { return Some(stream) };
-    match tls.wrap(stream).await {
+    // Boxed: the handshake's large state machine would otherwise sit in every client task,
+    // plain ones included, for the task's whole life.
+    match Box::pin(tls.wrap(stream)).await {
         Ok(s) => {
             if let Some(cert) = client_certificate(&s) {
                 tracing::info!(%peer, client_cert = %fingerprint(cert), "TLS client certificate accepted");
