@@ -13,8 +13,12 @@ use crate::endpoint::Endpoint;
 use crate::net::{Listener, Peer, Stream};
 use crate::pump::Activity;
 
-/// Read buffer of echo and discard clients.
-const BUF: usize = 16 * 1024;
+/// First read buffer of echo and discard clients: what a client that talks in small
+/// requests (or sent one line and went quiet) holds for its whole life.
+const BUF: usize = 2 * 1024;
+/// A client whose reads fill the buffer is streaming: its buffer grows (x4 per full read)
+/// up to this, so bulk transfers take few syscalls.
+const BUF_MAX: usize = 64 * 1024;
 
 pub(super) async fn serve(
     service: Service,
@@ -99,6 +103,9 @@ async fn talk(
                 if service == Service::Echo {
                     stream.write_all(&buf[..n]).await?;
                     bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                if n == buf.len() && n < BUF_MAX {
+                    buf = vec![0u8; (n * 4).min(BUF_MAX)];
                 }
                 n = stream.read(&mut buf).await?;
             }

@@ -169,6 +169,12 @@ fn three_hundred_concurrent_echo_clients() {
         c.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, format!("client {i:03}\n").as_bytes());
     }
+    // Quiet again after one short line: each holds a small buffer, not a bulk-sized one.
+    let grown = rss_kib(&srv).saturating_sub(rss_before);
+    assert!(
+        grown < 300 * 8,
+        "300 clients that sent a line grew the server by {grown} KiB"
+    );
 }
 
 #[test]
