@@ -415,3 +415,42 @@ fn sockit_presents_a_client_certificate_to_pythons_ssl_server() {
     );
     assert_eq!(out, b"python got: ping from sockit test client\n");
 }
+
+#[test]
+fn relay_presents_a_client_certificate_to_a_mutual_tls_server() {
+    let ca = cert("ca.pem");
+    let (mut srv, _fp, port) = tls_server(
+        &[
+            "listen",
+            "--cert",
+            &cert("localhost.pem"),
+            "--key",
+            &cert("localhost.key"),
+            "--client-ca",
+            &ca,
+            "tls://127.0.0.1:0",
+        ],
+        None,
+    );
+    srv.write(b"hello, relayed client\n");
+    srv.close_stdin();
+    let (client_cert, client_key) = (cert("client.pem"), cert("client.key"));
+    let (_relay, rport) = server(&[
+        "relay",
+        "--ca",
+        &ca,
+        "--client-cert",
+        &client_cert,
+        "--client-key",
+        &client_key,
+        "tcp://127.0.0.1:0",
+        &format!("tls://localhost:{port}"),
+    ]);
+    let (status, out, err) = run(
+        &["connect", &format!("tcp://127.0.0.1:{rport}")],
+        b"plain in, mutual TLS out\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"hello, relayed client\n");
+    assert_eq!(srv.rest(), b"plain in, mutual TLS out\n");
+}
