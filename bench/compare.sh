@@ -21,14 +21,10 @@ done
 cargo build --release -q -p sockit -p tokio-echo
 SOCKIT=$PWD/target/release/sockit
 TOKIO=$PWD/target/release/tokio-echo
+source bench/lib.sh
 TMP=$(mktemp -d)
-GROUPS_STARTED=()
-cleanup() { for g in "${GROUPS_STARTED[@]}"; do kill -- "-$g" 2>/dev/null || true; done; rm -rf "$TMP"; }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$TMP"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; echo "nothing listens on $1" >&2; return 1; }
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}")' "$@"; }
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); k=sys.argv[1].split("."); v=d
 for p in k: v=v[p] if v is not None else 0
 print(v if v is not None else 0)' "$1"; }
@@ -42,40 +38,11 @@ start() {
     socat)  setsid sh -c "socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr PIPE & socat UDP-RECVFROM:$port,bind=127.0.0.1,fork PIPE & wait" </dev/null & ;;
     ncat)   setsid ncat -l -k -m 2000 127.0.0.1 "$port" --exec /bin/cat </dev/null & ;;
     xinetd)
-      cat >"$TMP/xinetd.conf" <<CONF
-defaults
-{
-}
-service echo
-{
-  type = INTERNAL UNLISTED
-  id = echo-stream
-  socket_type = stream
-  protocol = tcp
-  port = $port
-  bind = 127.0.0.1
-  wait = no
-  user = root
-  instances = UNLIMITED
-  per_source = UNLIMITED
-  cps = 100000 1
-}
-service echo
-{
-  type = INTERNAL UNLISTED
-  id = echo-dgram
-  socket_type = dgram
-  protocol = udp
-  port = $port
-  bind = 127.0.0.1
-  wait = yes
-  user = root
-}
-CONF
+      xinetd_echo_conf "$TMP/xinetd.conf" "$port" udp
       setsid xinetd -dontfork -filelog "$TMP/xinetd.log" -f "$TMP/xinetd.conf" -pidfile "$TMP/xinetd.pid" </dev/null >/dev/null 2>&1 & ;;
   esac
   PID=$!
-  GROUPS_STARTED+=("$PID")
+  STARTED+=("$PID")
   wait_tcp "$port"
 }
 stop() { kill -- "-$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -101,7 +68,7 @@ for c in 1 10 100; do
       vals+=("$(echo "$j" | field ops_per_s)"); p99s+=("$(echo "$j" | field latency.p99_us)")
       stop "$PID"
     done
-    RR[$n,$c]=$(median "${vals[@]}"); P99[$n,$c]=$(median "${p99s[@]}")
+    RR[$n,$c]=$(median 0 "${vals[@]}"); P99[$n,$c]=$(median 0 "${p99s[@]}")
     echo "rr c=$c $n: ${RR[$n,$c]} ops/s" >&2
     echo "echo rr $c conns,$n,${RR[$n,$c]},requests/s" >>"$CSV"
   done
@@ -114,7 +81,7 @@ for n in "${ECHO[@]}"; do
     cvals+=("$(bench --mode connect -c 2 "tcp://127.0.0.1:$port" | field ops_per_s)")
     stop "$PID"
   done
-  STREAM[$n]=$(median "${vals[@]}"); CONNS[$n]=$(median "${cvals[@]}")
+  STREAM[$n]=$(median 0 "${vals[@]}"); CONNS[$n]=$(median 0 "${cvals[@]}")
   echo "stream/connect $n: ${STREAM[$n]} MiB/s ${CONNS[$n]} conn/s" >&2
   echo "echo stream,$n,${STREAM[$n]},MiB/s" >>"$CSV"
   echo "connection rate,$n,${CONNS[$n]},connections/s" >>"$CSV"
@@ -140,7 +107,7 @@ for c in 1 10; do
       vals+=("$(bench --mode rr -c "$c" --timeout 0.2 "udp://127.0.0.1:$port" | field ops_per_s)")
       stop "$PID"
     done
-    URR[$n,$c]=$(median "${vals[@]}")
+    URR[$n,$c]=$(median 0 "${vals[@]}")
     echo "udp rr c=$c $n: ${URR[$n,$c]}" >&2
     echo "udp echo rr $c conns,$n,${URR[$n,$c]},requests/s" >>"$CSV"
   done
@@ -188,7 +155,7 @@ for n in direct sockit socat ncat; do
   vals=()
   for _ in $(seq 1 "$ROUNDS"); do
     dport=$(free_port)
-    setsid "$SOCKIT" serve -q "discard=tcp://127.0.0.1:$dport" </dev/null & D=$!; GROUPS_STARTED+=("$D")
+    setsid "$SOCKIT" serve -q "discard=tcp://127.0.0.1:$dport" </dev/null & D=$!; STARTED+=("$D")
     wait_tcp "$dport"
     rport=$(free_port)
     case $n in
@@ -197,12 +164,12 @@ for n in direct sockit socat ncat; do
       socat)  setsid socat "TCP-LISTEN:$rport,bind=127.0.0.1,fork,reuseaddr" "TCP:127.0.0.1:$dport" </dev/null & R=$! ;;
       ncat)   setsid ncat -l -k 127.0.0.1 "$rport" --sh-exec "ncat 127.0.0.1 $dport" </dev/null & R=$! ;;
     esac
-    [ -n "$R" ] && { GROUPS_STARTED+=("$R"); wait_tcp "$rport"; }
+    [ -n "$R" ] && { STARTED+=("$R"); wait_tcp "$rport"; }
     vals+=("$(bench --mode stream --sink -c 1 "tcp://127.0.0.1:$rport" | field mib_per_s)")
     [ -n "$R" ] && stop "$R"
     stop "$D"
   done
-  REL[$n]=$(median "${vals[@]}")
+  REL[$n]=$(median 0 "${vals[@]}")
   echo "relay $n: ${REL[$n]} MiB/s" >&2
   echo "relay throughput,$n,${REL[$n]},MiB/s" >>"$CSV"
 done

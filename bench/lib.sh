@@ -15,3 +15,40 @@ wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && ret
 median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[2:]):.{int(sys.argv[1])}f}")' "$@"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# xinetd_echo_conf FILE PORT [udp]: a private xinetd config with the built-in TCP echo on
+# 127.0.0.1:PORT (and the UDP one with "udp"); the system's xinetd is never touched.
+xinetd_echo_conf() {
+  cat >"$1" <<CONF
+defaults
+{
+}
+service echo
+{
+  type = INTERNAL UNLISTED
+  id = echo-stream
+  socket_type = stream
+  protocol = tcp
+  port = $2
+  bind = 127.0.0.1
+  wait = no
+  user = root
+  instances = UNLIMITED
+  per_source = UNLIMITED
+  cps = 100000 1
+}
+CONF
+  [ "${3:-}" = udp ] && cat >>"$1" <<CONF
+service echo
+{
+  type = INTERNAL UNLISTED
+  id = echo-dgram
+  socket_type = dgram
+  protocol = udp
+  port = $2
+  bind = 127.0.0.1
+  wait = yes
+  user = root
+}
+CONF
+  return 0
+}

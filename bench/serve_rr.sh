@@ -34,25 +34,7 @@ for n in "${NAMES[@]}"; do
     tokio) bg target/release/tokio-echo "$p" ;;
     socat) bg socat "TCP-LISTEN:$p,bind=127.0.0.1,fork,reuseaddr" PIPE ;;
     xinetd)
-      cat >"$TMP/xinetd.conf" <<CONF
-defaults
-{
-}
-service echo
-{
-  type = INTERNAL UNLISTED
-  id = echo-stream
-  socket_type = stream
-  protocol = tcp
-  port = $p
-  bind = 127.0.0.1
-  wait = no
-  user = root
-  instances = UNLIMITED
-  per_source = UNLIMITED
-  cps = 100000 1
-}
-CONF
+      xinetd_echo_conf "$TMP/xinetd.conf" "$p"
       bg xinetd -dontfork -f "$TMP/xinetd.conf" -pidfile "$TMP/xinetd.pid" ;;
   esac
   wait_tcp "$p"
