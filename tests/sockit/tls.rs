@@ -339,23 +339,29 @@ fn serve_runs_its_services_over_tls_beside_plain_ones() {
     assert_eq!(secs.len(), 4);
 }
 
+/// `sockit [FIRST...] listen` on tls://127.0.0.1:0 with the test certificate, admitting only
+/// clients with a certificate from the test CA; returns it and its port.
+fn mutual_tls_listener(first: &[&str]) -> (Proc, u16) {
+    let (cert_file, key_file, ca) = (cert("localhost.pem"), cert("localhost.key"), cert("ca.pem"));
+    let mut args = first.to_vec();
+    args.extend_from_slice(&[
+        "listen",
+        "--cert",
+        &cert_file,
+        "--key",
+        &key_file,
+        "--client-ca",
+        &ca,
+        "tls://127.0.0.1:0",
+    ]);
+    let (srv, _fp, port) = tls_server(&args, None);
+    (srv, port)
+}
+
 #[test]
 fn mutual_tls_admits_only_clients_the_ca_issued() {
     let ca = cert("ca.pem");
-    let (mut srv, _fp, port) = tls_server(
-        &[
-            "-v",
-            "listen",
-            "--cert",
-            &cert("localhost.pem"),
-            "--key",
-            &cert("localhost.key"),
-            "--client-ca",
-            &ca,
-            "tls://127.0.0.1:0",
-        ],
-        None,
-    );
+    let (mut srv, port) = mutual_tls_listener(&["-v"]);
     let ep = format!("tls://localhost:{port}");
     // No certificate, then a self-signed one: refused, each with its reason, and the
     // listener waits for the next client.
@@ -419,19 +425,7 @@ fn sockit_presents_a_client_certificate_to_pythons_ssl_server() {
 #[test]
 fn relay_presents_a_client_certificate_to_a_mutual_tls_server() {
     let ca = cert("ca.pem");
-    let (mut srv, _fp, port) = tls_server(
-        &[
-            "listen",
-            "--cert",
-            &cert("localhost.pem"),
-            "--key",
-            &cert("localhost.key"),
-            "--client-ca",
-            &ca,
-            "tls://127.0.0.1:0",
-        ],
-        None,
-    );
+    let (mut srv, port) = mutual_tls_listener(&[]);
     srv.write(b"hello, relayed client\n");
     srv.close_stdin();
     let (client_cert, client_key) = (cert("client.pem"), cert("client.key"));
