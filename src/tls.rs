@@ -102,6 +102,15 @@ fn bad_file(what: String, why: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::BadArgument, what, why.to_string())
 }
 
+/// A certificate (`what`) and key that rustls refused together.
+fn key_mismatch(what: &str, e: &rustls::Error) -> Error {
+    Error::new(
+        ErrorKind::BadArgument,
+        format!("cannot use that {what} and key"),
+        format!("{e} (does the key belong to the certificate?)"),
+    )
+}
+
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| {
         bad_file(
@@ -185,13 +194,9 @@ impl Server {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let config = builder.with_single_cert(certs, key).map_err(|e| {
-            Error::new(
-                ErrorKind::BadArgument,
-                "cannot use that certificate and key",
-                format!("{e} (does the key belong to the certificate?)"),
-            )
-        })?;
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| key_mismatch("certificate", &e))?;
         Ok(Server {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             fingerprint,
@@ -413,13 +418,7 @@ impl Client {
         let config = match (&opts.cert, &opts.key) {
             (Some(cert), Some(key)) => config
                 .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::BadArgument,
-                        "cannot use that client certificate and key",
-                        format!("{e} (does the key belong to the certificate?)"),
-                    )
-                })?,
+                .map_err(|e| key_mismatch("client certificate", &e))?,
             (None, None) => config.with_no_client_auth(),
             _ => {
                 return Err(Error::new(
