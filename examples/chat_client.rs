@@ -11,7 +11,7 @@ async fn main() -> Result<(), sockit::Error> {
     let endpoint = std::env::args()
         .nth(1)
         .unwrap_or("tcp://127.0.0.1:8090".into());
-    let (mut conn, peer) = sockit::net::connect(&endpoint.parse()?, None).await?;
+    let (mut conn, peer) = sockit::net::dial(&endpoint.parse()?, &Default::default()).await?;
     let io_err = |e: std::io::Error| sockit::Error::io(format!("talking to {peer}"), &e);
     let mut typed = BufReader::new(sockit::stdio::Input::stdin()).lines();
     let mut buf = [0u8; 1024];

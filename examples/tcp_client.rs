@@ -10,7 +10,7 @@ async fn main() -> Result<(), sockit::Error> {
     let endpoint = std::env::args()
         .nth(1)
         .unwrap_or("tcp://127.0.0.1:8898".into());
-    let (mut conn, peer) = sockit::net::connect(&endpoint.parse()?, None).await?;
+    let (mut conn, peer) = sockit::net::dial(&endpoint.parse()?, &Default::default()).await?;
     let io_err = |e: std::io::Error| sockit::Error::io(format!("talking to {peer}"), &e);
     conn.write_all(b"hello!").await.map_err(io_err)?;
     let mut buf = [0u8; 1024];

@@ -3,17 +3,18 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use sockit::access::Access;
-use sockit::connect::{self, Source};
 use sockit::endpoint::Host;
 use sockit::error::{Error, ErrorKind, Result};
+use sockit::net::{tls, Bound, DialOptions, Dialer};
+use sockit::server::{Access, Admission, Limits};
+use sockit::session::{self, Source};
 use sockit::stdio::{Input, Output};
-use sockit::{bench, chat, listen, net, relay, services, tls, Endpoint};
+use sockit::{bench, chat, connect, listen, relay, services, Endpoint};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    BenchArgs, BenchMode, ChatArgs, Cli, Command, ConnectArgs, ListenArgs, RelayArgs, ServeArgs,
-    TlsClientArgs, TlsServerArgs,
+    self, BenchArgs, BenchMode, ChatArgs, Cli, Command, ConnectArgs, ListenArgs, RelayArgs,
+    ServeArgs, TlsClientArgs, TlsServerArgs,
 };
 
 /// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
@@ -75,35 +76,38 @@ pub fn run(cli: Cli) -> Result<()> {
     result
 }
 
-/// The client TLS for `to`: `None` for plain endpoints (client TLS flags are then ignored,
-/// out loud).
-fn tls_client_for(to: &Endpoint, args: &TlsClientArgs) -> Result<Option<tls::Client>> {
-    if let Endpoint::Tls(_) = to {
-        return tls_client(args).map(Some);
-    }
-    if args.ca.is_some() || args.pin.is_some() || args.insecure || args.client_cert.is_some() {
-        tracing::warn!(
-            "--ca, --pin, --insecure and --client-cert apply to tls:// endpoints only; ignored here"
-        );
-    }
-    Ok(None)
-}
-
-/// The trust a `tls://` client asked for; `--insecure` is said out loud.
-fn tls_client(args: &TlsClientArgs) -> Result<tls::Client> {
-    let client = tls::Client::new(&tls::ClientOptions {
+/// The TLS trust a client asked for, as the dial takes it.
+fn tls_client_options(args: &TlsClientArgs) -> tls::ClientOptions {
+    tls::ClientOptions {
         ca: args.ca.clone(),
         pin: args.pin.clone(),
         insecure: args.insecure,
         cert: args.client_cert.clone(),
         key: args.client_key.clone(),
-    })?;
-    if client.is_insecure() {
-        tracing::warn!(
-            "--insecure: the server's certificate is not verified; anybody on the path can read and change this connection"
-        );
     }
-    Ok(client)
+}
+
+/// The common server options as the admission takes them.
+fn limits(args: &cli::Limits) -> Result<Limits> {
+    Ok(Limits {
+        access: Access::parse(&args.allow, &args.deny)?,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout,
+        handshake_timeout: args.handshake_timeout,
+    })
+}
+
+/// The one admission of a server command: its limits, and TLS for its `tls://` endpoints.
+fn admission(
+    limits_args: &cli::Limits,
+    tls_args: &TlsServerArgs,
+    endpoints: &[&Endpoint],
+    quiet: bool,
+) -> Result<Admission> {
+    Ok(Admission::new(
+        limits(limits_args)?,
+        tls_server(tls_args, endpoints, quiet)?,
+    ))
 }
 
 /// TLS for the `tls://` endpoints among `endpoints` (none: `None`), with the certificate's
@@ -178,17 +182,23 @@ async fn watch_signals(shutdown: CancellationToken) {
 
 async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {
     let endpoint: Endpoint = args.endpoint.parse()?;
+    let dialer = Dialer::new(
+        endpoint,
+        &DialOptions {
+            connect_timeout: args.connect_timeout,
+            handshake_timeout: args.handshake_timeout,
+            tls: tls_client_options(&args.tls),
+        },
+    )?;
     let source = match args.send {
         Some(text) => Source::Once(text.into_bytes().into()),
         None => Source::Lines(Input::stdin()),
     };
-    let cfg = connect::Config {
-        connect_timeout: args.connect_timeout,
+    let opts = session::Options {
         idle_timeout: args.idle_timeout,
         crlf: args.crlf,
-        tls: tls_client_for(&endpoint, &args.tls)?,
     };
-    connect::run(&endpoint, source, output, &cfg, shutdown).await
+    connect::run(&dialer, source, output, &opts, shutdown).await
 }
 
 async fn run_listen(
@@ -202,25 +212,20 @@ async fn run_listen(
         keep_open: args.keep_open || args.broker,
         broker: args.broker,
         show_peer: args.show_peer,
-        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
-        max_conns: args.limits.max_conns,
-        idle_timeout: args.limits.idle_timeout,
         crlf: args.crlf,
-        tls: tls_server(&args.tls, &[&endpoint], quiet)?,
     };
-    let announce = |bound: &Endpoint| {
-        if !quiet {
-            eprintln!("listening on {bound}");
+    let admission = admission(&args.limits, &args.tls, &[&endpoint], quiet)?;
+    let bound = Bound::bind(&endpoint).await?;
+    if !quiet {
+        eprintln!("listening on {}", bound.local_endpoint());
+    }
+    match bound {
+        Bound::Stream(listener) => {
+            listen::run_stream(listener, &admission, Input::stdin(), output, &cfg, shutdown).await
         }
-    };
-    if endpoint.is_stream() {
-        let listener = net::bind(&endpoint).await?;
-        announce(listener.local_endpoint());
-        listen::run_stream(listener, Input::stdin(), output, &cfg, shutdown).await
-    } else {
-        let sock = net::bind_datagram(&endpoint).await?;
-        announce(sock.local_endpoint());
-        listen::run_datagram(sock, Input::stdin(), output, &cfg, shutdown).await
+        Bound::Datagram(sock) => {
+            listen::run_datagram(sock, &admission, Input::stdin(), output, &cfg, shutdown).await
+        }
     }
 }
 
@@ -243,26 +248,20 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
     let cfg = services::Config {
         utc: args.utc,
         udp_rate: args.udp_rate,
-        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
-        max_conns: args.limits.max_conns,
-        idle_timeout: args.limits.idle_timeout,
         sntp: services::sntp::Options {
             stratum: args.stratum,
             refid: id,
         },
-        tls: tls_server(
-            &args.tls,
-            &bindings.iter().map(|b| &b.endpoint).collect::<Vec<_>>(),
-            quiet,
-        )?,
     };
+    let endpoints: Vec<&Endpoint> = bindings.iter().map(|b| &b.endpoint).collect();
+    let admission = admission(&args.limits, &args.tls, &endpoints, quiet)?;
     let bound = services::bind(&bindings).await?;
     if !quiet {
         for b in &bound {
             eprintln!("{}", b.readiness());
         }
     }
-    services::run(bound, cfg, shutdown).await
+    services::run(bound, admission, cfg, shutdown).await
 }
 
 async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> Result<()> {
@@ -281,21 +280,20 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
             burst: args.rate.saturating_mul(2).max(1),
             idle_timeout: args.limits.idle_timeout,
         },
-        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
-        max_conns: args.limits.max_conns,
-        tls: tls_server(&args.tls, &endpoints.iter().collect::<Vec<_>>(), quiet)?,
     };
+    let endpoints: Vec<&Endpoint> = endpoints.iter().collect();
+    let admission = admission(&args.limits, &args.tls, &endpoints, quiet)?;
     let room = chat::Room::new(chat::RoomConfig {
         max_members: args.max_members,
         ..chat::RoomConfig::default()
     });
-    let bound = chat::bind(&endpoints).await?;
+    let bound = Bound::bind_all(&endpoints).await?;
     if !quiet {
         for b in &bound {
-            eprintln!("{}", b.readiness());
+            eprintln!("{}", chat::readiness(b));
         }
     }
-    chat::run(room, bound, cfg, shutdown).await
+    chat::run(room, bound, admission, cfg, shutdown).await
 }
 
 async fn run_bench(
@@ -323,8 +321,16 @@ async fn run_bench(
             "use at least 1 byte",
         ));
     }
-    let cfg = bench::Config {
+    let target = Dialer::new(
         endpoint,
+        &DialOptions {
+            connect_timeout: Some(args.timeout),
+            handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+            tls: tls_client_options(&args.tls),
+        },
+    )?;
+    let cfg = bench::Config {
+        target,
         mode,
         conns: args.conns.max(1),
         duration: args.duration,
@@ -375,28 +381,24 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
         return Err(Error::new(
             ErrorKind::BadArgument,
             format!("cannot relay {from} to {to}"),
-            "both sides must be streams (tcp, unix) or both datagrams (udp, unixgram)",
+            "both sides must be streams (tcp, tls, unix) or both datagrams (udp, unixgram)",
         ));
     }
-    let cfg = relay::Config {
-        access: Access::parse(&args.limits.allow, &args.limits.deny)?,
-        max_conns: args.limits.max_conns,
-        idle_timeout: args.limits.idle_timeout,
-        connect_timeout: args.connect_timeout,
-        server_tls: tls_server(&args.server_tls, &[&from], quiet)?,
-        client_tls: tls_client_for(&to, &args.client_tls)?,
-    };
-    if from.is_stream() {
-        let listener = net::bind(&from).await?;
-        if !quiet {
-            eprintln!("listening on {}", listener.local_endpoint());
-        }
-        relay::run_stream(listener, to, &cfg, shutdown).await
-    } else {
-        let sock = net::bind_datagram(&from).await?;
-        if !quiet {
-            eprintln!("listening on {}", sock.local_endpoint());
-        }
-        relay::run_datagram(sock, to, &cfg, shutdown).await
+    let target = Dialer::new(
+        to,
+        &DialOptions {
+            connect_timeout: args.connect_timeout,
+            handshake_timeout: args.limits.handshake_timeout,
+            tls: tls_client_options(&args.client_tls),
+        },
+    )?;
+    let admission = admission(&args.limits, &args.server_tls, &[&from], quiet)?;
+    let bound = Bound::bind(&from).await?;
+    if !quiet {
+        eprintln!("listening on {}", bound.local_endpoint());
+    }
+    match bound {
+        Bound::Stream(listener) => relay::run_stream(listener, &admission, target, shutdown).await,
+        Bound::Datagram(sock) => relay::run_datagram(sock, &admission, target, shutdown).await,
     }
 }

@@ -123,6 +123,9 @@ pub struct ConnectArgs {
     /// Send LF as CRLF (for line protocols such as HTTP, SMTP, telnet).
     #[arg(long)]
     pub crlf: bool,
+    /// Give up a TLS handshake after SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
+    pub handshake_timeout: Duration,
     #[command(flatten)]
     pub tls: TlsClientArgs,
 }
@@ -248,6 +251,9 @@ pub struct Limits {
     /// Close a client after SECS seconds without traffic (relay over UDP: default 60).
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,
+    /// A client must finish its TLS handshake within SECS seconds, or it is closed.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
+    pub handshake_timeout: Duration,
 }
 
 /// Arguments of `bench`.
@@ -285,6 +291,8 @@ pub struct BenchArgs {
     /// Print one JSON object with every figure instead of the table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
 }
 
 /// `bench --mode`.

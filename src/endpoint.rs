@@ -67,6 +67,11 @@ impl Endpoint {
         )
     }
 
+    /// True for endpoints with a TLS layer (`tls://`).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Endpoint::Tls(_))
+    }
+
     /// The scheme as written in endpoints, without `://` or `:`.
     pub fn scheme(&self) -> &'static str {
         match self {

@@ -43,16 +43,24 @@ pub enum ErrorKind {
     StdoutClosed,
     /// A feature that this build does not provide yet.
     Unsupported,
+    /// A TLS handshake or certificate check failed.
+    Tls,
+    /// A TLS handshake did not finish in time (`--handshake-timeout`, not `-w`).
+    TlsTimedOut,
+    /// A configuration file (certificate, key, CA) or option combination was unusable.
+    Config,
     /// Any other I/O failure.
     Io,
 }
 
-/// An error with a sentence for people: `what` failed, `why`, and a kind for the hint.
+/// An error with a sentence for people: `what` failed, `why`, and a kind for the hint; the
+/// underlying error, when there is one, stays reachable through `source()`.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     what: String,
     why: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Shorthand for results whose error is [`Error`].
@@ -65,7 +73,14 @@ impl Error {
             kind,
             what: what.into(),
             why: why.into(),
+            source: None,
         }
+    }
+
+    /// Keeps `source` as the cause (`std::error::Error::source`); the message is unchanged.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
     }
 
     /// Wraps an I/O error from doing `what`, classifying it so the right hint follows.
@@ -79,7 +94,7 @@ impl Error {
             io::ErrorKind::BrokenPipe if is_stdout_closed(err) => ErrorKind::StdoutClosed,
             _ => ErrorKind::Io,
         };
-        Error::new(kind, what, describe_io(err))
+        Error::new(kind, what, describe_io(err)).with_source(copy_io(err))
     }
 
     /// stdout's reader went away: the one way writing our output fails, and a quiet exit 0.
@@ -134,6 +149,9 @@ impl Error {
                     .into(),
             ),
             ErrorKind::Unsupported => Some("see `sockit --help` for what this build does".into()),
+            ErrorKind::TlsTimedOut => {
+                Some("is it a TLS server? raise the limit with --handshake-timeout SECS".into())
+            }
             _ => None,
         }
     }
@@ -145,7 +163,21 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// An owned copy of an I/O error (they are not `Clone`): the errno when there is one.
+fn copy_io(err: &io::Error) -> io::Error {
+    match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(err.kind(), err.to_string()),
+    }
+}
 
 /// Marker carried inside an `io::Error` when stdout's reader went away.
 #[derive(Debug)]
@@ -173,9 +205,7 @@ fn is_stdout_closed(err: &io::Error) -> bool {
 pub fn describe_io(err: &io::Error) -> String {
     if err.raw_os_error().is_none() {
         if let Some(inner) = err.get_ref() {
-            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                return crate::tls::explain(tls);
-            }
+            // Layers (TLS in `net`) put their errors in words before they get here.
             return inner.to_string();
         }
     }

@@ -30,15 +30,13 @@
 //! # async fn demo() -> sockit::error::Result<()> {
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //! let endpoint: sockit::Endpoint = "tcp://127.0.0.1:8898".parse()?;
-//! let (mut stream, _peer) = sockit::net::connect(&endpoint, None).await?;
+//! let (mut stream, _peer) = sockit::net::dial(&endpoint, &Default::default()).await?;
 //! stream.write_all(b"hello!").await.ok();
 //! let mut reply = Vec::new();
 //! stream.read_to_end(&mut reply).await.ok();
 //! # Ok(()) }
 //! ```
 
-pub mod accept;
-pub mod access;
 pub mod bench;
 pub mod chat;
 pub mod connect;
@@ -49,10 +47,11 @@ pub mod listen;
 pub mod net;
 pub mod pump;
 pub mod relay;
+pub mod server;
 pub mod services;
+pub mod session;
 mod splice;
 pub mod stdio;
-pub mod tls;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind};

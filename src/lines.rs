@@ -45,6 +45,11 @@ impl Lines {
         out
     }
 
+    /// Bytes of an unfinished line held now.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
     /// What is left at end of stream: an unfinished last line, if any.
     pub fn finish(&mut self) -> Option<Bytes> {
         (!self.buf.is_empty()).then(|| self.buf.split().freeze())

@@ -41,6 +41,17 @@ pub enum End {
     Idle,
 }
 
+impl End {
+    /// In words, for logs (`end=idle timeout`, never `end=Idle`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Eof => "eof",
+            End::RemoteClosed => "peer closed",
+            End::Idle => "idle timeout",
+        }
+    }
+}
+
 /// Bytes moved, and why the pump stopped.
 #[derive(Debug, Clone, Copy)]
 pub struct Report {

@@ -10,69 +10,42 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{Access, ConnLimit};
-use crate::endpoint::Endpoint;
 use crate::error::Result;
-use crate::net::{self, Datagram, Listener, Peer, Stream};
+use crate::net::{Datagram, Dialer, Listener, Peer, Stream, MAX_DATAGRAM};
 use crate::pump::{self, Activity};
+use crate::server::Admission;
 
 /// How long a datagram client's upstream socket lives without traffic, unless told otherwise.
 pub const DATAGRAM_IDLE: Duration = Duration::from_secs(60);
 
-/// Options of `relay`.
-#[derive(Debug, Clone, Default)]
-pub struct Config {
-    /// Who may use the relay.
-    pub access: Access,
-    /// At most this many clients at once.
-    pub max_conns: Option<usize>,
-    /// End a pair (or forget a datagram client) after this long without traffic.
-    pub idle_timeout: Option<Duration>,
-    /// Bound on each connection attempt to the target.
-    pub connect_timeout: Option<Duration>,
-    /// TLS termination: clients of a `tls://` LISTEN handshake with this.
-    pub server_tls: Option<crate::tls::Server>,
-    /// TLS origination: how a `tls://` TARGET is trusted.
-    pub client_tls: Option<crate::tls::Client>,
-}
-
-/// Relays every stream client of `listener` to its own connection to `target`.
+/// Relays every stream client of `listener` (admitted by `admission`: rules, limit, TLS
+/// termination) to its own connection through `target` (the one dial: TLS origination).
 ///
 /// # Errors
 /// None today: a failed client or target is logged and the relay goes on.
 pub async fn run_stream(
     listener: Listener,
-    target: Endpoint,
-    cfg: &Config,
+    admission: &Admission,
+    target: Dialer,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let limit = ConnLimit::new(cfg.max_conns);
     let target = Arc::new(target);
-    let admit = |client: Stream, peer: Peer, permit| {
-        let (target, cfg) = (target.clone(), cfg.clone());
-        tokio::spawn(async move {
-            let Some(client) = crate::tls::accept(cfg.server_tls.as_ref(), client, &peer).await
-            else {
-                return;
-            };
-            pair(client, &peer, &target, &cfg).await;
-            drop(permit);
-        });
+    let idle = admission.limits().idle_timeout;
+    let handler = move |client: Stream, peer: Peer| {
+        let target = target.clone();
+        async move { pair(client, &peer, &target, idle).await }
     };
     tokio::select! {
-        () = crate::accept::run(&listener, &cfg.access, &limit, "", admit) => Ok(()),
+        () = admission.serve(&listener, "", handler) => Ok(()),
         () = shutdown.cancelled() => Ok(()),
     }
 }
 
 /// One client joined to its own connection to `target`, until both directions end.
-async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
+async fn pair(client: Stream, peer: &Peer, dialer: &Dialer, idle: Option<Duration>) {
     let started = std::time::Instant::now();
-    let connected = match (target, &cfg.client_tls) {
-        (Endpoint::Tls(hp), Some(tls)) => crate::tls::connect(hp, cfg.connect_timeout, tls).await,
-        _ => net::connect(target, cfg.connect_timeout).await,
-    };
-    let upstream = match connected {
+    let target = dialer.endpoint();
+    let upstream = match dialer.dial().await {
         Ok((s, _)) => s,
         Err(e) => {
             tracing::warn!(%peer, "closing the client: {e}");
@@ -80,7 +53,7 @@ async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
         }
     };
     let duration_ms = || started.elapsed().as_millis() as u64;
-    if cfg.idle_timeout.is_none() && !client.is_tls() && !upstream.is_tls() {
+    if idle.is_none() && !client.is_tls() && !upstream.is_tls() {
         // Plain sockets both sides: bytes go through kernel pipes, never through our memory.
         match crate::splice::relay(&client, &upstream).await {
             Ok((up, down, client_first)) => tracing::info!(%peer, %target, bytes_up = up,
@@ -93,12 +66,12 @@ async fn pair(client: Stream, peer: &Peer, target: &Endpoint, cfg: &Config) {
         return;
     }
     let opts = pump::Options {
-        idle_timeout: cfg.idle_timeout,
+        idle_timeout: idle,
         ..pump::Options::default()
     };
     match pump::pump(client, upstream, &opts).await {
         Ok(r) => tracing::info!(%peer, %target, bytes_up = r.sent, bytes_down = r.received,
-            duration_ms = duration_ms(), end = ?r.end, "pair closed"),
+            duration_ms = duration_ms(), end = r.end.as_str(), "pair closed"),
         Err(e) => tracing::info!(%peer, %target, error = %e, duration_ms = duration_ms(),
             "pair failed"),
     }
@@ -115,29 +88,20 @@ struct Upstream {
 /// None today: failures are logged and the relay goes on.
 pub async fn run_datagram(
     sock: Datagram,
-    target: Endpoint,
-    cfg: &Config,
+    admission: &Admission,
+    target: Dialer,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let sock = Arc::new(sock);
-    let idle = cfg.idle_timeout.unwrap_or(DATAGRAM_IDLE);
+    let idle = admission.limits().idle_timeout.unwrap_or(DATAGRAM_IDLE);
+    let max_clients = admission.limits().max_conns;
     let clients: Arc<Mutex<HashMap<Peer, Arc<Upstream>>>> = Arc::default();
-    let mut buf = vec![0u8; 65_535];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "receive failed");
-                    continue;
-                }
-            },
+            r = admission.receive(&sock, &mut buf, "") => r,
             () = shutdown.cancelled() => return Ok(()),
         };
-        if !cfg.access.permits(&peer) {
-            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
-            continue;
-        }
         let known = clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -147,11 +111,11 @@ pub async fn run_datagram(
             Some(up) => up,
             None => {
                 let count = clients.lock().unwrap_or_else(PoisonError::into_inner).len();
-                if cfg.max_conns.is_some_and(|m| count >= m) {
+                if max_clients.is_some_and(|m| count >= m) {
                     tracing::warn!(%peer, "refused: client limit reached (--max-conns)");
                     continue;
                 }
-                let up = match net::connect_datagram(&target).await {
+                let up = match target.dial_datagram().await {
                     Ok((s, _)) => Arc::new(Upstream {
                         sock: s,
                         activity: Activity::new(),
@@ -161,7 +125,7 @@ pub async fn run_datagram(
                         continue;
                     }
                 };
-                tracing::info!(%peer, target = %target, "new datagram client");
+                tracing::info!(%peer, target = %target.endpoint(), "new datagram client");
                 clients
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -193,7 +157,7 @@ async fn answer_back(
     idle: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut buf = vec![0u8; 65_535];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         tokio::select! {
             r = up.sock.recv(&mut buf) => match r {

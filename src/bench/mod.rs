@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 pub use run::run;
 pub use stats::Latency;
 
-use crate::endpoint::Endpoint;
+use crate::net::Dialer;
 
 /// What a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,8 @@ impl Mode {
 /// A run's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The target.
-    pub endpoint: Endpoint,
+    /// The target, through the one dial (TLS, and every later layer, included).
+    pub target: Dialer,
     /// What to measure.
     pub mode: Mode,
     /// Concurrent connections (fanout: receivers).

@@ -15,7 +15,7 @@ use super::stats::{histogram, Latency};
 use super::{pattern, Config, Mode, Report};
 use crate::error::{Error, Result};
 use crate::lines::trim_newline;
-use crate::net::{self, Datagram, Stream};
+use crate::net::{Datagram, Stream};
 
 /// Counters shared by every worker of a run.
 #[derive(Default)]
@@ -68,10 +68,12 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<Report> {
             why,
         )
     };
-    if !cfg.endpoint.is_stream() && matches!(cfg.mode, Mode::Connect | Mode::Fanout) {
-        return Err(bad("connect and fanout need a stream endpoint (tcp, unix)"));
+    if !cfg.target.endpoint().is_stream() && matches!(cfg.mode, Mode::Connect | Mode::Fanout) {
+        return Err(bad(
+            "connect and fanout need a stream endpoint (tcp, tls, unix)",
+        ));
     }
-    if !cfg.endpoint.is_stream() && cfg.size < 8 {
+    if !cfg.target.endpoint().is_stream() && cfg.size < 8 {
         return Err(bad(
             "datagram modes need --size of at least 8 (a sequence number)",
         ));
@@ -118,7 +120,7 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<Report> {
                         deadline,
                         limit: per_conn,
                     };
-                    let r = match (mode, cfg.endpoint.is_stream()) {
+                    let r = match (mode, cfg.target.endpoint().is_stream()) {
                         (Mode::Stream, true) => stream(job).await,
                         (Mode::Stream, false) => dgram_stream(job).await,
                         (Mode::Rr, true) => rr(job).await,
@@ -165,7 +167,7 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<Report> {
     };
     Ok(Report {
         mode: cfg.mode.name(),
-        endpoint: cfg.endpoint.to_string(),
+        endpoint: cfg.target.endpoint().to_string(),
         conns: cfg.conns,
         elapsed,
         ops: shared.ops.load(Ordering::Relaxed),
@@ -257,7 +259,7 @@ struct Job<'a> {
 }
 
 async fn open(cfg: &Config) -> Result<Stream> {
-    Ok(net::connect(&cfg.endpoint, Some(cfg.timeout)).await?.0)
+    Ok(cfg.target.dial().await?.0)
 }
 
 fn done(deadline: Instant, n: u64, limit: Option<u64>) -> bool {
@@ -488,7 +490,7 @@ fn check_datagram(id: u64, d: &[u8], size: usize) -> Option<u64> {
 }
 
 async fn open_dgram(cfg: &Config) -> Result<Datagram> {
-    Ok(net::connect_datagram(&cfg.endpoint).await?.0)
+    Ok(cfg.target.dial_datagram().await?.0)
 }
 
 /// UDP request/response: a lost answer counts and the next request goes out.

@@ -14,11 +14,8 @@ use tokio_util::task::TaskTracker;
 use super::framing::{self, Pace};
 use super::room::{Flow, MemberId, Room};
 use super::MemberOptions;
-use crate::access::Access;
-use crate::net::{Datagram, Peer};
-
-/// The largest datagram read; a UDP datagram cannot be larger.
-const MAX_DATAGRAM: usize = 65_536;
+use crate::net::{Datagram, Peer, MAX_DATAGRAM};
+use crate::server::Admission;
 
 struct Member {
     id: MemberId,
@@ -27,13 +24,8 @@ struct Member {
 }
 
 /// Serves every datagram member of `sock` until the future is dropped.
-pub async fn serve(
-    room: Arc<Room>,
-    sock: Datagram,
-    opts: MemberOptions,
-    access: Access,
-    tracker: TaskTracker,
-) {
+pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admission: &Admission) {
+    let tracker = admission.tasks();
     let sock = Arc::new(sock);
     let idle = opts.idle_timeout.unwrap_or(Duration::from_secs(600));
     let mut members: HashMap<Peer, Member> = HashMap::new();
@@ -42,14 +34,7 @@ pub async fn serve(
         tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
     loop {
         let (n, peer) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    // ICMP "port unreachable" from an earlier send, and the like.
-                    tracing::debug!(error = %e, "chat datagram receive failed");
-                    continue;
-                }
-            },
+            r = admission.receive(&sock, &mut buf, "chat") => r,
             _ = sweep.tick() => {
                 let now = Instant::now();
                 members.retain(|_, m| {
@@ -62,15 +47,11 @@ pub async fn serve(
                 continue;
             }
         };
-        if !access.permits(&peer) {
-            tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
-            continue;
-        }
         let data = &buf[..n];
         for _attempt in 0..2 {
             let member = match members.get_mut(&peer) {
                 Some(m) => m,
-                None => match join(&room, &sock, &peer, &opts, &tracker).await {
+                None => match join(&room, &sock, &peer, &opts, tracker).await {
                     Some(m) => members.entry(peer.clone()).or_insert(m),
                     None => break,
                 },

@@ -11,8 +11,10 @@
 //! # async fn demo() -> sockit::error::Result<()> {
 //! use sockit::chat::{self, Room, RoomConfig};
 //! let room = Room::new(RoomConfig::default());
-//! let bound = chat::bind(&["tcp://127.0.0.1:8898".parse()?]).await?;
-//! chat::run(room, bound, chat::Config::default(), tokio_util::sync::CancellationToken::new()).await
+//! let endpoint = "tcp://127.0.0.1:8898".parse()?;
+//! let bound = sockit::net::Bound::bind_all(&[&endpoint]).await?;
+//! let admission = sockit::server::Admission::default();
+//! chat::run(room, bound, admission, chat::Config::default(), tokio_util::sync::CancellationToken::new()).await
 //! # }
 //! ```
 
@@ -27,15 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use mailbox::Mailbox;
 pub use room::{Backlog, Flow, JoinError, Joined, MemberId, Outcome, Room, RoomConfig};
 
-use crate::access::{Access, ConnLimit};
-use crate::endpoint::Endpoint;
 use crate::error::Result;
-use crate::net::{self, Datagram, Listener};
+use crate::net::{self, Bound};
+use crate::server::Admission;
 
 /// How one member is read: the same for every transport.
 #[derive(Debug, Clone)]
@@ -62,53 +62,16 @@ impl Default for MemberOptions {
     }
 }
 
-/// Everything `chat` takes besides the room and its sockets.
+/// Everything `chat` takes besides the room, its sockets and its admission.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Per-member reading rules.
     pub member: MemberOptions,
-    /// `--allow`/`--deny`.
-    pub access: Access,
-    /// `--max-conns`: stream connections at once.
-    pub max_conns: Option<usize>,
-    /// TLS for the `tls://` endpoints.
-    pub tls: Option<crate::tls::Server>,
 }
 
-/// A bound chat endpoint.
-#[derive(Debug)]
-pub enum Bound {
-    /// tcp or unix.
-    Stream(Listener),
-    /// udp or unixgram.
-    Datagram(Datagram),
-}
-
-impl Bound {
-    /// The readiness line: `chat listening on tcp://127.0.0.1:8898`.
-    pub fn readiness(&self) -> String {
-        let local = match self {
-            Bound::Stream(l) => l.local_endpoint(),
-            Bound::Datagram(d) => d.local_endpoint(),
-        };
-        format!("chat listening on {local}")
-    }
-}
-
-/// Binds every endpoint before any is served, so a bad one fails the start, not later.
-///
-/// # Errors
-/// The first endpoint that cannot be bound, as [`net::bind`] words it.
-pub async fn bind(endpoints: &[Endpoint]) -> Result<Vec<Bound>> {
-    let mut bound = Vec::with_capacity(endpoints.len());
-    for e in endpoints {
-        bound.push(if e.is_stream() {
-            Bound::Stream(net::bind(e).await?)
-        } else {
-            Bound::Datagram(net::bind_datagram(e).await?)
-        });
-    }
-    Ok(bound)
+/// The readiness line of a chat endpoint: `chat listening on tcp://127.0.0.1:8898`.
+pub fn readiness(bound: &Bound) -> String {
+    format!("chat listening on {}", bound.local_endpoint())
 }
 
 /// How long members get to receive the shutdown notice.
@@ -122,46 +85,25 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 pub async fn run(
     room: Arc<Room>,
     bound: Vec<Bound>,
+    admission: Admission,
     cfg: Config,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let tracker = TaskTracker::new();
-    let limit = ConnLimit::new(cfg.max_conns);
+    let tracker = admission.tasks().clone();
     let mut serving = tokio::task::JoinSet::new();
     for b in bound {
+        let (room, admission, opts) = (room.clone(), admission.clone(), cfg.member.clone());
         match b {
             Bound::Stream(listener) => {
-                let tls = match listener.local_endpoint() {
-                    Endpoint::Tls(_) => cfg.tls.clone(),
-                    _ => None,
-                };
-                let (room, tracker, cfg, limit) =
-                    (room.clone(), tracker.clone(), cfg.clone(), limit.clone());
                 serving.spawn(async move {
-                    let admit = |stream, peer: net::Peer, permit| {
-                        let (room, opts, tls) = (room.clone(), cfg.member.clone(), tls.clone());
-                        tracker.spawn(async move {
-                            let Some(stream) =
-                                crate::tls::accept(tls.as_ref(), stream, &peer).await
-                            else {
-                                return;
-                            };
-                            stream::serve(room, stream, peer, opts).await;
-                            drop(permit);
-                        });
+                    let handler = move |stream, peer: net::Peer| {
+                        stream::serve(room.clone(), stream, peer, opts.clone())
                     };
-                    crate::accept::run(&listener, &cfg.access, &limit, "chat", admit).await;
+                    admission.serve(&listener, "chat", handler).await;
                 });
             }
             Bound::Datagram(sock) => {
-                let fut = datagram::serve(
-                    room.clone(),
-                    sock,
-                    cfg.member.clone(),
-                    cfg.access.clone(),
-                    tracker.clone(),
-                );
-                serving.spawn(fut);
+                serving.spawn(async move { datagram::serve(room, sock, opts, &admission).await });
             }
         }
     }

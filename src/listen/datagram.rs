@@ -9,10 +9,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Config;
-use crate::connect::datagram_line;
 use crate::error::{Error, Result};
 use crate::lines::{prefixed, trim_newline, Lines};
-use crate::net::{Datagram, Peer};
+use crate::net::{Datagram, Peer, MAX_DATAGRAM};
+use crate::server::Admission;
+use crate::session::datagram_line;
 use crate::stdio::{Input, Output};
 
 /// How long a quiet peer stays on the broker's list without `--idle-timeout`.
@@ -20,36 +21,26 @@ const PEER_IDLE: Duration = Duration::from_secs(600);
 
 pub(super) async fn run(
     sock: Datagram,
+    admission: &Admission,
     mut input: Input,
     output: Output,
     cfg: &Config,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let mut buf = vec![0u8; 65_535];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut peers: HashMap<Peer, Instant> = HashMap::new();
     let mut last: Option<Peer> = None;
     let mut stdin_open = true;
-    let mut lines = Lines::new(65_535);
-    let idle = cfg.idle_timeout.unwrap_or(PEER_IDLE);
+    let mut lines = Lines::new(MAX_DATAGRAM);
+    let idle = admission.limits().idle_timeout.unwrap_or(PEER_IDLE);
+    let max_peers = admission.limits().max_conns;
     loop {
         tokio::select! {
-            r = sock.recv_from(&mut buf) => {
-                let (n, peer) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // An ICMP error for an earlier answer: the peer left, we go on.
-                        tracing::debug!(error = %e, "receive failed");
-                        continue;
-                    }
-                };
-                if !cfg.access.permits(&peer) {
-                    tracing::warn!(%peer, "refused: not allowed by --allow/--deny");
-                    continue;
-                }
+            (n, peer) = admission.receive(&sock, &mut buf, "") => {
                 let now = Instant::now();
                 peers.retain(|_, seen| now.duration_since(*seen) < idle);
                 if !peers.contains_key(&peer) {
-                    if cfg.max_conns.is_some_and(|m| peers.len() >= m) {
+                    if max_peers.is_some_and(|m| peers.len() >= m) {
                         tracing::warn!(%peer, "refused: peer limit reached (--max-conns)");
                         continue;
                     }

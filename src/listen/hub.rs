@@ -17,11 +17,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Config;
-use crate::access::ConnLimit;
 use crate::error::{Error, Result};
 use crate::lines::{prefixed, Crlf, Lines};
 use crate::net::{Listener, Peer, Stream};
 use crate::pump::Activity;
+use crate::server::Admission;
 use crate::stdio::{Input, Output};
 
 /// Chunks queued for one client before it counts as too slow.
@@ -82,16 +82,25 @@ impl Hub {
 
 pub(super) async fn run(
     listener: Listener,
+    admission: &Admission,
     input: Input,
     output: Output,
     cfg: &Config,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let hub = Arc::new(Hub::default());
-    let limit = ConnLimit::new(cfg.max_conns);
-    let next_id = AtomicU64::new(0);
+    let next_id = Arc::new(AtomicU64::new(0));
     let stdin_task = tokio::spawn(distribute_stdin(input, hub.clone(), cfg.crlf));
-    let admit = |stream: Stream, peer: Peer, permit| {
+    let (broker, show_peer) = (cfg.broker, cfg.show_peer);
+    let idle = admission.limits().idle_timeout;
+    let (handler_hub, handler_output, handler_shutdown) =
+        (hub.clone(), output.clone(), shutdown.clone());
+    let handler = move |stream: Stream, peer: Peer| {
+        let (hub, output, shutdown) = (
+            handler_hub.clone(),
+            handler_output.clone(),
+            handler_shutdown.clone(),
+        );
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE);
         let kick = shutdown.child_token();
@@ -106,24 +115,16 @@ pub(super) async fn run(
         let session = Session {
             id,
             peer,
-            hub: hub.clone(),
-            output: output.clone(),
-            broker: cfg.broker,
-            show_peer: cfg.show_peer,
-            idle: cfg.idle_timeout,
+            hub,
+            output,
+            broker,
+            show_peer,
+            idle,
         };
-        let tls = cfg.tls.clone();
-        tokio::spawn(async move {
-            let Some(stream) = crate::tls::accept(tls.as_ref(), stream, &session.peer).await else {
-                session.hub.lock().remove(&session.id);
-                return;
-            };
-            session.serve(stream, rx, kick).await;
-            drop(permit);
-        });
+        session.serve(stream, rx, kick)
     };
     let result = tokio::select! {
-        () = crate::accept::run(&listener, &cfg.access, &limit, "", admit) => Ok(()),
+        () = admission.serve(&listener, "", handler) => Ok(()),
         () = shutdown.cancelled() => Ok(()),
         () = output.closed() => Err(Error::stdout_closed()),
     };

@@ -8,14 +8,12 @@
 mod datagram;
 mod hub;
 
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 
-use crate::access::Access;
-use crate::connect::{self, datagram_line, Source};
 use crate::error::{Error, Result};
-use crate::net::{Datagram, Listener};
+use crate::net::{Datagram, Listener, MAX_DATAGRAM};
+use crate::server::Admission;
+use crate::session::{self, datagram_line, Source};
 use crate::stdio::{Input, Output};
 
 /// Options of `listen`.
@@ -27,95 +25,59 @@ pub struct Config {
     pub broker: bool,
     /// Prefix each received line with `[PEER] ` (`--show-peer`).
     pub show_peer: bool,
-    /// Who may connect.
-    pub access: Access,
-    /// At most this many clients at once (`--max-conns`).
-    pub max_conns: Option<usize>,
-    /// Close a client after this long without traffic.
-    pub idle_timeout: Option<Duration>,
     /// Send LF as CRLF.
     pub crlf: bool,
-    /// TLS for a `tls://` listener.
-    pub tls: Option<crate::tls::Server>,
 }
 
-/// Serves stream clients on `listener`.
+/// Serves stream clients on `listener`, admitted by `admission` (rules, limit, TLS).
 ///
 /// # Errors
 /// A failed single conversation (reset), or stdout closed by its reader.
 pub async fn run_stream(
     listener: Listener,
+    admission: &Admission,
     input: Input,
     output: Output,
     cfg: &Config,
     shutdown: CancellationToken,
 ) -> Result<()> {
     if cfg.keep_open || cfg.broker {
-        return hub::run(listener, input, output, cfg, shutdown).await;
+        return hub::run(listener, admission, input, output, cfg, shutdown).await;
     }
-    let accepted = async {
-        loop {
-            match listener.accept().await {
-                Ok((stream, peer)) if cfg.access.permits(&peer) => {
-                    // A failed handshake (a scanner, a client that does not trust us) is
-                    // not the conversation: wait for the next client.
-                    if let Some(stream) = crate::tls::accept(cfg.tls.as_ref(), stream, &peer).await
-                    {
-                        return Ok((stream, peer));
-                    }
-                }
-                Ok((_, peer)) => tracing::warn!(%peer, "refused: not allowed by --allow/--deny"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    };
     let (stream, peer) = tokio::select! {
-        r = accepted => r.map_err(|e: std::io::Error| Error::io("cannot accept", &e))?,
+        r = admission.accept_one(&listener) => r.map_err(|e| Error::io("cannot accept", &e))?,
         () = shutdown.cancelled() => return Ok(()),
     };
     drop(listener);
     tracing::info!(%peer, "connection accepted");
-    let ccfg = connect::Config {
-        connect_timeout: None,
-        idle_timeout: cfg.idle_timeout,
+    let opts = session::Options {
+        idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
-        tls: None,
     };
     tokio::select! {
-        r = connect::stream_session(stream, &peer, input, &output, &ccfg) => r,
+        r = session::stream(stream, &peer, input, &output, &opts) => r,
         () = shutdown.cancelled() => Ok(()),
     }
 }
 
-/// Serves datagram peers on `sock`.
+/// Serves datagram peers on `sock`, received through `admission`'s gate.
 ///
 /// # Errors
 /// Reading stdin, or stdout closed by its reader.
 pub async fn run_datagram(
     sock: Datagram,
+    admission: &Admission,
     input: Input,
     output: Output,
     cfg: &Config,
     shutdown: CancellationToken,
 ) -> Result<()> {
     if cfg.keep_open || cfg.broker {
-        return datagram::run(sock, input, output, cfg, shutdown).await;
+        return datagram::run(sock, admission, input, output, cfg, shutdown).await;
     }
-    let mut buf = vec![0u8; 65_535];
-    let first = async {
-        loop {
-            match sock.recv_from(&mut buf).await {
-                Ok((n, peer)) if cfg.access.permits(&peer) => return (n, peer),
-                Ok((_, peer)) => tracing::warn!(%peer, "refused: not allowed by --allow/--deny"),
-                Err(e) => tracing::debug!(error = %e, "receive failed"),
-            }
-        }
-    };
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     let (n, peer) = tokio::select! {
-        r = first => r,
+        r = admission.receive(&sock, &mut buf, "") => r,
         () = shutdown.cancelled() => return Ok(()),
     };
     tracing::info!(%peer, "first datagram");
@@ -126,8 +88,9 @@ pub async fn run_datagram(
     sock.connect(&peer)
         .await
         .map_err(|e| Error::io(format!("cannot answer {peer}"), &e))?;
+    let idle = admission.limits().idle_timeout;
     tokio::select! {
-        r = connect::datagram_session(&sock, &peer, Source::Lines(input), &output, cfg.idle_timeout) => r,
+        r = session::datagram(&sock, &peer, Source::Lines(input), &output, idle) => r,
         () = shutdown.cancelled() => Ok(()),
     }
 }

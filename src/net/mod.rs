@@ -1,25 +1,80 @@
-//! Sockets of every kind behind three small types: [`Stream`] (tcp, unix), [`Listener`] and
-//! [`Datagram`] (udp, unixgram), plus [`Peer`] to name who is on the other side.
+//! Sockets of every kind behind a few small types: [`Stream`] (tcp, unix, TLS over tcp),
+//! [`Listener`], [`Datagram`] (udp, unixgram), [`Bound`] (either kind of server socket),
+//! and [`Peer`] to name who is on the other side.
 //!
-//! The commands never match on transports themselves; they get one of these from
-//! [`connect`]/[`bind`] and work with bytes. Socket options that std lacks (dual-stack,
-//! SO_REUSEADDR before bind, SO_LINGER) go through socket2 so no `unsafe` is needed.
+//! The commands never match on transports themselves: they dial through [`Dialer`] (the
+//! one dial, every layer applied) and bind through [`bind`]/[`bind_datagram`]/[`Bound::bind`],
+//! and work with bytes. Layers over a stream live here, each in its own module ([`tls`]).
+//! Socket options that std lacks (dual-stack, SO_REUSEADDR before bind, SO_LINGER) go
+//! through socket2 so no `unsafe` is needed.
 
 mod datagram;
+mod dial;
 mod holder;
 mod listener;
 mod resolve;
 mod stream;
+pub mod tls;
 
 pub use datagram::{bind_datagram, connect_datagram, Datagram};
+pub use dial::{dial, DialOptions, Dialer};
 pub use listener::{bind, Listener};
 pub use resolve::resolve;
-pub use stream::{connect, Stream};
+pub use stream::Stream;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::endpoint::UnixAddr;
+use crate::endpoint::{Endpoint, UnixAddr};
+use crate::error::Result;
+
+/// The largest datagram sockit sends or receives (the largest UDP payload over IPv6
+/// jumbograms aside): every datagram buffer has this size.
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// A bound server socket of either kind, as every server command binds its endpoints.
+#[derive(Debug)]
+pub enum Bound {
+    /// tcp, tls, unix: a listening socket.
+    Stream(Listener),
+    /// udp, unixgram: a bound datagram socket.
+    Datagram(Datagram),
+}
+
+impl Bound {
+    /// Binds `endpoint` as the kind it is.
+    ///
+    /// # Errors
+    /// As [`bind`] and [`bind_datagram`].
+    pub async fn bind(endpoint: &Endpoint) -> Result<Bound> {
+        Ok(if endpoint.is_stream() {
+            Bound::Stream(bind(endpoint).await?)
+        } else {
+            Bound::Datagram(bind_datagram(endpoint).await?)
+        })
+    }
+
+    /// Binds every endpoint before any is served (all or nothing, so a typo never leaves
+    /// half a server running).
+    ///
+    /// # Errors
+    /// The first endpoint that cannot be bound.
+    pub async fn bind_all(endpoints: &[&Endpoint]) -> Result<Vec<Bound>> {
+        let mut bound = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            bound.push(Bound::bind(e).await?);
+        }
+        Ok(bound)
+    }
+
+    /// The endpoint actually bound (the real port when 0 was asked for).
+    pub fn local_endpoint(&self) -> &Endpoint {
+        match self {
+            Bound::Stream(l) => l.local_endpoint(),
+            Bound::Datagram(d) => d.local_endpoint(),
+        }
+    }
+}
 
 /// Who is on the other side of a connection or sent a datagram.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

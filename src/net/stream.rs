@@ -1,4 +1,4 @@
-//! Stream connections (tcp, unix) and the client side of connecting to them.
+//! A connected byte stream of any kind and layer: tcp, unix, or TLS over tcp.
 
 use std::io;
 use std::pin::Pin;
@@ -8,9 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::{resolve, unix_sockaddr, Peer};
-use crate::endpoint::{Endpoint, UnixAddr};
-use crate::error::{Error, ErrorKind, Result};
+use super::tls;
 
 /// A connected byte stream of any kind sockit speaks.
 #[derive(Debug)]
@@ -19,10 +17,10 @@ pub enum Stream {
     Tcp(TcpStream),
     /// Unix stream socket.
     Unix(UnixStream),
-    /// TLS over TCP, either side ([`crate::tls`]). Byte-level tricks (splice, reading without
+    /// TLS over TCP, either side ([`super::tls`]). Byte-level tricks (splice, reading without
     /// a buffer) see only ciphertext here, so they refuse it; it reads and writes through
     /// `AsyncRead`/`AsyncWrite`.
-    Tls(Box<crate::tls::TlsStream>),
+    Tls(Box<tls::TlsStream>),
 }
 
 fn not_for_tls() -> io::Error {
@@ -136,91 +134,6 @@ impl Stream {
     }
 }
 
-/// Connects to a stream endpoint, trying every address a name resolves to.
-///
-/// `timeout` bounds each attempt. TLS endpoints are refused here; they are layered on top.
-///
-/// # Errors
-/// The failure of the last address tried, worded for people (`connection refused`,
-/// `timed out`, `cannot resolve ...`).
-pub async fn connect(endpoint: &Endpoint, timeout: Option<Duration>) -> Result<(Stream, Peer)> {
-    let what = format!("cannot connect to {endpoint}");
-    match endpoint {
-        Endpoint::Tcp(hp) => {
-            let mut last = None;
-            for addr in resolve(hp).await? {
-                match with_timeout(timeout, TcpStream::connect(addr)).await {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        return Ok((Stream::Tcp(s), Peer::from_ip(addr)));
-                    }
-                    Err(e) => {
-                        tracing::debug!(%addr, error = %e, "connect attempt failed");
-                        last = Some(e);
-                    }
-                }
-            }
-            let e = last.unwrap_or_else(|| io::Error::other("no address to try"));
-            Err(Error::io(what, &e))
-        }
-        Endpoint::Unix(addr) => {
-            let s = with_timeout(timeout, connect_unix(addr))
-                .await
-                .map_err(|e| unix_error(what, &e))?;
-            Ok((Stream::Unix(s), Peer::Unix(Some(addr.clone()))))
-        }
-        Endpoint::Tls(_) => Err(Error::new(
-            ErrorKind::Unsupported,
-            what,
-            "tls:// is not available in this build yet",
-        )),
-        Endpoint::Udp(_) | Endpoint::UnixGram(_) => Err(Error::new(
-            ErrorKind::BadArgument,
-            what,
-            "a datagram endpoint has no stream connection",
-        )),
-    }
-}
-
-async fn connect_unix(addr: &UnixAddr) -> io::Result<UnixStream> {
-    match addr {
-        UnixAddr::Path(p) => UnixStream::connect(p).await,
-        UnixAddr::Abstract(_) => {
-            // A local connect completes at once, so a blocking connect is fine here.
-            let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
-            sock.connect(&unix_sockaddr(addr)?)?;
-            sock.set_nonblocking(true)?;
-            UnixStream::from_std(std::os::unix::net::UnixStream::from(
-                std::os::fd::OwnedFd::from(sock),
-            ))
-        }
-    }
-}
-
-/// Unix connect errors: a missing file means nobody listens, not "no such file".
-pub(crate) fn unix_error(what: String, e: &io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::NotFound => Error::new(
-            ErrorKind::ConnectionRefused,
-            what,
-            "no socket file there (no such file or directory)",
-        ),
-        _ => Error::io(what, e),
-    }
-}
-
-async fn with_timeout<T>(
-    timeout: Option<Duration>,
-    fut: impl std::future::Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    match timeout {
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
-        None => fut.await,
-    }
-}
-
 impl std::os::fd::AsFd for Stream {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
@@ -264,6 +177,7 @@ impl AsyncRead for Stream {
                 tracing::info!("TLS peer closed without close_notify (taken as the end)");
                 Poll::Ready(Ok(()))
             }
+            Poll::Ready(Err(e)) if tls => Poll::Ready(Err(tls::in_words(e))),
             other => other,
         }
     }
@@ -275,14 +189,14 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        delegate!(self, s => s.poll_write(cx, buf))
+        delegate!(self, s => s.poll_write(cx, buf)).map_err(tls::in_words)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => s.poll_flush(cx))
+        delegate!(self, s => s.poll_flush(cx)).map_err(tls::in_words)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => s.poll_shutdown(cx))
+        delegate!(self, s => s.poll_shutdown(cx)).map_err(tls::in_words)
     }
 }

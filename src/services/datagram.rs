@@ -6,32 +6,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::ratelimit::RateLimit;
 use super::{chargen, clock, sntp, Config, Service, DAYTIME_MAX};
-use crate::net::Datagram;
+use crate::net::{Datagram, MAX_DATAGRAM};
+use crate::server::Admission;
 
 pub(super) async fn serve(
     service: Service,
     sock: Datagram,
+    admission: Admission,
     cfg: Config,
     shutdown: CancellationToken,
 ) {
-    let mut buf = vec![0u8; 65_535];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut limit = RateLimit::new(cfg.udp_rate);
     let mut seq = 0u64;
     loop {
         let (n, peer) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(%service, error = %e, "receive failed");
-                    continue;
-                }
-            },
+            r = admission.receive(&sock, &mut buf, service.name()) => r,
             () = shutdown.cancelled() => return,
         };
-        if !cfg.access.permits(&peer) {
-            tracing::debug!(%service, %peer, "refused: not allowed by --allow/--deny");
-            continue;
-        }
         seq = seq.wrapping_add(1);
         let Some(reply) = answer(service, &buf[..n], &cfg, clock::ntp_now(), seq) else {
             continue;

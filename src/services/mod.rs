@@ -16,15 +16,14 @@ mod stream;
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{Access, ConnLimit};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::{self, Datagram, Listener};
+use crate::net;
+use crate::server::Admission;
 
 /// Largest daytime answer over UDP: a format such as `%c%c%c...` must not amplify.
 pub const DAYTIME_MAX: usize = 512;
@@ -126,16 +125,8 @@ pub struct Config {
     pub utc: bool,
     /// Datagram answers per second per source (0: no limit).
     pub udp_rate: u32,
-    /// Who may use the services.
-    pub access: Access,
-    /// Stream clients at once, over all endpoints.
-    pub max_conns: Option<usize>,
-    /// Close a stream client after this long without traffic.
-    pub idle_timeout: Option<Duration>,
     /// What the SNTP service announces.
     pub sntp: sntp::Options,
-    /// TLS for the `tls://` endpoints.
-    pub tls: Option<crate::tls::Server>,
 }
 
 impl Default for Config {
@@ -143,31 +134,28 @@ impl Default for Config {
         Config {
             utc: false,
             udp_rate: 50,
-            access: Access::default(),
-            max_conns: None,
-            idle_timeout: None,
             sntp: sntp::Options::default(),
-            tls: None,
         }
     }
 }
 
 /// A bound socket for one service.
 #[derive(Debug)]
-pub enum Bound {
-    /// A stream listener.
-    Stream(Service, Listener),
-    /// A datagram socket.
-    Datagram(Service, Datagram),
+pub struct Bound {
+    /// What it serves.
+    pub service: Service,
+    /// Where.
+    pub socket: net::Bound,
 }
 
 impl Bound {
     /// The readiness line: `echo listening on udp://127.0.0.1:7007`.
     pub fn readiness(&self) -> String {
-        match self {
-            Bound::Stream(s, l) => format!("{s} listening on {}", l.local_endpoint()),
-            Bound::Datagram(s, d) => format!("{s} listening on {}", d.local_endpoint()),
-        }
+        format!(
+            "{} listening on {}",
+            self.service,
+            self.socket.local_endpoint()
+        )
     }
 }
 
@@ -178,10 +166,9 @@ impl Bound {
 pub async fn bind(bindings: &[Binding]) -> Result<Vec<Bound>> {
     let mut bound = Vec::with_capacity(bindings.len());
     for b in bindings {
-        bound.push(if b.endpoint.is_stream() {
-            Bound::Stream(b.service, net::bind(&b.endpoint).await?)
-        } else {
-            Bound::Datagram(b.service, net::bind_datagram(&b.endpoint).await?)
+        bound.push(Bound {
+            service: b.service,
+            socket: net::Bound::bind(&b.endpoint).await?,
         });
     }
     Ok(bound)
@@ -191,22 +178,24 @@ pub async fn bind(bindings: &[Binding]) -> Result<Vec<Bound>> {
 ///
 /// # Errors
 /// None today: failures of single clients are logged, never fatal.
-pub async fn run(bound: Vec<Bound>, cfg: Config, shutdown: CancellationToken) -> Result<()> {
-    let limit = ConnLimit::new(cfg.max_conns);
+pub async fn run(
+    bound: Vec<Bound>,
+    admission: Admission,
+    cfg: Config,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let mut tasks = JoinSet::new();
-    for b in bound {
-        let cfg = cfg.clone();
-        let shutdown = shutdown.clone();
-        match b {
-            Bound::Stream(service, listener) => {
-                let limit = limit.clone();
+    for Bound { service, socket } in bound {
+        let (cfg, admission, shutdown) = (cfg.clone(), admission.clone(), shutdown.clone());
+        match socket {
+            net::Bound::Stream(listener) => {
                 tasks.spawn(async move {
-                    stream::serve(service, listener, cfg, limit, shutdown).await;
+                    stream::serve(service, listener, admission, cfg, shutdown).await;
                 });
             }
-            Bound::Datagram(service, sock) => {
+            net::Bound::Datagram(sock) => {
                 tasks.spawn(async move {
-                    datagram::serve(service, sock, cfg, shutdown).await;
+                    datagram::serve(service, sock, admission, cfg, shutdown).await;
                 });
             }
         }

@@ -8,10 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{chargen, clock, Config, Service};
-use crate::access::ConnLimit;
-use crate::endpoint::Endpoint;
 use crate::net::{Listener, Peer, Stream};
 use crate::pump::Activity;
+use crate::server::Admission;
 
 /// First read buffer of echo and discard clients: what a client that talks in small
 /// requests (or sent one line and went quiet) holds for its whole life.
@@ -23,29 +22,16 @@ const BUF_MAX: usize = 64 * 1024;
 pub(super) async fn serve(
     service: Service,
     listener: Listener,
+    admission: Admission,
     cfg: Config,
-    limit: ConnLimit,
     shutdown: CancellationToken,
 ) {
-    let (utc, idle) = (cfg.utc, cfg.idle_timeout);
-    let tls = match listener.local_endpoint() {
-        Endpoint::Tls(_) => cfg.tls.clone(),
-        _ => None,
-    };
-    let admit = |stream, peer, permit| {
-        let tls = tls.clone();
-        // No per-client shutdown watch on the hot path: when serving stops, the runtime
-        // that owns these tasks ends them. The handshake runs here, not in the accept loop,
-        // so a slow client delays nobody else.
-        tokio::spawn(async move {
-            if let Some(stream) = crate::tls::accept(tls.as_ref(), stream, &peer).await {
-                client(service, stream, peer, utc, idle).await;
-            }
-            drop(permit);
-        });
-    };
+    let (utc, idle) = (cfg.utc, admission.limits().idle_timeout);
+    // No per-client shutdown watch on the hot path: when serving stops, the runtime that
+    // owns these tasks ends them.
+    let handler = move |stream, peer| client(service, stream, peer, utc, idle);
     tokio::select! {
-        () = crate::accept::run(&listener, &cfg.access, &limit, service.name(), admit) => {}
+        () = admission.serve(&listener, service.name(), handler) => {}
         () = shutdown.cancelled() => {}
     }
 }

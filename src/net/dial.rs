@@ -1,0 +1,201 @@
+//! The one dial: every command that connects (connect, relay's target, bench, the examples)
+//! reaches its peer through [`Dialer`], so a layer (TLS today; a proxy hop and WebSocket
+//! framing next) is added here once and every command has it.
+//!
+//! The run of types: an [`Endpoint`] and plain [`DialOptions`] make a [`Dialer`] (TLS trust
+//! built once, bad options refused at start); each [`Dialer::dial`] gives a [`Stream`] with
+//! every layer applied, and the [`Peer`] it reached.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::net::{TcpStream, UnixStream};
+
+use super::datagram::{connect_datagram, Datagram};
+use super::tls;
+use super::{resolve, unix_sockaddr, Peer, Stream};
+use crate::endpoint::{Endpoint, HostPort, UnixAddr};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How to reach a peer: plain values, as a command line gives them.
+#[derive(Debug, Clone)]
+pub struct DialOptions {
+    /// Bound on each connection attempt (`-w`); every address a name resolves to gets it.
+    pub connect_timeout: Option<Duration>,
+    /// Bound on a layer's handshake (TLS), `--handshake-timeout`.
+    pub handshake_timeout: Duration,
+    /// How a `tls://` server is trusted, and the client certificate (mutual TLS).
+    pub tls: tls::ClientOptions,
+}
+
+impl Default for DialOptions {
+    fn default() -> Self {
+        DialOptions {
+            connect_timeout: None,
+            handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+            tls: tls::ClientOptions::default(),
+        }
+    }
+}
+
+/// A ready way to one endpoint: dial it as often as needed (bench opens thousands).
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    endpoint: Endpoint,
+    connect_timeout: Option<Duration>,
+    handshake_timeout: Duration,
+    tls: Option<tls::Client>,
+}
+
+impl Dialer {
+    /// Prepares the layers `endpoint` needs: TLS trust for `tls://` (said out loud when it
+    /// is `--insecure`); TLS options given for a plain endpoint are ignored, out loud.
+    ///
+    /// # Errors
+    /// A bad `--pin`, an unreadable `--ca` or client certificate.
+    pub fn new(endpoint: Endpoint, opts: &DialOptions) -> Result<Dialer> {
+        let tls = if endpoint.is_tls() {
+            let client = tls::Client::new(&opts.tls)?;
+            if client.is_insecure() {
+                tracing::warn!(
+                    "--insecure: the server's certificate is not verified; anybody on the path can read and change this connection"
+                );
+            }
+            Some(client)
+        } else {
+            if opts.tls.is_set() {
+                tracing::warn!(
+                    "--ca, --pin, --insecure and --client-cert apply to tls:// endpoints only; ignored here"
+                );
+            }
+            None
+        };
+        Ok(Dialer {
+            endpoint,
+            connect_timeout: opts.connect_timeout,
+            handshake_timeout: opts.handshake_timeout,
+            tls,
+        })
+    }
+
+    /// The endpoint this dials.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Connects a stream endpoint with every layer applied.
+    ///
+    /// # Errors
+    /// Worded for people and naming the endpoint as written (`cannot connect to
+    /// tls://host:443: connection refused`, `TLS handshake with ... failed: ...`).
+    pub async fn dial(&self) -> Result<(Stream, Peer)> {
+        let what = || format!("cannot connect to {}", self.endpoint);
+        match &self.endpoint {
+            Endpoint::Tcp(hp) => {
+                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, what).await?;
+                Ok((Stream::Tcp(tcp), peer))
+            }
+            Endpoint::Tls(hp) => {
+                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, what).await?;
+                let client = match &self.tls {
+                    Some(c) => c.clone(),
+                    None => tls::Client::new(&tls::ClientOptions::default())?,
+                };
+                let endpoint = self.endpoint.to_string();
+                let s = client
+                    .handshake(&hp.host, tcp, self.handshake_timeout, &endpoint)
+                    .await?;
+                Ok((Stream::Tls(Box::new(s)), peer))
+            }
+            Endpoint::Unix(addr) => {
+                let s = with_timeout(self.connect_timeout, connect_unix(addr))
+                    .await
+                    .map_err(|e| unix_error(what(), &e))?;
+                Ok((Stream::Unix(s), Peer::Unix(Some(addr.clone()))))
+            }
+            Endpoint::Udp(_) | Endpoint::UnixGram(_) => Err(Error::new(
+                ErrorKind::BadArgument,
+                what(),
+                "a datagram endpoint has no stream connection",
+            )),
+        }
+    }
+
+    /// Opens a datagram socket aimed at a datagram endpoint.
+    ///
+    /// # Errors
+    /// Name resolution, or a socket the system refuses.
+    pub async fn dial_datagram(&self) -> Result<(Datagram, Peer)> {
+        connect_datagram(&self.endpoint).await
+    }
+}
+
+/// One stream connection to `endpoint`: [`Dialer::new`] and [`Dialer::dial`] at once.
+///
+/// # Errors
+/// As those two.
+pub async fn dial(endpoint: &Endpoint, opts: &DialOptions) -> Result<(Stream, Peer)> {
+    Dialer::new(endpoint.clone(), opts)?.dial().await
+}
+
+/// TCP to every address `hp` resolves to, in turn, until one answers.
+async fn connect_tcp(
+    hp: &HostPort,
+    timeout: Option<Duration>,
+    what: impl Fn() -> String,
+) -> Result<(TcpStream, Peer)> {
+    let mut last = None;
+    for addr in resolve(hp).await? {
+        match with_timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok((s, Peer::from_ip(addr)));
+            }
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "connect attempt failed");
+                last = Some(e);
+            }
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::other("no address to try"));
+    Err(Error::io(what(), &e))
+}
+
+async fn connect_unix(addr: &UnixAddr) -> io::Result<UnixStream> {
+    match addr {
+        UnixAddr::Path(p) => UnixStream::connect(p).await,
+        UnixAddr::Abstract(_) => {
+            // A local connect completes at once, so a blocking connect is fine here.
+            let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+            sock.connect(&unix_sockaddr(addr)?)?;
+            sock.set_nonblocking(true)?;
+            UnixStream::from_std(std::os::unix::net::UnixStream::from(
+                std::os::fd::OwnedFd::from(sock),
+            ))
+        }
+    }
+}
+
+/// Unix connect errors: a missing file means nobody listens, not "no such file".
+pub(crate) fn unix_error(what: String, e: &io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => Error::new(
+            ErrorKind::ConnectionRefused,
+            what,
+            "no socket file there (no such file or directory)",
+        ),
+        _ => Error::io(what, e),
+    }
+}
+
+async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
+        None => fut.await,
+    }
+}

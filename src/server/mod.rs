@@ -1,0 +1,89 @@
+//! The one server admission: every server command (listen, listen -k, relay, chat, serve)
+//! takes its clients through an [`Admission`], built once from the command line's limits.
+//!
+//! - stream servers: [`Admission::serve`] owns the accept loop: access rules, `--max-conns`,
+//!   a back-off when `accept` fails (EMFILE), the task per client, and inside that task the
+//!   layers' handshakes (TLS) under `--handshake-timeout`, so a stalled client holds only its
+//!   own socket. The command says only what to do with a ready client.
+//! - datagram servers: [`Admission::receive`] is the gate, a receive that lets through only
+//!   datagrams from permitted peers.
+//! - `access`: the CIDR rules and the connection limit themselves.
+
+pub mod access;
+mod datagram;
+mod stream;
+
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+pub use access::{Access, ConnLimit};
+
+use crate::net::tls;
+
+/// Who may come in and how many at once: the common server options, as plain values.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `--allow`/`--deny`.
+    pub access: Access,
+    /// `--max-conns`: stream clients (or datagram peers) at once.
+    pub max_conns: Option<usize>,
+    /// `--idle-timeout`: a client quiet this long is closed (each command says how).
+    pub idle_timeout: Option<Duration>,
+    /// `--handshake-timeout`: the deadline of every layer's handshake (TLS).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            access: Access::default(),
+            max_conns: None,
+            idle_timeout: None,
+            handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+/// The admission of one server process: shared by every endpoint it serves, so
+/// `--max-conns` counts clients over all of them.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    limits: Limits,
+    conns: ConnLimit,
+    tls: Option<tls::Server>,
+    tasks: TaskTracker,
+}
+
+impl Admission {
+    /// Admission under `limits`, with `tls` for the `tls://` endpoints it serves.
+    pub fn new(limits: Limits, tls: Option<tls::Server>) -> Admission {
+        Admission {
+            conns: ConnLimit::new(limits.max_conns),
+            limits,
+            tls,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The limits it was built from (idle timeout, peer limit for datagram servers).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The client tasks it started: a server waits on them at shutdown (chat's farewell).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// The access rules.
+    pub fn access(&self) -> &Access {
+        &self.limits.access
+    }
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::new(Limits::default(), None)
+    }
+}

@@ -1,0 +1,122 @@
+//! Stream admission: the accept loop and the layers a client passes before a command sees it.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Admission;
+use crate::net::{Listener, Peer, Stream};
+
+impl Admission {
+    /// Accepts clients of `listener` for ever; each admitted one gets its own task, passes
+    /// the layers (the TLS handshake, bounded) there, and is handed to `handler` ready to
+    /// talk. A client refused (rules, limit) or failing its handshake is logged with
+    /// `label` (a service name, or empty) and costs nobody else anything. Callers end it
+    /// by dropping the future, typically in a `select!` on shutdown.
+    pub async fn serve<H, F>(&self, listener: &Listener, label: &'static str, handler: H)
+    where
+        H: Fn(Stream, Peer) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let tls = self.tls_for(listener);
+        let deadline = self.limits.handshake_timeout;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => {
+                    backoff = Duration::from_millis(10);
+                    c
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: say so (it drops clients), then wait
+                    // for clients to leave.
+                    tracing::warn!(service = label, error = %crate::error::describe_io(&e),
+                        "cannot accept a client; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if !self.limits.access.permits(&peer) {
+                tracing::warn!(service = label, %peer, "refused: not allowed by --allow/--deny");
+                continue;
+            }
+            let Ok(permit) = self.conns.try_acquire() else {
+                tracing::warn!(service = label, %peer, "refused: connection limit reached (--max-conns)");
+                continue;
+            };
+            let (handler, tls) = (handler.clone(), tls.clone());
+            self.tasks.spawn(async move {
+                // Boxed: the handshake's large state machine would otherwise sit in every
+                // client task, plain ones included, for the task's whole life.
+                if let Some(stream) = Box::pin(layers(tls, stream, &peer, deadline, label)).await {
+                    handler(stream, peer).await;
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// The first admitted client of `listener` that passes the layers, for servers of one
+    /// conversation (`listen` without `-k`): a refused client or a failed handshake (a
+    /// scanner, a client that does not trust us) is not the conversation.
+    ///
+    /// # Errors
+    /// None today: accept failures are retried after a pause.
+    pub async fn accept_one(&self, listener: &Listener) -> io::Result<(Stream, Peer)> {
+        let tls = self.tls_for(listener);
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) if self.limits.access.permits(&peer) => {
+                    let deadline = self.limits.handshake_timeout;
+                    if let Some(s) = layers(tls.clone(), stream, &peer, deadline, "").await {
+                        return Ok((s, peer));
+                    }
+                }
+                Ok((_, peer)) => tracing::warn!(%peer, "refused: not allowed by --allow/--deny"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::describe_io(&e), "cannot accept a client");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn tls_for(&self, listener: &Listener) -> Option<crate::net::tls::Server> {
+        if listener.local_endpoint().is_tls() {
+            self.tls.clone()
+        } else {
+            None
+        }
+    }
+}
+
+/// A client through the layers its endpoint has; `None`, logged, when a handshake fails.
+async fn layers(
+    tls: Option<crate::net::tls::Server>,
+    stream: Stream,
+    peer: &Peer,
+    deadline: Duration,
+    label: &str,
+) -> Option<Stream> {
+    let Some(tls) = tls else { return Some(stream) };
+    let Stream::Tcp(tcp) = stream else {
+        return Some(stream);
+    };
+    match tls.handshake(tcp, deadline).await {
+        Ok(s) => {
+            if let Some(cert) = crate::net::tls::client_certificate(&s) {
+                tracing::info!(%peer, client_cert = %crate::net::tls::fingerprint(cert),
+                    "TLS client certificate accepted");
+            }
+            Some(Stream::Tls(Box::new(s)))
+        }
+        Err(e) => {
+            let error = crate::error::describe_io(&crate::net::tls::in_words(e));
+            tracing::warn!(service = label, %peer, %error, "TLS handshake failed");
+            None
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! One conversation between stdio and a peer, shared by `connect` and by `listen` without
+//! `-k`: a stream through the [`pump`](crate::pump) (or splice), or a datagram socket
+//! where each input line is one datagram and each datagram received is one output line.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::lines::{trim_newline, Lines};
+use crate::net::{Datagram, Peer, Stream, MAX_DATAGRAM};
+use crate::pump;
+use crate::stdio::{Input, Output, Stdio};
+
+/// How long a datagram session waits for replies after input ended, unless told otherwise.
+pub const DATAGRAM_IDLE: Duration = Duration::from_secs(2);
+/// How long a datagram line that input has begun but not ended waits for its newline: then
+/// it is sent as it is (as `ncat -u` sends what a pipe gave it), so `printf hi` into an open
+/// pipe is not held back.
+pub const PARTIAL_QUIET: Duration = Duration::from_millis(300);
+
+/// How a conversation runs once it is connected.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// End after this long without traffic (datagrams: defaults to 2 s after input ends).
+    pub idle_timeout: Option<Duration>,
+    /// Send LF as CRLF.
+    pub crlf: bool,
+}
+
+/// Where datagrams to send come from.
+#[derive(Debug)]
+pub enum Source {
+    /// One datagram per line of input.
+    Lines(Input),
+    /// Exactly one datagram with these bytes (`--send TEXT`).
+    Once(Bytes),
+}
+
+impl Source {
+    /// The input as a byte stream (`--send` becomes a stream that ends after TEXT).
+    pub fn into_input(self) -> Input {
+        match self {
+            Source::Lines(input) => input,
+            Source::Once(b) => Input::from_bytes(b),
+        }
+    }
+}
+
+/// One stream conversation between stdio and `stream`, with the logs a user asks for.
+///
+/// # Errors
+/// A reset, or any I/O failure, as one sentence naming the peer.
+pub async fn stream(
+    stream: Stream,
+    peer: &Peer,
+    input: Input,
+    output: &Output,
+    opts: &Options,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let popts = pump::Options {
+        idle_timeout: opts.idle_timeout,
+        end_on_remote_eof: input.is_terminal(),
+        crlf: opts.crlf,
+    };
+    let fast = !stream.is_tls()
+        && input.is_untouched_stdin()
+        && !popts.end_on_remote_eof
+        && !popts.crlf
+        && popts.idle_timeout.is_none()
+        && crate::splice::available();
+    let result = if fast {
+        tracing::debug!(%peer, "zero-copy path (splice)");
+        crate::splice::pump(&stream).await
+    } else {
+        let stdio = Stdio {
+            input,
+            output: output.writer(),
+        };
+        pump::pump(stdio, stream, &popts).await
+    };
+    match result {
+        Ok(r) => {
+            tracing::info!(%peer, bytes_out = r.sent, bytes_in = r.received,
+                duration_ms = started.elapsed().as_millis() as u64, end = r.end.as_str(), "closed");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::info!(%peer, error = %e, duration_ms = started.elapsed().as_millis() as u64,
+                "closed");
+            Err(Error::io(format!("connection with {peer} failed"), &e))
+        }
+    }
+}
+
+/// One datagram conversation with `peer` over a connected socket.
+///
+/// # Errors
+/// Reading input, or the peer's port being closed (ICMP port unreachable).
+pub async fn datagram(
+    sock: &Datagram,
+    peer: &Peer,
+    source: Source,
+    output: &Output,
+    idle_timeout: Option<Duration>,
+) -> Result<()> {
+    let fail = |e: io::Error| {
+        let err = Error::io(format!("no conversation with {peer}"), &e);
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => Error::new(
+                ErrorKind::ConnectionRefused,
+                format!("no answer from {peer}"),
+                "port unreachable (connection refused)",
+            ),
+            _ => err,
+        }
+    };
+    let (mut input, mut open) = match source {
+        Source::Lines(input) => (Some(input), true),
+        Source::Once(b) => {
+            sock.send(&b).await.map_err(fail)?;
+            (None, false)
+        }
+    };
+    let mut lines = Lines::new(MAX_DATAGRAM);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut last = Instant::now();
+    let mut last_input = Instant::now();
+    let (mut sent, mut received) = (0u64, 0u64);
+    loop {
+        let wait = match (open, idle_timeout) {
+            (true, None) => None,
+            (true, Some(t)) => Some(t),
+            (false, t) => Some(t.unwrap_or(DATAGRAM_IDLE)),
+        };
+        let deadline = async {
+            match wait {
+                Some(t) => tokio::time::sleep_until(last + t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let partial = open && lines.pending() > 0;
+        tokio::select! {
+            chunk = next_chunk(&mut input), if open => {
+                match chunk {
+                    Some(Ok(data)) => lines.push(&data),
+                    Some(Err(e)) => return Err(Error::io("cannot read stdin", &e)),
+                    None => open = false,
+                }
+                for line in lines.drain(!open) {
+                    sock.send(trim_newline(&line)).await.map_err(fail)?;
+                    sent += 1;
+                }
+                last = Instant::now();
+                last_input = last;
+            }
+            () = tokio::time::sleep_until(last_input + PARTIAL_QUIET), if partial => {
+                if let Some(line) = lines.finish() {
+                    sock.send(&line).await.map_err(fail)?;
+                    sent += 1;
+                }
+            }
+            r = sock.recv(&mut buf) => {
+                let n = r.map_err(fail)?;
+                received += 1;
+                output.write(datagram_line(&buf[..n])).await.map_err(|_| Error::stdout_closed())?;
+                last = Instant::now();
+            }
+            () = deadline => break,
+        }
+    }
+    tracing::info!(%peer, datagrams_out = sent, datagrams_in = received, end = "idle timeout", "closed");
+    Ok(())
+}
+
+async fn next_chunk(input: &mut Option<Input>) -> Option<io::Result<Bytes>> {
+    match input {
+        Some(i) => i.next_chunk().await,
+        None => None,
+    }
+}
+
+/// A received datagram as a line of output: its bytes, then a newline if it had none.
+pub fn datagram_line(data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 1);
+    out.extend_from_slice(data);
+    if !data.ends_with(b"\n") {
+        out.extend_from_slice(b"\n");
+    }
+    out.freeze()
+}
