@@ -4,18 +4,20 @@
 //! shared buffers); each member's writer reads the log at its own pace and counts what it
 //! has seen, so a broadcast costs the same for 10 members or 10,000, and a burst of joins
 //! leaves no per-member backlog behind. Lines for one member (welcome, errors, `/who`, the
-//! goodbye) go to its small private queue. A writer that falls a whole log behind has lost
-//! lines: the room drops it as too slow rather than let anybody wait for it.
+//! goodbye) go to its small private queue. Each writer counts what it took, and the room
+//! drops a member as too slow before it can fall a whole log behind, so nobody waits for it
+//! and the mailbox never has to call back into the room.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::room::{MemberId, Room};
+/// Names one member for as long as it is in the room.
+pub type MemberId = u64;
 
 /// One log entry: a buffer of lines and who sent it (members do not get their own lines).
 #[derive(Debug, Clone)]
@@ -67,10 +69,11 @@ pub struct Mailbox {
     /// Log bytes this member has taken (its own lines count when sent), for the room to see
     /// who is behind.
     pub(super) seen: Arc<AtomicU64>,
+    /// Log entries taken, its own included (they occupy its slots in the log as well).
+    pub(super) taken: Arc<AtomicU64>,
     /// Rung after taking from the log, for senders waiting in `Room::settle`.
     pub(super) progress: Arc<Notify>,
     pub(super) kick: CancellationToken,
-    pub(super) room: Weak<Room>,
 }
 
 /// Collects buffers into one write: the first is kept as is, more are copied after it.
@@ -134,8 +137,11 @@ impl Mailbox {
                 () = &mut ready => {}
                 r = self.log.recv() => match r {
                     // Its own lines were counted as seen when they were sent.
-                    Ok(e) if e.from == self.id => {}
+                    Ok(e) if e.from == self.id => {
+                        self.taken.fetch_add(1, Ordering::Relaxed);
+                    }
                     Ok(e) => {
+                        self.taken.fetch_add(1, Ordering::Relaxed);
                         self.seen.fetch_add(e.data.len() as u64, Ordering::Relaxed);
                         self.progress.notify_waiters();
                         return Some(e.data);
@@ -168,11 +174,12 @@ impl Mailbox {
     }
 
     fn take_log(&mut self, batch: &mut Batch, max: usize) {
-        let mut taken = 0u64;
+        let (mut taken, mut entries) = (0u64, 0u64);
         while batch.len < max {
             match self.log.try_recv() {
-                Ok(e) if e.from == self.id => {}
+                Ok(e) if e.from == self.id => entries += 1,
                 Ok(e) => {
+                    entries += 1;
                     taken += e.data.len() as u64;
                     batch.add(e.data);
                 }
@@ -183,17 +190,16 @@ impl Mailbox {
                 Err(_) => break,
             }
         }
+        self.taken.fetch_add(entries, Ordering::Relaxed);
         if taken > 0 {
             self.seen.fetch_add(taken, Ordering::Relaxed);
             self.progress.notify_waiters();
         }
     }
 
-    /// Lines were lost to this member: it leaves as too slow; what is private still goes.
+    /// Lines were lost to this member. The room drops a member before that can happen, so
+    /// this one was already out of it: end once what is private has gone.
     fn lagged(&self) {
-        match self.room.upgrade() {
-            Some(room) => room.drop_too_slow(self.id),
-            None => self.private.close(),
-        }
+        self.private.close();
     }
 }

@@ -2,6 +2,7 @@
 //! joined with any line client.
 //!
 //! - [`room`]: the transport-free room ([`Room`]): members, nicks, commands, fan-out.
+//! - [`command`]: what a line means (text or a slash command), parsed into an enum.
 //! - [`text`]: what may reach a screen (escapes and controls removed) and what a nick may be.
 //! - [`framing`]: lines with a hard length cap, and the per-member rate.
 //! - `mailbox`: delivery, one shared log read by every member at its own pace.
@@ -18,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod command;
 mod datagram;
 pub mod framing;
 mod mailbox;

@@ -12,19 +12,18 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::command::Command;
 use super::mailbox::{Entry, Mailbox, Private};
-
 use super::text::{check_nick, clean, nick_key};
 
-/// Names one member for as long as it is in the room.
-pub type MemberId = u64;
+pub use super::mailbox::MemberId;
 
 /// The room's limits.
 #[derive(Debug, Clone)]
@@ -122,6 +121,8 @@ struct Member {
     nick: String,
     private: Arc<Private>,
     seen: Arc<AtomicU64>,
+    /// Log entries its writer has taken (its own included: they fill its slots too).
+    taken: Arc<AtomicU64>,
     kick: CancellationToken,
 }
 
@@ -141,6 +142,8 @@ struct State {
     closed: bool,
     /// Bytes sent to the log so far.
     sent: u64,
+    /// Entries sent to the log so far.
+    entries: u64,
 }
 
 /// One chat room. Share it as `Arc<Room>` between every transport.
@@ -148,8 +151,10 @@ pub struct Room {
     cfg: RoomConfig,
     state: Mutex<State>,
     log: broadcast::Sender<Entry>,
+    /// Entries the log holds: a member this far behind would lose lines, so the room drops
+    /// it before that can happen (the mailbox never has to call back).
+    log_len: u64,
     progress: Arc<Notify>,
-    me: Weak<Room>,
 }
 
 impl fmt::Debug for Room {
@@ -180,13 +185,14 @@ const HELP: &str = "\
 impl Room {
     /// An empty room.
     pub fn new(cfg: RoomConfig) -> Arc<Room> {
-        let (log, _) = broadcast::channel(cfg.log_len.max(16));
-        Arc::new_cyclic(|me| Room {
+        let log_len = cfg.log_len.max(16);
+        let (log, _) = broadcast::channel(log_len);
+        Arc::new(Room {
             cfg,
             state: Mutex::new(State::default()),
             log,
+            log_len: log_len as u64,
             progress: Arc::new(Notify::new()),
-            me: me.clone(),
         })
     }
 
@@ -229,6 +235,7 @@ impl Room {
         let id = st.next_id;
         let private = Arc::new(Private::default());
         let seen = Arc::new(AtomicU64::new(st.sent));
+        let taken = Arc::new(AtomicU64::new(st.entries));
         let log = self.log.subscribe();
         let kick = CancellationToken::new();
         let others = st.members.len();
@@ -238,6 +245,7 @@ impl Room {
                 nick: nick.clone(),
                 private: private.clone(),
                 seen: seen.clone(),
+                taken: taken.clone(),
                 kick: kick.clone(),
             },
         );
@@ -264,9 +272,9 @@ impl Room {
                 private,
                 log,
                 seen,
+                taken,
                 progress: self.progress.clone(),
                 kick,
-                room: self.me.clone(),
             },
         })
     }
@@ -319,12 +327,6 @@ impl Room {
         }
     }
 
-    /// Drops a member that lost lines (a whole log behind) as too slow.
-    pub(super) fn drop_too_slow(&self, id: MemberId) {
-        let mut st = self.lock();
-        self.drop_slow(&mut st, vec![id]);
-    }
-
     fn handle<'a>(
         &self,
         st: &mut State,
@@ -341,12 +343,8 @@ impl Room {
             if text.is_empty() {
                 continue;
             }
-            let plain = match text.strip_prefix("//") {
-                Some(_) => Some(&text[1..]),
-                None if text.starts_with('/') || text.eq_ignore_ascii_case("bye") => None,
-                None => Some(text.as_str()),
-            };
-            if let Some(plain) = plain {
+            let command = Command::parse(&text);
+            if let Command::Text(plain) = command {
                 batch.extend_from_slice(b"<");
                 batch.extend_from_slice(nick.as_bytes());
                 batch.extend_from_slice(b"> ");
@@ -357,7 +355,7 @@ impl Room {
             if !batch.is_empty() {
                 self.broadcast(st, Some(id), batch.split().freeze());
             }
-            match self.command(st, id, &nick, &text) {
+            match self.command(st, id, &nick, command) {
                 Flow::Stay => {}
                 other => return other,
             }
@@ -426,21 +424,39 @@ impl Room {
     }
 
     /// Puts `data` in the log once, for every member but `except`; drops members that are
-    /// now more than the lag limit behind.
+    /// now more than the lag limit behind, or about to lose lines from the log.
     fn broadcast(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
         self.send_log(st, except, data);
+        self.drop_laggards(st);
+    }
+
+    /// Drops every member past the lag limit (bytes) or nearly a whole log behind
+    /// (entries); their farewells are entries too, so it looks again until nobody is.
+    fn drop_laggards(&self, st: &mut State) {
         let limit = self.cfg.lag_limit;
-        let slow: Vec<MemberId> = st
-            .members
-            .iter()
-            .filter(|(_, m)| st.sent.saturating_sub(m.seen.load(Ordering::Relaxed)) > limit)
-            .map(|(id, _)| *id)
-            .collect();
-        self.drop_slow(st, slow);
+        // Headroom for the farewells of one round, sent before the next look.
+        let entries_limit = self.log_len.saturating_sub(8).max(1);
+        loop {
+            let slow: Vec<MemberId> = st
+                .members
+                .iter()
+                .filter(|(_, m)| {
+                    st.sent.saturating_sub(m.seen.load(Ordering::Relaxed)) > limit
+                        || st.entries.saturating_sub(m.taken.load(Ordering::Relaxed))
+                            >= entries_limit
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if slow.is_empty() {
+                return;
+            }
+            self.drop_slow(st, slow);
+        }
     }
 
     fn send_log(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
         st.sent += data.len() as u64;
+        st.entries += 1;
         // Lines are never for their sender: it is not behind on them (its writer skips them
         // without counting), however long its own reads keep its writer waiting.
         if let Some(m) = except.and_then(|id| st.members.get(&id)) {
@@ -464,19 +480,19 @@ impl Room {
         }
     }
 
-    fn command(&self, st: &mut State, id: MemberId, nick: &str, text: &str) -> Flow {
-        let (cmd, rest) = match text.split_once(' ') {
-            Some((c, r)) => (c, r.trim()),
-            None => (text, ""),
-        };
-        match cmd.to_lowercase().as_str() {
-            "bye" => self.quit(st, id, nick, "bye"),
-            "/quit" => self.quit(st, id, nick, if rest.is_empty() { "quit" } else { rest }),
-            "/nick" => {
-                self.rename(st, id, nick, rest);
+    fn command(&self, st: &mut State, id: MemberId, nick: &str, command: Command<'_>) -> Flow {
+        match command {
+            // Plain text is batched by `handle`; one that reaches here goes out alone.
+            Command::Text(text) => {
+                self.broadcast(st, Some(id), line(format!("<{nick}> {text}")));
                 Flow::Stay
             }
-            "/who" => {
+            Command::Quit(reason) => self.quit(st, id, nick, reason),
+            Command::Nick(new) => {
+                self.rename(st, id, nick, new);
+                Flow::Stay
+            }
+            Command::Who => {
                 let mut nicks: Vec<&str> = st.members.values().map(|m| m.nick.as_str()).collect();
                 nicks.sort_unstable_by_key(|n| n.to_lowercase());
                 let total = nicks.len();
@@ -495,9 +511,7 @@ impl Room {
                 self.tell(st, id, line(text));
                 Flow::Stay
             }
-            "/msg" => {
-                let (to, msg) = rest.split_once(' ').unwrap_or((rest, ""));
-                let msg = msg.trim();
+            Command::Msg { to, text: msg } => {
                 if to.is_empty() || msg.is_empty() {
                     self.tell(st, id, line("! usage: /msg NICK text"));
                 } else if let Some(&target) = st.nicks.get(&nick_key(to)) {
@@ -516,19 +530,19 @@ impl Room {
                 }
                 Flow::Stay
             }
-            "/me" => {
-                if rest.is_empty() {
+            Command::Me(action) => {
+                if action.is_empty() {
                     self.tell(st, id, line("! usage: /me action"));
                 } else {
-                    self.broadcast(st, Some(id), line(format!("* {nick} {rest}")));
+                    self.broadcast(st, Some(id), line(format!("* {nick} {action}")));
                 }
                 Flow::Stay
             }
-            "/help" => {
+            Command::Help => {
                 self.tell(st, id, Bytes::from_static(HELP.as_bytes()));
                 Flow::Stay
             }
-            _ => {
+            Command::Unknown(cmd) => {
                 let text = format!("! unknown command {cmd}; /help lists the commands");
                 self.tell(st, id, line(text));
                 Flow::Stay
@@ -657,12 +671,16 @@ mod tests {
             ..RoomConfig::default()
         });
         let mut stuck = room.join().unwrap();
-        let sender = room.join().unwrap();
+        let mut sender = room.join().unwrap();
         for n in 0..40 {
             drop(
                 room.input(sender.id, [format!("line {n}").as_bytes()])
                     .backlog,
             );
+            // The sender's writer runs as a transport's would: its own lines fill its
+            // slots of the log too, and it passes over them.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(1), sender.mailbox.next(1 << 16)).await;
         }
         // Its own lines (the welcome) still go out; then it is gone.
         assert!(text(&mut stuck.mailbox).await.starts_with("* welcome"));

@@ -9,9 +9,8 @@ use socket2::{SockRef, Type};
 use tokio::io::Interest;
 use tokio::net::{UdpSocket, UnixDatagram};
 
-use super::dial::unix_error;
 use super::listener::{bind_ip, bind_unix, UnixFile};
-use super::{resolve, unix_sockaddr, Peer};
+use super::{resolve, unix_error, unix_sockaddr, Peer};
 use crate::endpoint::{Endpoint, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
 

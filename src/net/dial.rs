@@ -13,7 +13,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::datagram::{connect_datagram, Datagram};
 use super::tls;
-use super::{resolve, unix_sockaddr, Peer, Stream};
+use super::{resolve, unix_error, unix_sockaddr, Peer, Stream};
 use crate::endpoint::{Endpoint, HostPort, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -173,18 +173,6 @@ async fn connect_unix(addr: &UnixAddr) -> io::Result<UnixStream> {
                 std::os::fd::OwnedFd::from(sock),
             ))
         }
-    }
-}
-
-/// Unix connect errors: a missing file means nobody listens, not "no such file".
-pub(crate) fn unix_error(what: String, e: &io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::NotFound => Error::new(
-            ErrorKind::ConnectionRefused,
-            what,
-            "no socket file there (no such file or directory)",
-        ),
-        _ => Error::io(what, e),
     }
 }
 

@@ -26,7 +26,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::endpoint::{Endpoint, UnixAddr};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// The largest datagram sockit sends or receives (the largest UDP payload over IPv6
 /// jumbograms aside): every datagram buffer has this size.
@@ -120,6 +120,18 @@ impl fmt::Display for Peer {
             Peer::Unix(Some(a)) => write!(f, "unix:{a}"),
             Peer::Unix(None) => f.write_str("unix:(unnamed)"),
         }
+    }
+}
+
+/// Unix connect errors: a missing file means nobody listens, not "no such file".
+pub(crate) fn unix_error(what: String, e: &std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::new(
+            ErrorKind::ConnectionRefused,
+            what,
+            "no socket file there (no such file or directory)",
+        ),
+        _ => Error::io(what, e),
     }
 }
 
