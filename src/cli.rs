@@ -95,7 +95,7 @@ Examples:
     )]
     Serve(ServeArgs),
     /// Forward each client of LISTEN to its own connection to TARGET, both ways, half-close
-    /// included (tcp, unix to tcp, unix; udp to udp). TLS arrives in a later build.
+    /// included (any of tcp, tls, unix to any of them; udp to udp).
     #[command(after_help = "Examples:
   sockit relay tcp://:8080 tcp://127.0.0.1:80              a TCP port forward
   sockit relay unix:/tmp/db.sock tcp://127.0.0.1:5432      a Unix socket in front of TCP

@@ -4,9 +4,15 @@
 //! such as `sockit chat` or `ncat --chat`). Loss, corruption and errors are counted and make
 //! the run fail; every run ends by its deadline.
 
+mod connect;
+mod datagram;
+mod fanout;
+mod job;
 pub mod pattern;
+mod rr;
 mod run;
 pub mod stats;
+mod stream;
 
 use std::fmt::Write as _;
 use std::time::Duration;

@@ -1,0 +1,179 @@
+//! `--mode fanout`: one sender of numbered lines, N receivers that must each get every
+//! line once and in order (chat rooms, `listen --broker`, `ncat --chat`).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::job::{open, Pacer, Shared};
+use super::Config;
+use crate::error::{Error, Result};
+use crate::lines::trim_newline;
+use crate::net::Stream;
+
+/// The fan-out line for number `n`; receivers find it after any prefix (`<nick> `).
+fn fanout_line(n: u64) -> String {
+    format!("fanout-seq {n}\n")
+}
+
+/// The number at the end of a fan-out line, after any prefix; no allocation, since a
+/// receiver parses every line and the load generator must stay cheaper than the server.
+fn parse_fanout(line: &[u8]) -> Option<u64> {
+    let line = trim_newline(line);
+    let digits = line.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let (head, num) = line.split_at(line.len() - digits);
+    if !head.ends_with(b"fanout-seq ") {
+        return None;
+    }
+    num.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// One sender, `conns` receivers; every receiver must get every line once and in order.
+pub(super) async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) -> Result<()> {
+    let lines = cfg.count.unwrap_or(1000);
+    let synced = Arc::new(AtomicU64::new(0));
+    let mut receivers = JoinSet::new();
+    for id in 0..cfg.conns.max(1) {
+        let s = open(cfg).await?;
+        let (sh, synced) = (sh.clone(), synced.clone());
+        let grace = cfg.timeout;
+        receivers.spawn(async move {
+            let r = receive_fanout(s, lines, &sh, &synced, deadline + grace, grace).await;
+            if let Err(e) = r {
+                sh.error(format!("receiver {id}: {e}"));
+            }
+        });
+    }
+    let mut sender = open(cfg).await?;
+    let want = cfg.conns.max(1) as u64;
+    // Tell receivers apart from the room's own chatter (welcome lines, joins): wait until
+    // each has seen a sync line, then start counting.
+    while synced.load(Ordering::Relaxed) < want {
+        if Instant::now() >= deadline {
+            sh.error("not every receiver joined before the deadline");
+            return Ok(());
+        }
+        sender
+            .write_all(b"fanout-sync\n")
+            .await
+            .map_err(|e| Error::io("fanout sender failed", &e))?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pacer = Pacer::new(cfg.rate);
+    sh.span.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(Instant::now());
+    let mut batch = String::new();
+    for n in 0..lines {
+        pacer.due(n).await;
+        batch.push_str(&fanout_line(n));
+        if batch.len() > 16 * 1024 || pacer.every.is_some() || n + 1 == lines {
+            sender
+                .write_all(batch.as_bytes())
+                .await
+                .map_err(|e| Error::io("fanout sender failed", &e))?;
+            batch.clear();
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    while receivers.join_next().await.is_some() {}
+    drop(sender);
+    Ok(())
+}
+
+async fn receive_fanout(
+    mut s: Stream,
+    lines: u64,
+    sh: &Shared,
+    synced: &AtomicU64,
+    until: Instant,
+    quiet: Duration,
+) -> io::Result<()> {
+    let mut seen = vec![false; lines as usize];
+    let (mut unique, mut highest, mut is_synced) = (0u64, None::<u64>, false);
+    let mut buf = vec![0u8; 64 * 1024];
+    // What was read and not yet split into lines.
+    let mut tail: Vec<u8> = Vec::with_capacity(128 * 1024);
+    let mut last = None;
+    while unique < lines {
+        // Once counting, a silence of `quiet` means the rest is lost: stop waiting.
+        let limit = if is_synced {
+            until.min(Instant::now() + quiet)
+        } else {
+            until
+        };
+        let n = match tokio::time::timeout_at(limit, s.read(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
+        }
+        let before = unique;
+        tail.extend_from_slice(&buf[..n]);
+        let mut rest = &tail[..];
+        while let Some(at) = rest.iter().position(|b| *b == b'\n') {
+            let line = &rest[..at];
+            rest = &rest[at + 1..];
+            if !is_synced && trim_newline(line).ends_with(b"fanout-sync") {
+                is_synced = true;
+                synced.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let Some(k) = parse_fanout(line) else {
+                continue;
+            };
+            let Some(slot) = seen.get_mut(k as usize) else {
+                continue;
+            };
+            if *slot {
+                sh.duplicated.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            *slot = true;
+            unique += 1;
+            if highest.is_some_and(|h| k < h) {
+                sh.reordered.fetch_add(1, Ordering::Relaxed);
+            }
+            highest = highest.max(Some(k));
+        }
+        let done = tail.len() - rest.len();
+        tail.drain(..done);
+        if unique > before {
+            // One shared counter update per read, not per line.
+            sh.ops.fetch_add(unique - before, Ordering::Relaxed);
+            last = Some(Instant::now());
+        }
+    }
+    if !is_synced {
+        synced.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(last) = last {
+        let mut span = sh.span.lock().unwrap_or_else(PoisonError::into_inner);
+        span.1 = span.1.max(Some(last));
+    }
+    sh.lost.fetch_add(lines - unique, Ordering::Relaxed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fanout_lines_survive_prefixes() {
+        assert_eq!(parse_fanout(b"<guest1> fanout-seq 17\r\n"), Some(17));
+        assert_eq!(parse_fanout(b"[127.0.0.1:5] fanout-seq 0\n"), Some(0));
+        assert_eq!(parse_fanout(b"* guest2 joined\n"), None);
+    }
+}

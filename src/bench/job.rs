@@ -1,0 +1,107 @@
+//! What every mode's worker shares: the counters, the pacer, the job, and the dial.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+use super::Config;
+use crate::error::Result;
+use crate::net::{Datagram, Stream};
+
+/// Counters shared by every worker of a run.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) ops: AtomicU64,
+    pub(super) bytes: AtomicU64,
+    pub(super) errors: AtomicU64,
+    pub(super) lost: AtomicU64,
+    pub(super) duplicated: AtomicU64,
+    pub(super) reordered: AtomicU64,
+    pub(super) held: AtomicU64,
+    pub(super) first_error: Mutex<Option<String>>,
+    pub(super) latency: Mutex<Option<Histogram<u64>>>,
+    /// fanout: from the first line sent to the last one received, so that waiting for the
+    /// room to fill (or for lines that never come) is not counted as delivery time.
+    pub(super) span: Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+impl Shared {
+    pub(super) fn error(&self, what: impl std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        first.get_or_insert_with(|| what.to_string());
+    }
+
+    pub(super) fn merge(&self, h: &Histogram<u64>) {
+        let mut all = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
+        match all.as_mut() {
+            Some(a) => {
+                let _ = a.add(h);
+            }
+            None => *all = Some(h.clone()),
+        }
+    }
+}
+
+/// Open-loop pacing (`--rate`): request `n` is due at `start + n * every`, and latency counts
+/// from then, so a stalled server cannot hide its stall (no coordinated omission).
+pub(super) struct Pacer {
+    start: Instant,
+    pub(super) every: Option<Duration>,
+}
+
+impl Pacer {
+    /// `rate` operations per second; `None` means as fast as answers come.
+    pub(super) fn new(rate: Option<f64>) -> Self {
+        Pacer {
+            start: Instant::now(),
+            every: rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1e-3))),
+        }
+    }
+
+    /// `--rate` is over all connections; each connection gets its share.
+    pub(super) fn per_conn(cfg: &Config) -> Self {
+        Pacer::new(cfg.rate.map(|r| r / cfg.conns.max(1) as f64))
+    }
+
+    /// Waits until operation `n` is due and returns when that was (now, when not pacing).
+    pub(super) async fn due(&self, n: u64) -> Instant {
+        match self.every {
+            Some(every) => {
+                let due = self.start + every.mul_f64(n as f64);
+                tokio::time::sleep_until(due).await;
+                due
+            }
+            None => Instant::now(),
+        }
+    }
+}
+
+/// What one connection's worker needs: the run's settings and counters, its id (which seeds
+/// its byte pattern), when to stop, and how many operations it may do.
+#[derive(Clone, Copy)]
+pub(super) struct Job<'a> {
+    pub(super) cfg: &'a Config,
+    pub(super) sh: &'a Shared,
+    pub(super) id: u64,
+    pub(super) deadline: Instant,
+    pub(super) limit: Option<u64>,
+}
+
+pub(super) async fn open(cfg: &Config) -> Result<Stream> {
+    Ok(cfg.target.dial().await?.0)
+}
+
+pub(super) fn done(deadline: Instant, n: u64, limit: Option<u64>) -> bool {
+    Instant::now() >= deadline || limit.is_some_and(|l| n >= l)
+}
+
+pub(super) async fn open_dgram(cfg: &Config) -> Result<Datagram> {
+    Ok(cfg.target.dial_datagram().await?.0)
+}
