@@ -1,0 +1,157 @@
+//! Where sockets live: Unix paths and abstract names, IPv6, dual-stack wildcards, names with many addresses.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use super::tcp;
+use crate::util::*;
+
+#[test]
+fn unix_stream_conversation_and_file_cleanup() {
+    let dir = temp_dir("unix");
+    let path = dir.join("s.sock");
+    let ep = format!("unix:{}", path.display());
+    let mut srv = sockit();
+    srv.args(["listen", &ep]);
+    let mut srv = Proc::spawn(srv, None);
+    assert_eq!(srv.ready(), ep);
+    srv.write(b"from server\n");
+    srv.close_stdin();
+    let (status, out, err) = run(&["connect", &ep], b"from client\n");
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"from server\n");
+    assert_eq!(srv.rest(), b"from client\n");
+    assert!(srv.wait().success());
+    assert!(!path.exists(), "socket file left behind");
+}
+
+#[test]
+fn stale_unix_file_is_replaced_and_live_one_is_in_use() {
+    let dir = temp_dir("stale");
+    let path = dir.join("s.sock");
+    drop(UnixListener::bind(&path).unwrap()); // leaves a stale file
+    assert!(path.exists());
+    let ep = format!("unix:{}", path.display());
+    let (mut srv, _) = {
+        let mut cmd = sockit();
+        cmd.args(["listen", "-k", &ep]);
+        let mut p = Proc::spawn(cmd, None);
+        let r = p.ready();
+        (p, r)
+    };
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.write_all(b"hello\n").unwrap();
+    assert_eq!(srv.line(), "hello\n");
+
+    // A second server on the live socket is refused, and the file survives.
+    let (status, _, err) = run(&["listen", &ep], b"");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.starts_with(&format!(
+            "sockit: cannot listen on {ep}: a server is already listening"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint:"));
+    assert!(path.exists());
+
+    // SIGTERM removes the file.
+    srv.terminate();
+    assert!(srv.wait().success());
+    assert!(!path.exists(), "socket file left behind after SIGTERM");
+
+    // A path that is not a socket is never replaced.
+    std::fs::write(&path, b"data").unwrap();
+    let (status, _, err) = run(&["listen", &ep], b"");
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("exists and is not a socket"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"data");
+}
+
+#[test]
+fn abstract_unix_and_unixgram() {
+    let name = format!("unix:@sockit-test-{}", std::process::id());
+    let mut srv = sockit();
+    srv.args(["listen", &name]);
+    let mut srv = Proc::spawn(srv, None);
+    srv.ready();
+    srv.close_stdin();
+    let (status, _, err) = run(&["connect", &name], b"abstract\n");
+    assert!(status.success(), "{err}");
+    assert_eq!(srv.rest(), b"abstract\n");
+
+    let dir = temp_dir("unixgram");
+    let ep = format!("unixgram:{}", dir.join("d.sock").display());
+    let mut srv = sockit();
+    srv.args(["listen", "--idle-timeout", "1", &ep]);
+    let mut srv = Proc::spawn(srv, None);
+    srv.ready();
+    srv.write(b"hi\n");
+    srv.close_stdin();
+    let (status, out, err) = run(&["connect", "--send", "hello", &ep], b"");
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"hi\n");
+    assert_eq!(srv.line(), "hello\n");
+    assert!(srv.wait().success());
+    assert!(!dir.join("d.sock").exists());
+}
+
+fn ipv6_available() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+#[test]
+fn ipv6_loopback_tcp_and_udp() {
+    if !ipv6_available() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let mut srv = sockit();
+    srv.args(["listen", "tcp://[::1]:0"]);
+    let mut srv = Proc::spawn(srv, None);
+    let ep = srv.ready();
+    assert!(ep.starts_with("tcp://[::1]:"), "{ep}");
+    srv.write(b"six\n");
+    srv.close_stdin();
+    let (status, out, err) = run(&["connect", &ep], b"");
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"six\n");
+
+    let mut srv = sockit();
+    srv.args(["listen", "--idle-timeout", "1", "udp://[::1]:0"]);
+    let mut srv = Proc::spawn(srv, None);
+    let ep = srv.ready();
+    srv.write(b"pong\n");
+    srv.close_stdin();
+    let (status, out, err) = run(&["connect", "--send", "ping", &ep], b"");
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"pong\n");
+    assert_eq!(srv.line(), "ping\n");
+}
+
+#[test]
+fn empty_host_listens_on_ipv4_and_ipv6() {
+    let (mut srv, port) = server(&["listen", "-k", "tcp://:0"]);
+    let mut c = tcp(port);
+    c.write_all(b"v4\n").unwrap();
+    assert_eq!(srv.line(), "v4\n");
+    if ipv6_available() {
+        let mut c6 = TcpStream::connect(("::1", port)).unwrap();
+        c6.write_all(b"v6\n").unwrap();
+        assert_eq!(srv.line(), "v6\n");
+    }
+}
+
+#[test]
+fn connect_tries_every_address_of_a_name() {
+    // localhost may resolve to ::1 first; a server on 127.0.0.1 only must still be reached.
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    srv.close_stdin();
+    let (status, _, err) = run(
+        &["connect", &format!("tcp://localhost:{port}")],
+        b"by name\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(srv.rest(), b"by name\n");
+}

@@ -1,0 +1,211 @@
+//! `listen -k` and `--broker`: many clients, stdin to all, access rules, limits, resets, restarts.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::{closed_without_data, read_line, tcp};
+use crate::util::*;
+
+#[test]
+fn keep_open_serves_concurrent_clients_and_stdin_goes_to_all() {
+    let (mut srv, port) = server(&["listen", "-k", "tcp://127.0.0.1:0"]);
+    let mut clients: Vec<TcpStream> = (0..5).map(|_| tcp(port)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("client {i}\n").as_bytes()).unwrap();
+    }
+    let mut lines: Vec<String> = (0..5).map(|_| srv.line()).collect();
+    lines.sort();
+    let want: Vec<String> = (0..5).map(|i| format!("client {i}\n")).collect();
+    assert_eq!(lines, want);
+    srv.write(b"to everybody\n");
+    for c in &mut clients {
+        assert_eq!(read_line(c), "to everybody\n");
+    }
+    // The end of stdin closes nobody and stops nothing.
+    srv.close_stdin();
+    clients[0].write_all(b"still here\n").unwrap();
+    assert_eq!(srv.line(), "still here\n");
+    let mut late = tcp(port);
+    late.write_all(b"late\n").unwrap();
+    assert_eq!(srv.line(), "late\n");
+    assert!(srv.running());
+}
+
+#[test]
+fn keep_open_runs_with_stdin_from_dev_null() {
+    let mut cmd = sockit();
+    cmd.args(["listen", "-k", "tcp://127.0.0.1:0"]);
+    let mut srv = Proc::spawn(cmd, Some(Stdio::null()));
+    let port = srv.port();
+    for i in 0..3 {
+        let mut c = tcp(port);
+        c.write_all(format!("n{i}\n").as_bytes()).unwrap();
+        assert_eq!(srv.line(), format!("n{i}\n"));
+    }
+    assert!(srv.running());
+}
+
+#[test]
+fn long_lines_from_many_clients_never_interleave() {
+    let (mut srv, port) = server(&["listen", "-k", "tcp://127.0.0.1:0"]);
+    let handles: Vec<_> = (0..4u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = tcp(port);
+                let line: Vec<u8> = std::iter::repeat_n(b'a' + i, 10_000)
+                    .chain([b'\n'])
+                    .collect();
+                for chunk in line.chunks(1000) {
+                    c.write_all(chunk).unwrap();
+                    c.flush().unwrap();
+                }
+                c.shutdown(Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                let _ = c.read_to_end(&mut rest);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    for _ in 0..4 {
+        let line = srv.line();
+        let first = line.as_bytes()[0];
+        assert_eq!(line.len(), 10_001);
+        assert!(line.trim_end().bytes().all(|b| b == first), "mixed line");
+    }
+}
+
+#[test]
+fn show_peer_prefixes_each_line() {
+    let (mut srv, port) = server(&["listen", "-k", "--show-peer", "tcp://127.0.0.1:0"]);
+    let mut c = tcp(port);
+    let me = c.local_addr().unwrap();
+    c.write_all(b"one\ntwo\n").unwrap();
+    assert_eq!(srv.line(), format!("[{me}] one\n"));
+    assert_eq!(srv.line(), format!("[{me}] two\n"));
+}
+
+#[test]
+fn broker_passes_each_client_to_the_others() {
+    let (mut srv, port) = server(&["listen", "-v", "--broker", "tcp://127.0.0.1:0"]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    let mut c = tcp(port);
+    for _ in 0..3 {
+        srv.stderr_contains("connection accepted");
+    }
+    // Make sure all three are registered: each speaks once and the others hear it.
+    a.write_all(b"from a\n").unwrap();
+    assert_eq!(read_line(&mut b), "from a\n");
+    assert_eq!(read_line(&mut c), "from a\n");
+    b.write_all(b"from b\n").unwrap();
+    assert_eq!(read_line(&mut a), "from b\n");
+    assert_eq!(read_line(&mut c), "from b\n");
+    c.write_all(b"from c\n").unwrap();
+    assert_eq!(read_line(&mut a), "from c\n");
+    // b's next line is c's, never its own.
+    assert_eq!(read_line(&mut b), "from c\n");
+}
+
+#[test]
+fn deny_and_allow_rules_close_refused_peers() {
+    let (mut srv, port) = server(&[
+        "listen",
+        "-k",
+        "--deny",
+        "127.0.0.1/32",
+        "tcp://127.0.0.1:0",
+    ]);
+    let mut c = tcp(port);
+    assert!(closed_without_data(&mut c));
+    srv.stderr_contains("not allowed by --allow/--deny");
+
+    let (_srv, port) = server(&["listen", "-k", "--allow", "10.0.0.0/8", "tcp://127.0.0.1:0"]);
+    let mut c = tcp(port);
+    assert!(closed_without_data(&mut c));
+
+    let (mut srv, port) = server(&[
+        "listen",
+        "-k",
+        "--allow",
+        "127.0.0.0/8",
+        "--deny",
+        "10.0.0.0/8",
+        "tcp://127.0.0.1:0",
+    ]);
+    let mut c = tcp(port);
+    c.write_all(b"welcome\n").unwrap();
+    assert_eq!(srv.line(), "welcome\n");
+}
+
+#[test]
+fn max_conns_closes_the_excess_and_serves_the_rest() {
+    let (mut srv, port) = server(&["listen", "-k", "--max-conns", "2", "tcp://127.0.0.1:0"]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    a.write_all(b"a\n").unwrap();
+    b.write_all(b"b\n").unwrap();
+    let mut got = [srv.line(), srv.line()];
+    got.sort();
+    assert_eq!(got, ["a\n".to_string(), "b\n".to_string()]);
+    let mut c = tcp(port);
+    assert!(closed_without_data(&mut c));
+    srv.stderr_contains("connection limit reached (--max-conns)");
+    // When one leaves, a new client gets its place.
+    drop(a);
+    let mut d = tcp(port);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        d.write_all(b"d\n").unwrap();
+        let mut buf = [0u8; 1];
+        d.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        match d.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            _ => {
+                assert!(std::time::Instant::now() < deadline, "slot never freed");
+                d = tcp(port);
+            }
+        }
+    }
+    assert_eq!(srv.line(), "d\n");
+}
+
+#[test]
+fn resets_from_twenty_clients_do_not_stop_the_server() {
+    let (mut srv, port) = server(&["listen", "-k", "-v", "tcp://127.0.0.1:0"]);
+    for i in 0..20 {
+        let c = tcp(port);
+        let mut w = &c;
+        w.write_all(format!("r{i}\n").as_bytes()).unwrap();
+        assert_eq!(srv.line(), format!("r{i}\n"));
+        socket2::SockRef::from(&c)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(c); // RST
+    }
+    let mut ok = tcp(port);
+    ok.write_all(b"after the resets\n").unwrap();
+    assert_eq!(srv.line(), "after the resets\n");
+    assert!(srv.running());
+}
+
+#[test]
+fn restarts_at_once_on_the_same_port() {
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    let mut c = tcp(port);
+    c.write_all(b"x").unwrap();
+    srv.close_stdin();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(srv.wait().success());
+    // The server closed first, so its side holds TIME_WAIT; SO_REUSEADDR lets it rebind.
+    let (mut again, port2) = server(&["listen", &format!("tcp://127.0.0.1:{port}")]);
+    assert_eq!(port, port2);
+    drop(tcp(port));
+    again.close_stdin();
+}

@@ -1,0 +1,169 @@
+//! Byte-exact transfers: bulk both ways, half-close, pipes, terminals, stdout closed, CRLF, idle timeouts.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::process::Stdio;
+
+use super::{closed_without_data, tcp};
+use crate::util::*;
+
+fn bulk(listen_in: &[u8], connect_in: &[u8]) {
+    let dir = temp_dir(&format!("bulk-{}-{}", listen_in.len(), connect_in.len()));
+    let (lin, cin) = (dir.join("lin"), dir.join("cin"));
+    std::fs::write(&lin, listen_in).unwrap();
+    std::fs::write(&cin, connect_in).unwrap();
+    let mut srv = sockit();
+    srv.args(["listen", "tcp://127.0.0.1:0"]);
+    let mut srv = Proc::spawn(srv, Some(Stdio::from(File::open(&lin).unwrap())));
+    let port = srv.port();
+    let mut cli = sockit();
+    cli.args(["connect", &format!("127.0.0.1:{port}")]);
+    let mut cli = Proc::spawn(cli, Some(Stdio::from(File::open(&cin).unwrap())));
+    let got_by_client = cli.rest();
+    let got_by_server = srv.rest();
+    assert!(cli.wait().success(), "{:?}", cli.drain_err());
+    assert!(srv.wait().success(), "{:?}", srv.drain_err());
+    assert_eq!(got_by_client.len(), listen_in.len());
+    assert_eq!(sha256(&got_by_client), sha256(listen_in));
+    assert_eq!(got_by_server.len(), connect_in.len());
+    assert_eq!(sha256(&got_by_server), sha256(connect_in));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+const MIB32: usize = 32 << 20;
+
+#[test]
+fn bulk_32mib_each_way_is_byte_exact() {
+    bulk(&random_bytes(MIB32, 1), &random_bytes(MIB32, 2));
+}
+
+#[test]
+fn early_half_close_of_the_listener_does_not_cut_the_upload() {
+    bulk(b"", &random_bytes(MIB32, 3));
+}
+
+#[test]
+fn early_half_close_of_the_client_does_not_cut_the_download() {
+    bulk(&random_bytes(MIB32, 4), b"");
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    let writer = std::thread::spawn({
+        let mut stdin = srv.stdin.take().unwrap();
+        move || {
+            let flood = vec![b'x'; 1 << 20];
+            for _ in 0..256 {
+                if stdin.write_all(&flood).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut cli = sockit()
+        .args(["connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = cli.stdout.take().unwrap();
+    let mut head = [0u8; 4096];
+    out.read_exact(&mut head).unwrap();
+    drop(out); // the reader goes away, as `| head` does
+    let mut err = String::new();
+    cli.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = cli.wait().unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert!(err.is_empty(), "{err}");
+    drop(srv);
+    let _ = writer.join();
+}
+
+#[test]
+fn crlf_turns_lf_into_crlf() {
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    srv.close_stdin();
+    let (status, _, _) = run(
+        &["connect", "--crlf", &format!("127.0.0.1:{port}")],
+        b"a\nb\r\n",
+    );
+    assert!(status.success());
+    assert_eq!(srv.rest(), b"a\r\nb\r\n");
+}
+
+#[test]
+fn bulk_from_a_pipe_is_byte_exact() {
+    // stdin a pipe on both sides: the zero-copy (splice) path in both directions.
+    let down = random_bytes(MIB32, 5);
+    let up = random_bytes(MIB32, 6);
+    let mut srv = sockit();
+    srv.args(["listen", "tcp://127.0.0.1:0"]);
+    let mut srv = Proc::spawn(srv, None);
+    let port = srv.port();
+    let mut cli = sockit();
+    cli.args(["connect", &format!("127.0.0.1:{port}")]);
+    let mut cli = Proc::spawn(cli, None);
+    let feed = |mut stdin: std::process::ChildStdin, data: Vec<u8>| {
+        std::thread::spawn(move || {
+            for chunk in data.chunks(100_000) {
+                stdin.write_all(chunk).unwrap();
+            }
+        })
+    };
+    let f1 = feed(srv.stdin.take().unwrap(), down.clone());
+    let f2 = feed(cli.stdin.take().unwrap(), up.clone());
+    let got_down = cli.rest();
+    let got_up = srv.rest();
+    f1.join().unwrap();
+    f2.join().unwrap();
+    assert!(cli.wait().success());
+    assert!(srv.wait().success());
+    assert_eq!(sha256(&got_down), sha256(&down));
+    assert_eq!(sha256(&got_up), sha256(&up));
+}
+
+#[test]
+fn on_a_terminal_the_peers_eof_ends_the_session() {
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    srv.write(b"bye\n");
+    srv.close_stdin();
+    let sockit = env!("CARGO_BIN_EXE_sockit");
+    let ep = format!("127.0.0.1:{port}");
+    let mut tty = python("on_tty.py", &[sockit, "connect", &ep], Some(Stdio::null()));
+    assert_eq!(tty.line(), "bye\n");
+    assert_eq!(tty.line(), "exit 0\n");
+    assert!(srv.wait().success());
+}
+
+#[test]
+fn idle_timeout_closes_silent_clients_and_sessions() {
+    // listen -k: a client that says nothing is closed; the server goes on.
+    let (mut srv, port) = server(&[
+        "listen",
+        "-k",
+        "-v",
+        "--idle-timeout",
+        "0.3",
+        "tcp://127.0.0.1:0",
+    ]);
+    let mut quiet = tcp(port);
+    assert!(closed_without_data(&mut quiet));
+    srv.stderr_contains("idle timeout");
+    assert!(srv.running());
+
+    // connect: a silent peer ends the session with status 0.
+    let (mut srv2, port2) = server(&["listen", "tcp://127.0.0.1:0"]);
+    let mut cli = sockit();
+    cli.args([
+        "connect",
+        "--idle-timeout",
+        "0.3",
+        &format!("127.0.0.1:{port2}"),
+    ]);
+    let mut cli = Proc::spawn(cli, None); // stdin stays open: only the timeout can end it
+    let status = cli.wait_open();
+    assert!(status.success());
+    srv2.close_stdin();
+}
