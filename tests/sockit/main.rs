@@ -11,6 +11,7 @@ mod bench;
 mod chat;
 mod errors;
 mod listen;
+mod matrix;
 mod relay;
 mod serve;
 mod tls;

@@ -448,3 +448,58 @@ fn relay_presents_a_client_certificate_to_a_mutual_tls_server() {
     assert_eq!(out, b"hello, relayed client\n");
     assert_eq!(srv.rest(), b"plain in, mutual TLS out\n");
 }
+
+/// `openssl req -x509 ... -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1`
+/// makes a certificate with CA:TRUE (committed as `openssl-selfsigned.*`). Kept in the
+/// `--ca` file it is trusted, as curl and `openssl s_client -CAfile` trust it, by connect,
+/// relay and bench; its name is still checked.
+#[test]
+fn a_self_signed_ca_certificate_in_the_ca_file_is_trusted() {
+    let (pem, key) = (
+        cert("openssl-selfsigned.pem"),
+        cert("openssl-selfsigned.key"),
+    );
+    let (_srv, fp, port) = tls_server(
+        &["serve", "--cert", &pem, "--key", &key, "echo=tls://:0"],
+        None,
+    );
+    for at in ["127.0.0.1", "localhost"] {
+        let ep = format!("tls://{at}:{port}");
+        let (status, out, err) = run(&["connect", "--ca", &pem, &ep], b"trusted\n");
+        assert!(status.success(), "{ep}: {err}");
+        assert_eq!(out, b"trusted\n");
+        assert!(!err.contains("Other("), "{err}");
+    }
+    let ep = format!("tls://127.0.0.1:{port}");
+    let (status, out, err) = run(
+        &[
+            "bench", "-q", "--json", "--mode", "rr", "--count", "50", "--ca", &pem, &ep,
+        ],
+        b"",
+    );
+    assert!(status.success(), "{err} {}", String::from_utf8_lossy(&out));
+    let (relay, relay_port) = server(&["relay", "--ca", &pem, "tcp://127.0.0.1:0", &ep]);
+    let (status, out, err) = run(
+        &["connect", &format!("127.0.0.1:{relay_port}")],
+        b"relayed\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"relayed\n");
+    drop(relay);
+    // Another address of this machine is not in the certificate: refused, in words.
+    let (status, _, err) = run(
+        &["connect", "--ca", &pem, &format!("tls://127.0.0.2:{port}")],
+        b"",
+    );
+    assert!(!status.success());
+    assert!(err.contains("for another name"), "{err}");
+    // Without the file, the refusal names the fingerprint to pin.
+    let (status, _, err) = run(&["connect", &ep], b"");
+    assert!(!status.success());
+    assert!(err.contains(&format!("--pin {fp}")), "{err}");
+    assert!(
+        err.contains(&format!("connect to tls://127.0.0.1:{port}"))
+            || err.contains(&format!("with tls://127.0.0.1:{port}")),
+        "{err}"
+    );
+}

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::net::UdpSocket;
 use std::process::Stdio;
 
 use super::{closed_without_data, tcp};
@@ -166,4 +167,31 @@ fn idle_timeout_closes_silent_clients_and_sessions() {
     let status = cli.wait_open();
     assert!(status.success());
     srv2.close_stdin();
+}
+
+/// A datagram line that stdin has begun but not ended goes out after a short quiet, as
+/// `ncat -u` sends what a pipe gave it: `printf hi` into an open pipe is not held back.
+#[test]
+fn an_unfinished_datagram_line_is_sent_after_a_quiet() {
+    let (mut srv, port) = server(&["listen", "udp://127.0.0.1:0"]);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    peer.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+    assert_eq!(srv.line(), "hello\n");
+    srv.write(b"hi");
+    let mut buf = [0u8; 64];
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hi");
+    assert!(srv.running(), "stdin is still open: the session goes on");
+
+    // The same from the connecting side.
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    target.set_read_timeout(Some(DEADLINE)).unwrap();
+    let at = format!("udp://127.0.0.1:{}", target.local_addr().unwrap().port());
+    let mut cmd = sockit();
+    cmd.args(["connect", &at]);
+    let mut cli = Proc::spawn(cmd, None);
+    cli.write(b"partial");
+    let (n, _) = target.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"partial");
 }

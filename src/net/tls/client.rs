@@ -206,7 +206,7 @@ impl ServerCertVerifier for WebPki {
             )),
         };
         verdict.map_err(|e| match e {
-            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            rustls::Error::InvalidCertificate(c) if is_unknown_issuer(&c) => {
                 let fp = fingerprint(end_entity.as_ref());
                 rustls::Error::General(format!(
                     "the certificate is self-signed or from an unknown CA (SHA-256 {fp}); \
@@ -239,6 +239,16 @@ impl ServerCertVerifier for WebPki {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// An issuer nobody here trusts: unknown, or a self-signed CA certificate presented as the
+/// server's own (webpki names that `CaUsedAsEndEntity`).
+fn is_unknown_issuer(c: &CertificateError) -> bool {
+    match c {
+        CertificateError::UnknownIssuer => true,
+        CertificateError::Other(o) => o.to_string().contains("CaUsedAsEndEntity"),
+        _ => false,
     }
 }
 
