@@ -57,130 +57,57 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// `--pin` and `--insecure`: a verifier that looks only at the end certificate (or nothing),
-/// but still checks the handshake signatures, so the peer must hold the key.
+/// Whom a client trusts.
 #[derive(Debug)]
-struct Pinned {
-    pin: Option<[u8; 32]>,
-    provider: Arc<CryptoProvider>,
+enum Trust {
+    /// `--insecure` (`None`) or `--pin`: only the end certificate is looked at, or nothing.
+    Pinned(Option<[u8; 32]>),
+    /// The system's roots or `--ca FILE`: the web PKI rules, plus what curl and
+    /// `openssl s_client -CAfile` accept: a server certificate that is itself in the CA file
+    /// (`openssl req -x509` makes such certificates with CA:TRUE, which webpki refuses as an
+    /// end entity); its name and dates are still checked.
+    WebPki {
+        /// `None` when there is no root at all (a machine without CA certificates): then
+        /// every issuer is unknown.
+        webpki: Option<Arc<WebPkiServerVerifier>>,
+        listed: Vec<CertificateDer<'static>>,
+    },
 }
 
-fn check_signatures12(
-    provider: &CryptoProvider,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-    verify_tls12_signature(
-        message,
-        cert,
-        dss,
-        &provider.signature_verification_algorithms,
-    )
-}
-
-fn check_signatures13(
-    provider: &CryptoProvider,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-    verify_tls13_signature(
-        message,
-        cert,
-        dss,
-        &provider.signature_verification_algorithms,
-    )
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.pin {
-            None => Ok(ServerCertVerified::assertion()),
-            Some(pin) if Sha256::digest(end_entity.as_ref()).as_slice() == pin => {
-                Ok(ServerCertVerified::assertion())
-            }
-            Some(_) => Err(rustls::Error::General(format!(
-                "the certificate's fingerprint is {}, not the pinned one",
-                fingerprint(end_entity.as_ref())
-            ))),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        check_signatures12(&self.provider, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        check_signatures13(&self.provider, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// The system's roots or `--ca FILE`: the web PKI rules, plus what curl and
-/// `openssl s_client -CAfile` accept: a server certificate that is itself in the CA file
-/// (`openssl req -x509` makes such certificates with CA:TRUE, which webpki refuses as an
-/// end entity). Its name and dates are still checked. An unknown issuer is reported with
+/// The one verifier of every client. Whatever the trust, the handshake signatures are
+/// checked, so the peer must hold the certificate's key. An unknown issuer is reported with
 /// the certificate's fingerprint, so it can be pinned at once.
 #[derive(Debug)]
-struct WebPki {
-    /// `None` when there is no root at all (a machine without CA certificates): then
-    /// every issuer is unknown.
-    webpki: Option<Arc<WebPkiServerVerifier>>,
-    listed: Vec<CertificateDer<'static>>,
+struct Verifier {
+    trust: Trust,
     provider: Arc<CryptoProvider>,
 }
 
-impl WebPki {
-    /// Name and dates of a certificate trusted because the CA file holds it.
-    fn check_listed(
-        end_entity: &CertificateDer<'_>,
-        server_name: &ServerName<'_>,
-        now: UnixTime,
-    ) -> std::result::Result<(), rustls::Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        cert.verify_is_valid_for_subject_name(server_name)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(end_entity.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        let validity = parsed.validity();
-        if now < validity.not_before.timestamp() {
-            return Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidYet,
-            ));
-        }
-        if now > validity.not_after.timestamp() {
-            return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
-        }
-        Ok(())
+/// Name and dates of a certificate trusted because the CA file holds it.
+fn check_listed(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> std::result::Result<(), rustls::Error> {
+    let bad = |e| rustls::Error::InvalidCertificate(e);
+    let cert = webpki::EndEntityCert::try_from(end_entity)
+        .map_err(|_| bad(CertificateError::BadEncoding))?;
+    cert.verify_is_valid_for_subject_name(server_name)
+        .map_err(|_| bad(CertificateError::NotValidForName))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+        .map_err(|_| bad(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = parsed.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(bad(CertificateError::NotValidYet));
     }
+    if now > validity.not_after.timestamp() {
+        return Err(bad(CertificateError::Expired));
+    }
+    Ok(())
 }
 
-impl ServerCertVerifier for WebPki {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -189,19 +116,27 @@ impl ServerCertVerifier for WebPki {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        if self
-            .listed
-            .iter()
-            .any(|c| c.as_ref() == end_entity.as_ref())
-        {
-            Self::check_listed(end_entity, server_name, now)?;
-            return Ok(ServerCertVerified::assertion());
-        }
-        let verdict = match &self.webpki {
-            Some(w) => {
-                w.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let verdict = match &self.trust {
+            Trust::Pinned(None) => Ok(ServerCertVerified::assertion()),
+            Trust::Pinned(Some(pin)) => {
+                if Sha256::digest(end_entity.as_ref()).as_slice() == pin {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::General(format!(
+                        "the certificate's fingerprint is {}, not the pinned one",
+                        fingerprint(end_entity.as_ref())
+                    )))
+                }
             }
-            None => Err(rustls::Error::InvalidCertificate(
+            Trust::WebPki { listed, .. }
+                if listed.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                check_listed(end_entity, server_name, now).map(|()| ServerCertVerified::assertion())
+            }
+            Trust::WebPki {
+                webpki: Some(w), ..
+            } => w.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            Trust::WebPki { webpki: None, .. } => Err(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer,
             )),
         };
@@ -210,7 +145,7 @@ impl ServerCertVerifier for WebPki {
                 let fp = fingerprint(end_entity.as_ref());
                 rustls::Error::General(format!(
                     "the certificate is self-signed or from an unknown CA (SHA-256 {fp}); \
-                         trust it with --pin {fp} or --ca FILE"
+                     trust it with --pin {fp} or --ca FILE"
                 ))
             }
             other => other,
@@ -223,7 +158,12 @@ impl ServerCertVerifier for WebPki {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        check_signatures12(&self.provider, message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -232,7 +172,12 @@ impl ServerCertVerifier for WebPki {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        check_signatures13(&self.provider, message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -266,7 +211,7 @@ impl Client {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(setup_error)?;
-        let (config, trust) = if opts.insecure || opts.pin.is_some() {
+        let (trust, name) = if opts.insecure || opts.pin.is_some() {
             let pin = match &opts.pin {
                 Some(p) => Some(parse_pin(p).ok_or_else(|| {
                     Error::new(
@@ -277,13 +222,10 @@ impl Client {
                 })?),
                 None => None,
             };
-            let verifier = Arc::new(Pinned { pin, provider });
-            let builder = builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier);
-            (builder, if pin.is_some() { "pinned" } else { "insecure" })
+            let name = if pin.is_some() { "pinned" } else { "insecure" };
+            (Trust::Pinned(pin), name)
         } else {
-            let (roots, listed, trust) = match &opts.ca {
+            let (roots, listed, name) = match &opts.ca {
                 Some(ca) => (ca_roots(ca)?, read_certs(ca)?, "ca"),
                 None => {
                     let mut roots = RootCertStore::empty();
@@ -300,18 +242,13 @@ impl Client {
                         .map_err(setup_error)?,
                 )
             };
-            // Not a weakening: WebPki applies the web PKI rules, and for a certificate that
-            // the user's own CA file holds, the name and dates.
-            let verifier = Arc::new(WebPki {
-                webpki,
-                listed,
-                provider,
-            });
-            let builder = builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier);
-            (builder, trust)
+            (Trust::WebPki { webpki, listed }, name)
         };
+        // Only --insecure weakens anything, and it is said out loud where it is chosen.
+        let config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier { trust, provider }));
+        let trust = name;
         let config = match (&opts.cert, &opts.key) {
             (Some(cert), Some(key)) => config
                 .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
