@@ -6,23 +6,29 @@
 //! IPv4 and IPv6.
 //!
 //! # Layout
-//! - [`endpoint`]: `tcp://host:port` and friends, parsed once at the edge.
-//! - [`net`]: connecting and binding every kind of socket; [`net::Stream`],
-//!   [`net::Listener`], [`net::Datagram`], [`net::Peer`].
+//! A run's types, from the command line down: an [`Endpoint`] (parsed once at the edge) and
+//! plain options become a [`net::Dialer`] (client side) or a [`server::Admission`] over a
+//! [`net::Bound`] socket (server side); either yields a [`net::Stream`] with every layer
+//! applied (TLS today), which a command turns into a conversation.
+//!
+//! - [`endpoint`]: `tcp://host:port` and friends, `FromStr`/`Display`.
+//! - [`net`]: sockets of every kind and their layers. [`net::Dialer`] is the one dial every
+//!   command connects through; [`net::bind`], [`net::bind_datagram`] and [`net::Bound`] bind;
+//!   [`net::tls`] is TLS as a layer over TCP (client and server in their own files).
+//! - [`server`]: the one admission of every server: access rules ([`server::access`]),
+//!   `--max-conns`, accept back-off, the layers' handshakes under `--handshake-timeout`, a
+//!   task per client; and the datagram gate.
 //! - [`pump`]: bytes both ways between two streams, with half-close and byte counts.
-//! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
 //! - `splice` (internal): the zero-copy path for bulk transfers between pipes and a socket.
-//! - [`accept`]: the accept loop every stream server shares (rules, limit, back-off).
-//! - [`access`]: `--allow`/`--deny` CIDR rules and the connection limit.
-//! - [`connect`] and [`listen`]: the two netcat-style commands; each takes an already
-//!   connected or bound socket and a shutdown token, so tests and examples can drive them.
-//! - [`relay`]: `relay`'s stream pairs and per-client datagram sockets.
-//! - [`tls`]: `tls://` on top of any TCP stream: rustls, self-signed certificates and
-//!   fingerprints, `--ca`/`--pin`/`--insecure` trust.
-//! - [`chat`]: the chat room ([`chat::Room`]) and its tcp/udp/unix adapters.
-//! - [`services`]: `serve`'s echo, discard, chargen, daytime (with strftime), time, sntp.
-//! - [`bench`]: the load generator behind `sockit bench`, checking every byte.
-//! - [`error`]: the one error type, with a hint for each kind.
+//! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
+//! - [`session`]: one conversation between stdio and a peer (stream or datagram), shared by
+//!   `connect` and `listen`.
+//! - The commands, each taking an already bound socket or a dialer and a shutdown token, so
+//!   tests and examples drive them in-process: [`connect`], [`listen`], [`relay`],
+//!   [`chat`] (the transport-free [`chat::Room`], its commands and adapters), [`services`]
+//!   (echo, discard, chargen, daytime with strftime, time, sntp), [`bench`] (the load
+//!   generator, checking every byte).
+//! - [`error`]: the one error type, with a kind, a hint and the underlying cause.
 //! - `cli` and `main.rs` (binary only): arguments in, exit status out.
 //!
 //! # Example
