@@ -1,7 +1,7 @@
 //! `sockit connect`: stdin to a peer, the peer to stdout.
 //!
 //! The command only: the peer is reached through the one dial ([`crate::net::Dialer`], every
-//! layer applied) and the conversation is a [`session`](crate::session), the same one
+//! layer applied) and the conversation is a [`crate::session`], the same one
 //! `listen` has with its first client.
 
 use tokio_util::sync::CancellationToken;

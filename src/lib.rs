@@ -26,7 +26,7 @@
 //! - The commands, each taking an already bound socket or a dialer and a shutdown token, so
 //!   tests and examples drive them in-process: [`connect`], [`listen`], [`relay`],
 //!   [`chat`] (the transport-free [`chat::Room`], its commands and adapters), [`services`]
-//!   (echo, discard, chargen, daytime with strftime, time, sntp), [`bench`] (the load
+//!   (echo, discard, chargen, daytime with strftime, time, sntp), [`bench`](mod@bench) (the load
 //!   generator, checking every byte).
 //! - [`error`]: the one error type, with a kind, a hint and the underlying cause.
 //! - `cli` and `main.rs` (binary only): arguments in, exit status out.

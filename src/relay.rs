@@ -1,6 +1,6 @@
 //! `sockit relay LISTEN TARGET`: each client gets its own connection to TARGET.
 //!
-//! Streams are joined by the [`pump`](crate::pump), so half-close passes through in both
+//! Streams are joined by the [`crate::pump`], so half-close passes through in both
 //! directions and either side failing ends the pair. Datagrams get one upstream socket per
 //! client address (so answers find their way back), forgotten after an idle timeout.
 

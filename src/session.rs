@@ -1,5 +1,5 @@
 //! One conversation between stdio and a peer, shared by `connect` and by `listen` without
-//! `-k`: a stream through the [`pump`](crate::pump) (or splice), or a datagram socket
+//! `-k`: a stream through the [`crate::pump`] (or splice), or a datagram socket
 //! where each input line is one datagram and each datagram received is one output line.
 
 use std::io;

@@ -1,8 +1,8 @@
 //! `sockit listen`: wait for clients and talk to them.
 //!
 //! Without `-k` one conversation is served exactly as `connect` would (the listener is
-//! closed once the client arrives). With `-k` the [`hub`] serves stream clients
-//! concurrently and the [`datagram`] loop answers whoever wrote last, as the tutorial's
+//! closed once the client arrives). With `-k` the `hub` serves stream clients
+//! concurrently and the `datagram` loop answers whoever wrote last, as the tutorial's
 //! QQ-style server does. Entry points take an already bound socket and a shutdown token.
 
 mod datagram;
