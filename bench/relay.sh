@@ -13,7 +13,7 @@ for p in socat:socat ncat:ncat iperf3:iperf3; do
   command -v "${p%%:*}" >/dev/null || apt-get install -y "${p#*:}" >/dev/null
 done
 cargo build --release -q -p sockit
-SOCKIT=$PWD/target/release/sockit
+SOCKIT=${SOCKIT:-$PWD/target/release/sockit}  # SOCKIT=path compares another build (before/after)
 source bench/lib.sh
 
 IPORT=$(free_port)

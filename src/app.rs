@@ -17,6 +17,13 @@ use crate::cli::{
     ServeArgs, TlsClientArgs, TlsServerArgs,
 };
 
+/// Writes one line to stderr. A stderr that cannot take it (`2>/dev/full`, a closed pipe)
+/// costs the line, never the run: eprintln! would panic there.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
 pub fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
@@ -72,8 +79,14 @@ pub fn run(cli: Cli) -> Result<()> {
     });
     // Client tasks still hold stdout handles; ending the runtime drops them.
     runtime.shutdown_timeout(Duration::from_millis(200));
-    stdout_thread.finish();
-    result
+    match (stdout_thread.finish(), result) {
+        // Output that could not be written is lost data: say so, whatever else happened.
+        (Some(e), Ok(())) => Err(Error::io("cannot write stdout", &e)),
+        (Some(e), Err(r)) if *r.kind() == ErrorKind::StdoutClosed => {
+            Err(Error::io("cannot write stdout", &e))
+        }
+        (_, result) => result,
+    }
 }
 
 /// The TLS trust a client asked for, as the dial takes it.
@@ -155,10 +168,10 @@ fn tls_server(
         } else {
             "certificate"
         };
-        eprintln!(
+        say(format_args!(
             "tls {kind}, SHA-256 fingerprint {} (clients: --pin {})",
             server.fingerprint, server.fingerprint
-        );
+        ));
     }
     Ok(Some(server))
 }
@@ -217,7 +230,7 @@ async fn run_listen(
     let admission = admission(&args.limits, &args.tls, &[&endpoint], quiet)?;
     let bound = Bound::bind(&endpoint).await?;
     if !quiet {
-        eprintln!("listening on {}", bound.local_endpoint());
+        say(format_args!("listening on {}", bound.local_endpoint()));
     }
     match bound {
         Bound::Stream(listener) => {
@@ -258,7 +271,7 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
     let bound = services::bind(&bindings).await?;
     if !quiet {
         for b in &bound {
-            eprintln!("{}", b.readiness());
+            say(b.readiness());
         }
     }
     services::run(bound, admission, cfg, shutdown).await
@@ -290,7 +303,7 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
     let bound = Bound::bind_all(&endpoints).await?;
     if !quiet {
         for b in &bound {
-            eprintln!("{}", chat::readiness(b));
+            say(chat::readiness(b));
         }
     }
     chat::run(room, bound, admission, cfg, shutdown).await
@@ -395,7 +408,7 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
     let admission = admission(&args.limits, &args.server_tls, &[&from], quiet)?;
     let bound = Bound::bind(&from).await?;
     if !quiet {
-        eprintln!("listening on {}", bound.local_endpoint());
+        say(format_args!("listening on {}", bound.local_endpoint()));
     }
     match bound {
         Bound::Stream(listener) => relay::run_stream(listener, &admission, target, shutdown).await,

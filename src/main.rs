@@ -16,9 +16,9 @@ fn main() -> ExitCode {
         // `sockit ... | head`: the reader has what it wanted; that is success.
         Err(e) if *e.kind() == ErrorKind::StdoutClosed => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sockit: {e}");
+            app::say(format_args!("sockit: {e}"));
             if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
+                app::say(format_args!("hint: {hint}"));
             }
             ExitCode::FAILURE
         }

@@ -25,12 +25,14 @@ use crate::pump::{End, Report};
 const CHUNK: usize = 1 << 20;
 
 /// How stdout can receive spliced data.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sink {
     /// A pipe: splice straight into it.
     Pipe,
     /// A file or /dev/null: splice through a pipe of our own.
     ViaPipe,
+    /// A file opened for append (`>>`), which splice(2) refuses: plain writes.
+    Copy,
 }
 
 /// True when neither stdin nor stdout is a terminal, and stdout can take spliced data.
@@ -49,10 +51,17 @@ fn sink() -> Option<Sink> {
     let st = fstat(out.as_fd()).ok()?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Fifo => Some(Sink::Pipe),
+        FileType::RegularFile if is_append(out.as_fd()) => Some(Sink::Copy),
         FileType::RegularFile => Some(Sink::ViaPipe),
         FileType::CharacterDevice if !out.is_terminal() => Some(Sink::ViaPipe),
         _ => None,
     }
+}
+
+/// True for a descriptor opened with O_APPEND (`>> file`), which splice(2) refuses with
+/// EINVAL.
+fn is_append(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fcntl_getfl(fd).is_ok_and(|f| f.contains(rustix::fs::OFlags::APPEND))
 }
 
 /// Relays stdin and stdout with `stream` by splice until both directions end.
@@ -157,11 +166,14 @@ fn splice_stdin(sock: &OwnedFd) -> io::Result<u64> {
     Ok(total)
 }
 
-/// The socket to stdout, directly into a pipe or through one of ours.
+/// The socket to stdout, directly into a pipe or through one of ours; plain writes where
+/// stdout refuses spliced data (O_APPEND, some devices), from the first refusal on, so no
+/// byte is lost to the fast path.
 fn download(sock: &OwnedFd, sink: Sink) -> io::Result<u64> {
     let stdout = io::stdout();
     let out = stdout.as_fd();
     let relay = match sink {
+        Sink::Copy => return copy_down(sock, out, 0),
         Sink::Pipe => {
             let _ = rustix::pipe::fcntl_setpipe_size(out, CHUNK);
             None
@@ -185,6 +197,8 @@ fn download(sock: &OwnedFd, sink: Sink) -> io::Result<u64> {
             }
             Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::PIPE) => return Err(crate::error::stdout_closed()),
+            // stdout (a pipe given to us) refuses splice: nothing was moved yet.
+            Err(rustix::io::Errno::INVAL) if relay.is_none() => return copy_down(sock, out, total),
             Err(e) => return Err(e.into()),
         };
         total += n as u64;
@@ -196,9 +210,82 @@ fn download(sock: &OwnedFd, sink: Sink) -> io::Result<u64> {
                     Ok(m) => left -= m,
                     Err(rustix::io::Errno::INTR) => {}
                     Err(rustix::io::Errno::PIPE) => return Err(crate::error::stdout_closed()),
-                    Err(e) => return Err(e.into()),
+                    Err(rustix::io::Errno::INVAL) => {
+                        // Refused: what is in our pipe goes out by plain writes, then the rest.
+                        drain_pipe(r, out, left)?;
+                        return copy_down(sock, out, total);
+                    }
+                    Err(e) => return Err(write_error(e)),
                 }
             }
+        }
+    }
+}
+
+/// Writes all of `data` to blocking stdout.
+fn write_out(out: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(out, data) {
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::PIPE) => return Err(crate::error::stdout_closed()),
+            Err(e) => return Err(write_error(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A failed write to stdout, marked as ours so it is not reported as the connection's.
+fn write_error(e: rustix::io::Errno) -> io::Error {
+    let e = io::Error::from(e);
+    io::Error::new(e.kind(), StdoutFailed(crate::error::describe_io(&e)))
+}
+
+/// The reason stdout refused our bytes (`no space left on device`, ...).
+#[derive(Debug)]
+pub(crate) struct StdoutFailed(pub(crate) String);
+
+impl std::fmt::Display for StdoutFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write stdout: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutFailed {}
+
+/// `left` bytes still in our relay pipe, read out and written to stdout.
+fn drain_pipe(r: &OwnedFd, out: BorrowedFd<'_>, mut left: usize) -> io::Result<()> {
+    let mut buf = vec![0u8; left.min(CHUNK)];
+    while left > 0 {
+        let want = left.min(buf.len());
+        match rustix::io::read(r, &mut buf[..want]) {
+            Ok(0) => return Err(io::Error::other("relay pipe ended early")),
+            Ok(n) => {
+                write_out(out, &buf[..n])?;
+                left -= n;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The socket to stdout by plain reads and writes, counting on from `total`.
+fn copy_down(sock: &OwnedFd, out: BorrowedFd<'_>, mut total: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK / 4];
+    loop {
+        match rustix::io::read(sock, &mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                write_out(out, &buf[..n])?;
+                total += n as u64;
+            }
+            Err(rustix::io::Errno::AGAIN) => {
+                poll(&mut [PollFd::new(sock, PollFlags::IN)], None)?;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -145,7 +145,7 @@ pub struct Output {
 
 /// The thread that writes stdout; [`StdoutThread::finish`] waits until all was written.
 #[derive(Debug)]
-pub struct StdoutThread(Option<JoinHandle<()>>);
+pub struct StdoutThread(Option<JoinHandle<Option<io::Error>>>);
 
 impl Output {
     /// Starts the stdout thread. Keep the [`StdoutThread`] to flush at exit.
@@ -160,13 +160,15 @@ impl Output {
                     .name("sockit-stdout".into())
                     .spawn(move || {
                         while let Some(chunk) = rx.blocking_recv() {
-                            if out.write_all(&chunk).is_err() {
-                                // The reader went away (`| head`): stop taking output, which
-                                // every writer sees as `ErrorKind::StdoutClosed`.
-                                return;
+                            if let Err(e) = out.write_all(&chunk) {
+                                // Stop taking output, which every writer sees as
+                                // `ErrorKind::StdoutClosed`. A reader that went away
+                                // (`| head`) is the end of the job; anything else (a full
+                                // disk) is a failure that `finish` reports.
+                                return (e.kind() != io::ErrorKind::BrokenPipe).then_some(e);
                             }
                         }
-                        let _ = out.flush();
+                        out.flush().err()
                     })
             });
         let handle = match handle {
@@ -209,10 +211,11 @@ impl Output {
 
 impl StdoutThread {
     /// Waits until everything queued was written. Call after every [`Output`] was dropped.
-    pub fn finish(mut self) {
-        if let Some(h) = self.0.take() {
-            let _ = h.join();
-        }
+    ///
+    /// Returns why stdout refused bytes, when it did for another reason than its reader
+    /// leaving (`>/dev/full`: no space left on device), so the loss is reported.
+    pub fn finish(mut self) -> Option<io::Error> {
+        self.0.take().and_then(|h| h.join().ok().flatten())
     }
 }
 
