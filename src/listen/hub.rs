@@ -24,6 +24,9 @@ use crate::pump::Activity;
 use crate::server::Admission;
 use crate::stdio::{Input, Output};
 
+/// How long a `--broker` receiver may take nothing before it is dropped (`--idle-timeout`
+/// replaces it).
+const BROKER_STALL: Duration = Duration::from_secs(10);
 /// Chunks queued for one client before it counts as too slow.
 const QUEUE: usize = 256;
 /// Read buffer of a TLS client (plain clients read into the worker thread's scratch buffer).
@@ -58,6 +61,34 @@ struct Hub {
 impl Hub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Client>> {
         self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A broker client's chunk for every other client: the sender waits for each queue to
+    /// have room (so it is slowed to the pace of its readers, as chat does), and only a
+    /// receiver that takes nothing for `stall` is dropped.
+    async fn relay(&self, data: &Bytes, from: u64, stall: Duration) {
+        let receivers: Vec<(u64, mpsc::Sender<Bytes>)> = self
+            .lock()
+            .iter()
+            .filter(|(id, _)| **id != from)
+            .map(|(id, c)| (*id, c.tx.clone()))
+            .collect();
+        for (id, tx) in receivers {
+            match tokio::time::timeout(stall, tx.send(data.clone())).await {
+                Ok(Ok(())) => {}
+                // It left meanwhile.
+                Ok(Err(_)) => {
+                    self.lock().remove(&id);
+                }
+                Err(_) => {
+                    if let Some(c) = self.lock().remove(&id) {
+                        tracing::warn!(peer = %c.peer, stall_s = stall.as_secs_f64(),
+                            "client took nothing for the whole stall limit; dropping it");
+                        c.kick.cancel();
+                    }
+                }
+            }
+        }
     }
 
     /// Queues `data` for every client but `except`; drops clients that cannot keep up.
@@ -129,6 +160,15 @@ pub(super) async fn run(
         () = output.closed() => Err(Error::stdout_closed()),
     };
     stdin_task.abort();
+    // Every client's session is a child of `shutdown`: let them flush what they hold.
+    let tasks = admission.tasks();
+    tasks.close();
+    if tokio::time::timeout(FINISH_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some clients did not finish in time");
+    }
     result
 }
 
@@ -250,8 +290,10 @@ impl Session {
             }
             Ok::<_, io::Error>(())
         };
+        // Outside the reader, so a line the client has begun is still there to flush when
+        // the conversation is cut (shutdown, idle timeout).
+        let mut lines = Lines::new(MAX_LINE);
         let reader = async {
-            let mut lines = Lines::new(MAX_LINE);
             loop {
                 let buf = rd.read_chunk().await?;
                 let n = buf.len();
@@ -274,6 +316,10 @@ impl Session {
             () = kick.cancelled() => Ok("dropped (too slow, or shutting down)"),
         };
         self.hub.lock().remove(&self.id);
+        if let Some(rest) = lines.finish() {
+            // What the client sent is never lost, even when it did not end its line.
+            let _ = self.deliver(vec![rest]).await;
+        }
         if matches!(end, Ok("eof" | "idle timeout")) {
             wr.finish().await;
         }
@@ -298,7 +344,8 @@ impl Session {
         let name = self.show_peer.then(|| self.peer.to_string());
         let chunk = prefixed(name.as_deref(), &lines);
         if self.broker {
-            self.hub.broadcast(&chunk, Some(self.id));
+            let stall = self.idle.unwrap_or(BROKER_STALL);
+            self.hub.relay(&chunk, self.id, stall).await;
             Ok(())
         } else {
             self.output.write(chunk).await

@@ -1,8 +1,10 @@
 //! Errors in words: one line, a hint, exit status 1; and `--help`.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::process::Stdio;
 use std::time::Duration;
 
+use super::tcp;
 use crate::util::*;
 
 fn fails_with(args: &[&str], first_line: &str, hint: &str) {
@@ -127,4 +129,86 @@ fn help_lists_every_command_with_examples() {
             "{c} --help has no example"
         );
     }
+}
+
+/// `2>/dev/full`: a stderr that cannot be written costs its lines, never the run (eprintln!
+/// panics with exit 101 there). Servers go on serving; connect's error path still exits 1.
+#[test]
+fn a_stderr_that_cannot_be_written_never_panics() {
+    let full = || std::fs::File::create("/dev/full").unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let status = sockit()
+        .args(["connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stderr(full())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "refused, reported (to nowhere), exit 1"
+    );
+    for args in [
+        vec!["serve", "-v", "echo=tcp://127.0.0.1:0"],
+        vec!["listen", "-v", "-k", "tcp://127.0.0.1:0"],
+        vec!["chat", "-v", "tcp://127.0.0.1:0"],
+        vec!["relay", "-v", "tcp://127.0.0.1:0", "tcp://127.0.0.1:9"],
+    ] {
+        let mut child = sockit()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(full())
+            .spawn()
+            .unwrap();
+        // No readiness line can be read here: wait for the listening socket instead.
+        let pid = child.id();
+        let end = std::time::Instant::now() + DEADLINE;
+        let port = loop {
+            if let Some(p) = listening_port(pid) {
+                break p;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "{args:?} exited");
+            assert!(std::time::Instant::now() < end, "{args:?} never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut c = tcp(port);
+        let _ = c.write_all(b"hello\n");
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = c.read_to_end(&mut sink);
+        assert!(child.try_wait().unwrap().is_none(), "{args:?} died");
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+        let status = child.wait().unwrap();
+        assert_ne!(status.code(), Some(101), "{args:?} panicked");
+    }
+}
+
+/// The TCP port a process of ours listens on, from `/proc` (its socket inodes in
+/// `/proc/net/tcp`).
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .map(str::to_string)
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, inode) = (cols.get(1)?, cols.get(3)?, cols.get(9)?);
+        (*state == "0A" && inodes.iter().any(|i| i == inode))
+            .then(|| u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok())
+            .flatten()
+    })
 }

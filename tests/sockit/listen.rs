@@ -209,3 +209,48 @@ fn restarts_at_once_on_the_same_port() {
     drop(tcp(port));
     again.close_stdin();
 }
+
+/// SIGTERM under `-k`: a line a client has begun but not ended is written out, not lost.
+#[test]
+fn sigterm_flushes_a_clients_unfinished_line() {
+    let (mut srv, port) = server(&["listen", "-k", "tcp://127.0.0.1:0"]);
+    let mut c = tcp(port);
+    // One write: once the complete line is out, the unfinished one was read with it.
+    c.write_all(b"complete\nunfinished").unwrap();
+    assert_eq!(srv.line(), "complete\n");
+    srv.terminate();
+    assert!(srv.wait().success());
+    assert_eq!(srv.rest(), b"unfinished");
+}
+
+/// `--broker` with a receiver slower than the sender: the sender is slowed down and the
+/// receiver gets every byte (ncat --broker's behaviour), with memory bounded by the queue.
+#[test]
+fn broker_slows_the_sender_for_a_slow_reader() {
+    let (_srv, port) = server(&["listen", "--broker", "tcp://127.0.0.1:0"]);
+    let mut receiver = tcp(port);
+    let mut sender = tcp(port);
+    let data: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("{i:0999}\n").into_bytes())
+        .collect();
+    // The broker has both before the first byte: the receiver says hello and the sender
+    // waits to hear it.
+    receiver.write_all(b"ready\n").unwrap();
+    assert_eq!(read_line(&mut sender), "ready\n");
+    let to_send = data.clone();
+    let feeder = std::thread::spawn(move || {
+        sender.write_all(&to_send).unwrap();
+        sender
+    });
+    let mut got = Vec::with_capacity(data.len());
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < data.len() {
+        let n = receiver.read(&mut buf).unwrap();
+        assert!(n > 0, "dropped after {} of {} bytes", got.len(), data.len());
+        got.extend_from_slice(&buf[..n]);
+        // Slower than the sender: at most ~30 MB/s.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _sender = feeder.join().unwrap();
+    assert_eq!(sha256(&got), sha256(&data));
+}

@@ -195,3 +195,77 @@ fn an_unfinished_datagram_line_is_sent_after_a_quiet() {
     let (n, _) = target.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"partial");
 }
+
+/// `>> file`: splice(2) refuses a file opened for append; every byte still arrives, after
+/// what the file held, for connect and for listen.
+#[test]
+fn stdout_opened_for_append_gets_every_byte() {
+    let dir = temp_dir("append");
+    let data = random_bytes(3 << 20, 7);
+    let (_echo, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let out_path = dir.join("connect.out");
+    std::fs::write(&out_path, b"before\n").unwrap();
+    let input = dir.join("input");
+    std::fs::write(&input, &data).unwrap();
+    let status = sockit()
+        .args(["connect", &format!("127.0.0.1:{port}")])
+        .stdin(File::open(&input).unwrap())
+        .stdout(append(&out_path))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let got = std::fs::read(&out_path).unwrap();
+    assert_eq!(&got[..7], b"before\n");
+    assert_eq!(sha256(&got[7..]), sha256(&data));
+
+    let out_path = dir.join("listen.out");
+    std::fs::write(&out_path, b"before\n").unwrap();
+    let mut cmd = sockit();
+    cmd.args(["listen", "tcp://127.0.0.1:0"])
+        .stdout(append(&out_path))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut err, &mut ready).unwrap();
+    let port: u16 = ready.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let mut c = tcp(port);
+    c.write_all(&data).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let got = std::fs::read(&out_path).unwrap();
+    assert_eq!(
+        sha256(&got[7..]),
+        sha256(&data),
+        "{} bytes of {}",
+        got.len() - 7,
+        data.len()
+    );
+}
+
+fn append(path: &std::path::Path) -> File {
+    std::fs::OpenOptions::new().append(true).open(path).unwrap()
+}
+
+/// A stdout that refuses bytes (`> /dev/full`) is lost data: one line and exit 1, never a
+/// quiet success and never "connection failed".
+#[test]
+fn a_full_stdout_is_reported() {
+    let (_echo, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let out = sockit()
+        .args(["connect", "--send", "hello\n", &format!("127.0.0.1:{port}")])
+        .stdout(File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write stdout: no space left on device"),
+        "{err}"
+    );
+}
