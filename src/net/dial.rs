@@ -146,7 +146,7 @@ async fn connect_tcp(
 ) -> Result<(TcpStream, Peer)> {
     let mut last = None;
     for addr in resolve(hp).await? {
-        match with_timeout(timeout, TcpStream::connect(addr)).await {
+        match with_timeout(timeout, connect_keeping_early_bytes(addr)).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 return Ok((s, Peer::from_ip(addr)));
@@ -159,6 +159,34 @@ async fn connect_tcp(
     }
     let e = last.unwrap_or_else(|| io::Error::other("no address to try"));
     Err(Error::io(what(), &e))
+}
+
+/// A TCP connect that keeps what a peer sent before resetting at once (a greeting, then
+/// RST). `TcpStream::connect` checks SO_ERROR after the handshake and, finding the reset
+/// there, reports a failed connect and drops the greeting; here a socket whose handshake
+/// completed is a connection, and its reads give the greeting first, then the reset.
+async fn connect_keeping_early_bytes(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    sock.set_cloexec(true)?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+    stream.writable().await?;
+    if stream.peer_addr().is_ok() {
+        return Ok(stream);
+    }
+    // Not connected now: refused (never connected), or connected and already gone. A peek
+    // tells them apart without consuming the error that reads must still report.
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe).await {
+        Ok(_) => Ok(stream),
+        Err(e) => Err(e),
+    }
 }
 
 async fn connect_unix(addr: &UnixAddr) -> io::Result<UnixStream> {

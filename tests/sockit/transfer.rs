@@ -269,3 +269,25 @@ fn a_full_stdout_is_reported() {
         "{err}"
     );
 }
+
+/// A server that writes a greeting and resets at once: the greeting reaches stdout, then the
+/// reset is reported (one line, exit 1), as ncat and socat do; never "cannot connect".
+#[test]
+fn data_before_a_reset_is_delivered_then_the_reset_reported() {
+    let mut py = python("greet_and_reset.py", &[], Some(Stdio::null()));
+    let port = py.line().trim().to_string();
+    // The race between the greeting, the reset and our connect differs each time.
+    for _ in 0..30 {
+        // stdin stays open (a pipe), as when a person or a program is still typing.
+        let mut cmd = sockit();
+        cmd.args(["connect", &format!("127.0.0.1:{port}")]);
+        let mut cli = Proc::spawn(cmd, None);
+        let got = cli.rest();
+        let status = cli.wait_open();
+        let err = cli.drain_err().join("\n");
+        assert_eq!(got, b"SSH-2.0-greeting\r\n", "{err}");
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert!(err.contains("connection reset by peer"), "{err}");
+        assert!(!err.contains("cannot connect"), "{err}");
+    }
+}
