@@ -135,7 +135,9 @@ pub struct ConnectArgs {
 pub struct ListenArgs {
     /// Where to listen, e.g. tcp://127.0.0.1:8898, tcp://:8898 (everywhere), udp://:9000.
     pub endpoint: String,
-    /// Keep listening: serve clients concurrently and never stop at the end of stdin.
+    /// Keep listening: serve clients concurrently and never stop at the end of stdin. Lines
+    /// of up to 64 KiB from different clients never mix on stdout; longer ones are passed on
+    /// in 64 KiB pieces.
     #[arg(short, long)]
     pub keep_open: bool,
     /// Pass what any client sends to all the other clients (implies -k).

@@ -254,3 +254,30 @@ fn broker_slows_the_sender_for_a_slow_reader() {
     let _sender = feeder.join().unwrap();
     assert_eq!(sha256(&got), sha256(&data));
 }
+
+/// The exact limit of "lines never mix" is stated where users read it: lines of up to
+/// 64 KiB are whole (tested above with many clients); `--help` says where it ends.
+#[test]
+fn the_whole_line_limit_is_stated_in_help() {
+    let (status, out, _) = run(&["listen", "--help"], b"");
+    assert!(status.success());
+    let help = String::from_utf8_lossy(&out);
+    assert!(help.contains("64 KiB"), "{help}");
+}
+
+/// A 60,000-byte line sent in two halves, with another client's line in between: the other
+/// line comes out first and whole, then the long one whole.
+#[test]
+fn a_line_under_the_limit_stays_whole_around_another_clients_line() {
+    let (mut srv, port) = server(&["listen", "-k", "tcp://127.0.0.1:0"]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    a.write_all(&[b'a'; 30_000]).unwrap();
+    b.write_all(b"b's line\n").unwrap();
+    assert_eq!(srv.line(), "b's line\n");
+    a.write_all(&[b'a'; 30_000]).unwrap();
+    a.write_all(b"\n").unwrap();
+    let line = srv.line();
+    assert_eq!(line.len(), 60_001);
+    assert!(line[..60_000].bytes().all(|c| c == b'a'));
+}
