@@ -192,18 +192,23 @@ fn tls_server(
     Ok(Some(server))
 }
 
+/// Ctrl-C, SIGTERM and SIGHUP all stop the run the same way: stop accepting, tell chat
+/// members, flush, remove Unix socket files (SIGHUP's default would leave the files behind
+/// and the members without a word).
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM");
+    let (term, hup) = match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+        (Ok(t), Ok(h)) => (t, h),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM and SIGHUP");
             return;
         }
     };
+    let (mut term, mut hup) = (term, hup);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
     shutdown.cancel();
     tracing::info!("signal received; shutting down");

@@ -458,7 +458,18 @@ fn max_members_and_access_rules_turn_clients_away() {
 
 #[test]
 fn shutdown_tells_every_member_and_removes_the_socket_file() {
-    let dir = temp_dir("chat-shutdown");
+    shutdown_by_signal("TERM");
+}
+
+/// SIGHUP (a closed terminal, a service manager's reload) is SIGTERM: the notice goes out
+/// and the socket file goes away.
+#[test]
+fn sighup_shuts_down_like_sigterm() {
+    shutdown_by_signal("HUP");
+}
+
+fn shutdown_by_signal(signal: &str) {
+    let dir = temp_dir(&format!("chat-shutdown-{signal}"));
     let sock = dir.join("room.sock");
     let unix_ep = format!("unix:{}", sock.display());
     let (mut room, eps) = chat(&["tcp://127.0.0.1:0", &unix_ep]);
@@ -467,7 +478,10 @@ fn shutdown_tells_every_member_and_removes_the_socket_file() {
     us.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut b = Member::join(us);
     a.line();
-    room.terminate();
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(room.child.id().to_string())
+        .status();
     assert_eq!(a.until("* server shutting down"), Vec::<String>::new());
     assert_eq!(rest(&mut a), "");
     b.until("* server shutting down");
