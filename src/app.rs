@@ -197,7 +197,10 @@ fn tls_server(
 /// and the members without a word).
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (term, hup) = match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+    let (term, hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
         (Ok(t), Ok(h)) => (t, h),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(error = %e, "cannot watch SIGTERM and SIGHUP");
@@ -313,6 +316,7 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
             rate: args.rate,
             burst: args.rate.saturating_mul(2).max(1),
             idle_timeout: args.limits.idle_timeout,
+            udp_open: args.udp_open,
         },
     };
     let endpoints: Vec<&Endpoint> = endpoints.iter().collect();

@@ -232,6 +232,11 @@ pub struct ChatArgs {
     /// At most N members in the room; more are told the room is full.
     #[arg(long, value_name = "N")]
     pub max_members: Option<usize>,
+    /// Let datagram (udp, unixgram) addresses join without proving they receive what is
+    /// sent to them (by sending back `/join CODE`). Trusted networks only: UDP sources can
+    /// be forged.
+    #[arg(long)]
+    pub udp_open: bool,
     #[command(flatten)]
     pub limits: Limits,
     #[command(flatten)]

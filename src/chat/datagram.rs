@@ -2,6 +2,14 @@
 //! several lines), gets every room line as a datagram of its own, and leaves with `bye`,
 //! `/quit`, or after the idle timeout.
 //!
+//! UDP source addresses can be forged, so an address hears the room only once it has proved
+//! it receives what is sent to it: its first datagram is answered with a code (`/join
+//! CODE`), and until that line comes back the address is no member at all (nobody sees it
+//! join, its lines reach nobody) and gets nothing but that answer, never more than three
+//! times the bytes it sent (RFC 9000's anti-amplification rule). A forged source therefore
+//! can neither turn the room into a reflector nor speak in it. `--udp-open` skips the proof
+//! on trusted networks.
+//!
 //! One socket serves every datagram member, so reads cannot be paused for one of them:
 //! lines over `--rate` are refused with a `! ` answer instead of silently lost.
 
@@ -23,12 +31,80 @@ struct Member {
     pace: Pace,
 }
 
+/// An address that wrote but has not proved it yet.
+struct Pending {
+    code: String,
+    /// Bytes received from it, and answered to it: answers stay within 3x what came.
+    received: usize,
+    sent: usize,
+    since: Instant,
+}
+
+/// Addresses waiting to prove themselves, at most; the oldest gives way to a new one.
+const PENDING_MAX: usize = 4096;
+/// How long a code stays good.
+const PENDING_TTL: Duration = Duration::from_secs(120);
+/// What an unproven address may be sent, per byte it sent (RFC 9000, section 8).
+const AMPLIFICATION: usize = 3;
+
+/// A code nobody who cannot read what is sent to the address can guess: 32 bits from a
+/// keyed hash (SipHash with the process's random keys) of the address, a counter and the
+/// time.
+fn join_code(peer: &Peer) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    peer.hash(&mut h);
+    SEQ.fetch_add(1, Ordering::Relaxed).hash(&mut h);
+    std::time::SystemTime::now().hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
+}
+
+impl Pending {
+    fn new(peer: &Peer) -> Pending {
+        Pending {
+            code: join_code(peer),
+            received: 0,
+            sent: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// The longest answer that fits what this address has earned, if any does.
+    fn answer(&mut self) -> Option<String> {
+        let budget = (self.received * AMPLIFICATION).saturating_sub(self.sent);
+        let code = &self.code;
+        let answer = [
+            format!("* welcome; send /join {code} to hear the room (it proves your address)\n"),
+            format!("* send /join {code} to hear the room\n"),
+            format!("/join {code}\n"),
+        ]
+        .into_iter()
+        .find(|a| a.len() <= budget)?;
+        self.sent += answer.len();
+        Some(answer)
+    }
+
+    /// The datagram's lines after a correct `/join CODE` first line, if it has one.
+    fn proof<'a>(&self, data: &'a [u8]) -> Option<&'a [u8]> {
+        let (first, rest) = match data.iter().position(|b| *b == b'\n') {
+            Some(i) => (&data[..i], &data[i + 1..]),
+            None => (data, &data[data.len()..]),
+        };
+        let first = std::str::from_utf8(first).ok()?.trim();
+        let (cmd, code) = first.split_once(' ')?;
+        (cmd.eq_ignore_ascii_case("/join") && code.trim() == self.code).then_some(rest)
+    }
+}
+
 /// Serves every datagram member of `sock` until the future is dropped.
 pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admission: &Admission) {
     let tracker = admission.tasks();
     let sock = Arc::new(sock);
     let idle = opts.idle_timeout.unwrap_or(Duration::from_secs(600));
     let mut members: HashMap<Peer, Member> = HashMap::new();
+    let mut pending: HashMap<Peer, Pending> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sweep =
         tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
@@ -44,10 +120,23 @@ pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admissi
                     }
                     alive
                 });
+                pending.retain(|_, p| now.duration_since(p.since) < PENDING_TTL);
                 continue;
             }
         };
-        let data = &buf[..n];
+        let mut data = &buf[..n];
+        // Only IP sources can be forged; a unixgram peer's address comes from the kernel.
+        if !opts.udp_open && peer.ip().is_some() && !members.contains_key(&peer) {
+            match prove(&mut pending, &peer, data) {
+                Some(rest) => data = rest,
+                None => {
+                    if let Some(answer) = pending.get_mut(&peer).and_then(Pending::answer) {
+                        let _ = sock.send_to(answer.as_bytes(), &peer).await;
+                    }
+                    continue;
+                }
+            }
+        }
         for _attempt in 0..2 {
             let member = match members.get_mut(&peer) {
                 Some(m) => m,
@@ -70,6 +159,35 @@ pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admissi
             }
         }
     }
+}
+
+/// An unproven address's datagram: `Some(the lines after the proof)` when it carries the
+/// right `/join CODE`, else `None` (the address is now pending, its bytes counted).
+fn prove<'a>(
+    pending: &mut HashMap<Peer, Pending>,
+    peer: &Peer,
+    data: &'a [u8],
+) -> Option<&'a [u8]> {
+    if let Some(rest) = pending.get(peer).and_then(|p| p.proof(data)) {
+        pending.remove(peer);
+        tracing::debug!(%peer, "datagram address proved");
+        return Some(rest);
+    }
+    if !pending.contains_key(peer) && pending.len() >= PENDING_MAX {
+        // Forged sources in bulk: the oldest code gives way.
+        if let Some(oldest) = pending
+            .iter()
+            .min_by_key(|(_, p)| p.since)
+            .map(|(k, _)| k.clone())
+        {
+            pending.remove(&oldest);
+        }
+    }
+    pending
+        .entry(peer.clone())
+        .or_insert_with(|| Pending::new(peer))
+        .received += data.len().max(1);
+    None
 }
 
 async fn join(

@@ -51,6 +51,9 @@ pub struct MemberOptions {
     /// `--idle-timeout`: datagram members only (default 10 minutes); a stream member stays
     /// while its connection does.
     pub idle_timeout: Option<Duration>,
+    /// `--udp-open`: datagram addresses join without proving they receive what is sent to
+    /// them (trusted networks only: a forged source could make the room a reflector).
+    pub udp_open: bool,
 }
 
 impl Default for MemberOptions {
@@ -60,6 +63,7 @@ impl Default for MemberOptions {
             rate: 10,
             burst: 20,
             idle_timeout: None,
+            udp_open: false,
         }
     }
 }

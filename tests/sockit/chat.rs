@@ -234,13 +234,20 @@ fn tcp_udp_and_unix_members_share_one_room() {
 
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(DEADLINE)).unwrap();
-    // One datagram may hold several lines; the first one joins.
-    udp.send_to(b"first\nsecond", ("127.0.0.1", uport)).unwrap();
     let mut buf = [0u8; 2048];
     let mut recv = || {
         let n = udp.recv(&mut buf).unwrap();
         String::from_utf8(buf[..n].to_vec()).unwrap()
     };
+    // An address proves itself first: its first datagram only earns it a code.
+    udp.send_to(b"knock knock\n", ("127.0.0.1", uport)).unwrap();
+    let code = join_code(&recv());
+    // One datagram may hold several lines; the proof comes first.
+    udp.send_to(
+        format!("/join {code}\nfirst\nsecond").as_bytes(),
+        ("127.0.0.1", uport),
+    )
+    .unwrap();
     let welcome = recv();
     let unick = welcome["* welcome, you are ".len()..]
         .split(' ')
@@ -264,9 +271,77 @@ fn tcp_udp_and_unix_members_share_one_room() {
     udp.send_to(b"bye", ("127.0.0.1", uport)).unwrap();
     assert_eq!(recv(), "* bye\n");
     assert_eq!(t.line(), format!("* {unick} left (bye)"));
-    // A new datagram from the same address joins again.
-    udp.send_to(b"back\n", ("127.0.0.1", uport)).unwrap();
+    // A new datagram from the same address proves it again, then joins again.
+    udp.send_to(b"back again\n", ("127.0.0.1", uport)).unwrap();
+    let code = join_code(&recv());
+    udp.send_to(format!("/join {code}").as_bytes(), ("127.0.0.1", uport))
+        .unwrap();
     assert!(recv().starts_with("* welcome, you are "));
+}
+
+/// The code in an answer to an unproven address (`... /join CODE ...`).
+fn join_code(answer: &str) -> String {
+    let after = answer
+        .split("/join ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no code in {answer:?}"));
+    after.split_whitespace().next().unwrap().to_string()
+}
+
+/// A forged source cannot use the room as a reflector: an unproven address gets nothing but
+/// its code, never more than 3x the bytes it sent, hears no room traffic, and nobody sees it.
+#[test]
+fn unproven_udp_addresses_hear_nothing_but_their_code() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "udp://127.0.0.1:0", "--rate", "0"]);
+    let (tport, uport) = (port_of(&eps[0]), port_of(&eps[1]));
+    let mut t = tcp(tport);
+    let victim = UdpSocket::bind("127.0.0.1:0").unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    // One byte earns three: not even the shortest answer fits.
+    victim.send_to(b"x", ("127.0.0.1", uport)).unwrap();
+    let mut sent = 1usize;
+    for i in 0..20 {
+        t.send(&format!("room traffic {i}\n"));
+    }
+    let mut got = 0usize;
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = victim.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            text.contains("/join "),
+            "room traffic reached an unproven address: {text}"
+        );
+        got += n;
+    }
+    assert_eq!(got, 0, "1 byte in, {got} out");
+    // More bytes earn an answer, still within 3x.
+    for _ in 0..5 {
+        victim.send_to(b"hello", ("127.0.0.1", uport)).unwrap();
+        sent += 5;
+    }
+    while let Ok(n) = victim.recv(&mut buf) {
+        got += n;
+    }
+    assert!(got > 0, "an address that wrote 26 bytes gets its code");
+    assert!(got <= 3 * sent, "{got} bytes out for {sent} in");
+    // Nobody in the room saw it: the next line the tcp member gets is its own room's.
+    t.send("/who\n");
+    let who = t.line();
+    assert!(who.starts_with("* 1 here"), "{who}");
+}
+
+/// `--udp-open` on a trusted network: the first datagram joins, as before the proof.
+#[test]
+fn udp_open_skips_the_proof() {
+    let (_room, eps) = chat(&["udp://127.0.0.1:0", "--udp-open"]);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(DEADLINE)).unwrap();
+    udp.send_to(b"hi", ("127.0.0.1", port_of(&eps[0]))).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = udp.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("* welcome, you are guest1"));
 }
 
 #[test]
@@ -274,6 +349,7 @@ fn datagram_members_leave_after_the_idle_timeout() {
     let (_room, eps) = chat(&[
         "tcp://127.0.0.1:0",
         "udp://127.0.0.1:0",
+        "--udp-open",
         "--idle-timeout",
         "0.5",
     ]);
@@ -310,7 +386,16 @@ fn the_tutorials_clients_join_the_room() {
     py.write(b"bye\n");
     assert_eq!(t.line(), format!("* {pnick} left (bye)"));
     assert!(py.wait().success());
-    // The tutorial's UDP client sends b'hello' and prints the first datagram back.
+    // The tutorial's UDP client sends b'hello' and prints the first datagram back: the line
+    // that proves its address (15 bytes for its 5).
+    let mut udp = python("udp_client.py", &[&uport.to_string()], Some(Stdio::null()));
+    let out = udp.line();
+    assert!(out.starts_with("/join "), "{out}");
+    assert!(udp.wait().success());
+    // On a trusted network (--udp-open) it is a member at once.
+    let (_open, eps) = chat(&["tcp://127.0.0.1:0", "udp://127.0.0.1:0", "--udp-open"]);
+    let (tport, uport) = (port_of(&eps[0]), port_of(&eps[1]));
+    let mut t = tcp(tport);
     let mut udp = python("udp_client.py", &[&uport.to_string()], Some(Stdio::null()));
     let out = udp.line();
     assert!(out.starts_with("* welcome, you are guest"), "{out}");
