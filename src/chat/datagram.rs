@@ -23,7 +23,7 @@ use super::framing::{self, Pace};
 use super::room::{Flow, MemberId, Room};
 use super::MemberOptions;
 use crate::net::{Datagram, Peer, MAX_DATAGRAM};
-use crate::server::Admission;
+use crate::server::{Admission, Incoming};
 
 struct Member {
     id: MemberId,
@@ -101,6 +101,7 @@ impl Pending {
 /// Serves every datagram member of `sock` until the future is dropped.
 pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admission: &Admission) {
     let tracker = admission.tasks();
+    sock.watch_unreachable();
     let sock = Arc::new(sock);
     let idle = opts.idle_timeout.unwrap_or(Duration::from_secs(600));
     let mut members: HashMap<Peer, Member> = HashMap::new();
@@ -110,7 +111,18 @@ pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admissi
         tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
     loop {
         let (n, peer) = tokio::select! {
-            r = admission.receive(&sock, &mut buf, "chat") => r,
+            r = admission.receive_or_unreachable(&sock, &mut buf, "chat") => match r {
+                Incoming::Datagram(n, peer) => (n, peer),
+                Incoming::Unreachable(gone) => {
+                    for peer in gone {
+                        pending.remove(&peer);
+                        if let Some(m) = members.remove(&peer) {
+                            room.leave(m.id, "unreachable");
+                        }
+                    }
+                    continue;
+                }
+            },
             _ = sweep.tick() => {
                 let now = Instant::now();
                 members.retain(|_, m| {

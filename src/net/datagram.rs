@@ -139,6 +139,51 @@ pub async fn connect_datagram(endpoint: &Endpoint) -> Result<(Datagram, Peer)> {
 }
 
 impl Datagram {
+    /// Asks the kernel to report ICMP errors (port unreachable) for datagrams this socket
+    /// sent to any address, not only to a connected peer (IP_RECVERR): a server can then
+    /// drop a peer that went away at once. Best effort; Unix sockets have nothing to report.
+    pub fn watch_unreachable(&self) {
+        if let Inner::Udp(s, v6) = &self.inner {
+            use nix::sys::socket::{setsockopt, sockopt};
+            let r = if *v6 {
+                setsockopt(s, sockopt::Ipv6RecvErr, &true)
+                    .and_then(|()| setsockopt(s, sockopt::Ipv4RecvErr, &true))
+            } else {
+                setsockopt(s, sockopt::Ipv4RecvErr, &true)
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "cannot watch for unreachable peers");
+            }
+        }
+    }
+
+    /// The peers the kernel reported unreachable since the last call (read from the error
+    /// queue, which also clears it); empty unless [`Datagram::watch_unreachable`] was called.
+    pub fn take_unreachable(&self) -> Vec<Peer> {
+        use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvFlags};
+        let Inner::Udp(s, _) = &self.inner else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        // Bounded: the queue is as long as the socket buffer allows.
+        for _ in 0..1024 {
+            let mut byte = [0u8; 1];
+            let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+            let mut control = RecvAncillaryBuffer::default();
+            let flags = RecvFlags::ERRQUEUE | RecvFlags::DONTWAIT;
+            match recvmsg(s, &mut iov, &mut control, flags) {
+                // The address of an error-queue message is where the failed datagram went.
+                Ok(m) => {
+                    if let Some(a) = m.address.and_then(|a| SocketAddr::try_from(a).ok()) {
+                        gone.push(Peer::from_ip(a));
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        gone
+    }
+
     /// The endpoint actually bound: the readiness line.
     pub fn local_endpoint(&self) -> &Endpoint {
         &self.local

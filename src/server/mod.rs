@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 pub use access::{Access, ConnLimit};
+pub use datagram::Incoming;
 
 use crate::net::tls;
 

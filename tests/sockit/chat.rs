@@ -597,3 +597,23 @@ fn netcat_is_a_member_like_any_other() {
     nc.close_stdin();
     assert_eq!(t.line(), format!("* {ncnick} left (connection closed)"));
 }
+
+/// A datagram member whose address answers with ICMP port unreachable is dropped at once,
+/// not after the idle timeout.
+#[test]
+fn an_unreachable_datagram_member_is_dropped_at_once() {
+    let (_room, eps) = chat(&["tcp://127.0.0.1:0", "udp://127.0.0.1:0", "--udp-open"]);
+    let (tport, uport) = (port_of(&eps[0]), port_of(&eps[1]));
+    let mut t = tcp(tport);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"hi\n", ("127.0.0.1", uport)).unwrap();
+    let joined = t.line();
+    let unick = joined
+        .trim_start_matches("* ")
+        .trim_end_matches(" joined")
+        .to_string();
+    assert_eq!(t.line(), format!("<{unick}> hi"));
+    drop(udp);
+    t.send("are you there?\n");
+    assert_eq!(t.line(), format!("* {unick} left (unreachable)"));
+}
