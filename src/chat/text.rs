@@ -75,6 +75,8 @@ fn is_bidi_control(c: char) -> bool {
 /// # Errors
 /// Why the nick is refused, ready to follow `! `.
 pub fn check_nick(nick: &str) -> Result<(), String> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_security::GeneralSecurityProfile;
     let len = nick.chars().count();
     if len == 0 {
         return Err("a nick needs at least one character: /nick NAME".into());
@@ -82,25 +84,65 @@ pub fn check_nick(nick: &str) -> Result<(), String> {
     if len > MAX_NICK {
         return Err(format!("a nick has at most {MAX_NICK} characters"));
     }
-    if let Some(bad) = nick
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
-    {
+    // Judged in compatibility form (full-width letters are letters); UTS 39's identifier
+    // profile refuses what cannot be seen or told apart: fillers, format characters,
+    // obsolete scripts.
+    let allowed = |c: char| c == '_' || c == '-' || (c.is_alphanumeric() && c.identifier_allowed());
+    let refused = |c: &char| {
+        let mut buf = [0u8; 4];
+        !c.encode_utf8(&mut buf).nfkc().all(allowed)
+    };
+    if let Some(bad) = nick.chars().find(refused) {
+        let shown = if bad == ' ' || bad.is_ascii_graphic() {
+            format!("'{bad}'")
+        } else {
+            // What may not be in a nick may not be visible either: named, never printed.
+            format!("U+{:04X}", bad as u32)
+        };
         return Err(format!(
-            "'{bad}' cannot be in a nick: use letters, digits, '_' and '-'"
+            "{shown} cannot be in a nick: use letters, digits, '_' and '-'"
         ));
     }
     Ok(())
 }
 
-/// The form two nicks are compared in: `Alice` and `alice` are the same member.
+/// The form two nicks are compared in: nicks that look the same are the same member.
+/// `Alice`, `alice`, full-width `Ａｌｉｃｅ` and `Аlice` with a Cyrillic `А` all give one key
+/// (NFKC, lower case, then UTS 39's confusable skeleton).
 pub fn nick_key(nick: &str) -> String {
-    nick.to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = nick.nfkc().collect::<String>().to_lowercase();
+    unicode_security::skeleton(&folded).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nicks_that_look_the_same_share_a_key() {
+        let alice = nick_key("Alice");
+        assert_eq!(nick_key("alice"), alice);
+        assert_eq!(nick_key("\u{410}lice"), alice, "Cyrillic A");
+        assert_eq!(
+            nick_key("\u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"),
+            alice,
+            "full-width"
+        );
+        assert_ne!(nick_key("Bob"), alice);
+        assert_eq!(nick_key("张三"), nick_key("张三"));
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_named() {
+        let e = check_nick("Al\u{200b}ice").unwrap_err();
+        assert!(e.contains("U+200B"), "{e}");
+        assert!(!e.contains('\u{200b}'), "{e}");
+        assert!(check_nick("\u{3164}").unwrap_err().contains("U+3164"));
+        assert!(check_nick("bob_the-2nd").is_ok());
+        assert!(check_nick("张三").is_ok());
+        assert!(check_nick("\u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}").is_ok());
+    }
 
     #[test]
     fn keeps_text_in_any_script() {

@@ -196,6 +196,14 @@ fn nicks_are_checked_and_never_shared() {
         ("ALICE", "! the nick ALICE is taken"),
         ("a b", "! ' ' cannot be in a nick"),
         ("<root>", "! '<' cannot be in a nick"),
+        // Look-alikes of a taken nick are the same nick: Cyrillic А, full-width letters.
+        ("\u{410}lice", "! the nick \u{410}lice is taken"),
+        (
+            "\u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+            "! the nick \u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45} is taken",
+        ),
+        // An invisible character is refused and named, never printed.
+        ("Al\u{200b}ice", "! U+200B cannot be in a nick"),
         (&"x".repeat(33), "! a nick has at most 32 characters"),
         ("", "! a nick needs at least one character"),
     ] {
