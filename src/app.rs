@@ -166,6 +166,7 @@ fn tls_server(
         .iter()
         .filter_map(|h| match h {
             Host::Ip(ip) => Some(ip.to_string()),
+            Host::Scoped(ip, _) => Some(ip.to_string()),
             Host::Name(n) => Some(n.clone()),
             Host::Any => None,
         })

@@ -43,6 +43,8 @@ pub struct HostPort {
 pub enum Host {
     /// A literal address.
     Ip(IpAddr),
+    /// A link-local IPv6 address with its zone, `[fe80::1%eth0]` (an interface name or index).
+    Scoped(Ipv6Addr, String),
     /// A name to resolve (`localhost`, `example.org`).
     Name(String),
     /// Empty host: every interface, IPv4 and IPv6 (listening only).
@@ -102,6 +104,7 @@ impl fmt::Display for HostPort {
         match &self.host {
             Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
             Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}:{}", self.port),
+            Host::Scoped(ip, zone) => write!(f, "[{ip}%{zone}]:{}", self.port),
             Host::Name(n) => write!(f, "{n}:{}", self.port),
             Host::Any => write!(f, ":{}", self.port),
         }
@@ -152,7 +155,19 @@ impl FromStr for Endpoint {
         }
         let (scheme, rest) = match s.split_once("://") {
             Some((scheme, rest)) => (scheme, rest),
-            None => ("tcp", s),
+            None => {
+                // `tcp:127.0.0.1:7007`: a scheme with one colon, not a host.
+                if let Some((scheme, _)) = s.split_once(':') {
+                    let lower = scheme.to_ascii_lowercase();
+                    if ["tcp", "udp", "tls", "ssl"].contains(&lower.as_str()) {
+                        return Err(bad(
+                            format!("write the scheme with '://' ({lower}://...)"),
+                            &format!("{lower}://127.0.0.1:8898"),
+                        ));
+                    }
+                }
+                ("tcp", s)
+            }
         };
         let make: fn(HostPort) -> Endpoint = match scheme.to_ascii_lowercase().as_str() {
             "tcp" => Endpoint::Tcp,
@@ -183,13 +198,33 @@ fn parse_host_port(s: &str) -> Result<HostPort, String> {
         let Some((inside, after)) = rest.split_once(']') else {
             return Err("unbalanced '[': an IPv6 address goes inside [ ]".into());
         };
-        let ip: Ipv6Addr = inside
+        let (addr, zone) = match inside.split_once('%') {
+            Some((a, z)) => (a, Some(z)),
+            None => (inside, None),
+        };
+        let ip: Ipv6Addr = addr
             .parse()
-            .map_err(|_| format!("'{inside}' is not an IPv6 address"))?;
+            .map_err(|_| format!("'{addr}' is not an IPv6 address"))?;
         let Some(port) = after.strip_prefix(':') else {
             return Err("missing port after the ']'".into());
         };
-        (Host::Ip(IpAddr::V6(ip)), port)
+        let host = match zone {
+            None => Host::Ip(IpAddr::V6(ip)),
+            Some(z)
+                if !z.is_empty()
+                    && z.len() < 16
+                    && z.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) =>
+            {
+                Host::Scoped(ip, z.to_string())
+            }
+            Some(z) => {
+                return Err(format!(
+                    "'{z}' is not an interface name or index (as in [fe80::1%eth0])"
+                ))
+            }
+        };
+        (host, port)
     } else {
         if s.contains(']') {
             return Err("unbalanced ']': an IPv6 address goes inside [ ]".into());
@@ -220,6 +255,22 @@ fn parse_host(host: &str) -> Result<Host, String> {
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
+    }
+    // `1.2.3`, `127.1`, `0x7f.1`, `2130706433`: the resolver would read these the old
+    // inet_aton way (1.2.3 is 1.2.0.3). A name's last label is never all digits, so such a
+    // host is a mistyped address: refused, never guessed.
+    let last = host.rsplit('.').next().unwrap_or(host);
+    let numeric = |l: &str| {
+        !l.is_empty()
+            && (l.bytes().all(|b| b.is_ascii_digit())
+                || l.strip_prefix("0x")
+                    .or_else(|| l.strip_prefix("0X"))
+                    .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())))
+    };
+    if numeric(last) {
+        return Err(format!(
+            "'{host}' is not an IPv4 address: write all four numbers in decimal, as 127.0.0.1"
+        ));
     }
     let valid = host.len() <= 253
         && host.split('.').all(|label| {
@@ -302,6 +353,47 @@ mod tests {
         ] {
             assert_eq!(ok(s).to_string(), s);
         }
+    }
+
+    #[test]
+    fn zone_ids_are_kept() {
+        assert_eq!(
+            ok("tcp://[fe80::1%eth0]:22").to_string(),
+            "tcp://[fe80::1%eth0]:22"
+        );
+        assert_eq!(
+            ok("udp://[fe80::1%2]:53").to_string(),
+            "udp://[fe80::1%2]:53"
+        );
+        assert!(err("tcp://[fe80::1%]:22").contains("interface name"));
+        assert!(err("tcp://[fe80::1%a/b]:22").contains("interface name"));
+    }
+
+    #[test]
+    fn numeric_looking_hosts_are_never_guessed() {
+        for s in [
+            "tcp://1.2.3:80",
+            "tcp://127.1:80",
+            "tcp://0x7f.1:80",
+            "tcp://2130706433:80",
+            "tcp://1.2.3.4.5:80",
+        ] {
+            let e = err(s);
+            assert!(
+                e.contains("is not an IPv4 address") && e.contains("127.0.0.1"),
+                "{s}: {e}"
+            );
+        }
+        assert!(ok("tcp://host1.example:80")
+            .to_string()
+            .contains("host1.example"));
+    }
+
+    #[test]
+    fn a_scheme_with_one_colon_is_named() {
+        let e = err("tcp:127.0.0.1:7007");
+        assert!(e.contains("'://'"), "{e}");
+        assert!(!e.contains("brackets"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,16 @@ use std::net::SocketAddr;
 use crate::endpoint::{Host, HostPort};
 use crate::error::{Error, ErrorKind, Result};
 
+/// The interface index of a zone: a number as it is, a name through SIOCGIFINDEX.
+fn zone_index(zone: &str) -> std::result::Result<u32, String> {
+    if let Ok(n) = zone.parse::<u32>() {
+        return Ok(n);
+    }
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    rustix::net::netdevice::name_to_index(&probe, zone)
+        .map_err(|_| format!("this machine has no interface called {zone} (see `ip link`)"))
+}
+
 /// Every address `hp` stands for. An empty host resolves to the dual-stack wildcard `[::]`.
 ///
 /// # Errors
@@ -12,6 +22,18 @@ use crate::error::{Error, ErrorKind, Result};
 pub async fn resolve(hp: &HostPort) -> Result<Vec<SocketAddr>> {
     match &hp.host {
         Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, hp.port)]),
+        Host::Scoped(ip, zone) => {
+            let scope = zone_index(zone).map_err(|why| {
+                Error::new(
+                    ErrorKind::NotResolved,
+                    format!("cannot use the zone '%{zone}' of {ip}"),
+                    why,
+                )
+            })?;
+            Ok(vec![SocketAddr::V6(std::net::SocketAddrV6::new(
+                *ip, hp.port, 0, scope,
+            ))])
+        }
         Host::Any => Ok(vec![SocketAddr::new(
             std::net::Ipv6Addr::UNSPECIFIED.into(),
             hp.port,

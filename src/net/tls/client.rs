@@ -289,6 +289,7 @@ impl Client {
     ) -> Result<TlsStream> {
         let name = match host {
             Host::Ip(ip) => ip.to_string(),
+            Host::Scoped(ip, _) => ip.to_string(),
             Host::Name(n) => n.clone(),
             Host::Any => "localhost".to_string(),
         };
