@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sockit::endpoint::Host;
 use sockit::error::{Error, ErrorKind, Result};
-use sockit::net::{tls, Bound, DialOptions, Dialer};
+use sockit::net::{tls, Bound, DialOptions, Dialer, Family, Local};
 use sockit::server::{Access, Admission, Limits};
 use sockit::session::{self, Source};
 use sockit::stdio::{Input, Output};
@@ -220,12 +220,22 @@ async fn watch_signals(shutdown: CancellationToken) {
 
 async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {
     let endpoint: Endpoint = args.endpoint.parse()?;
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(Family::V4),
+        (_, true) => Some(Family::V6),
+        _ => None,
+    };
     let dialer = Dialer::new(
         endpoint,
         &DialOptions {
             connect_timeout: args.connect_timeout,
             handshake_timeout: args.handshake_timeout,
             tls: tls_client_options(&args.tls),
+            local: Local {
+                source: args.source,
+                port: args.source_port,
+                family,
+            },
         },
     )?;
     let source = match args.send {
@@ -235,6 +245,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
     let opts = session::Options {
         idle_timeout: args.idle_timeout,
         crlf: args.crlf,
+        binary: args.binary,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await
 }
@@ -366,6 +377,7 @@ async fn run_bench(
             connect_timeout: Some(args.timeout),
             handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             tls: tls_client_options(&args.tls),
+            local: Local::default(),
         },
     )?;
     let cfg = bench::Config {
@@ -429,6 +441,7 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
             connect_timeout: args.connect_timeout,
             handshake_timeout: args.limits.handshake_timeout,
             tls: tls_client_options(&args.client_tls),
+            local: Local::default(),
         },
     )?;
     let admission = admission(&args.limits, &args.server_tls, &[&from], quiet)?;

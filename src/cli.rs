@@ -126,6 +126,22 @@ pub struct ConnectArgs {
     /// Give up a TLS handshake after SECS seconds.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
     pub handshake_timeout: Duration,
+    /// Datagrams: each read of stdin is one datagram as it is, and datagrams are written
+    /// raw (no newline added), for protocols that are not text.
+    #[arg(long)]
+    pub binary: bool,
+    /// Bind to this local address before connecting (netcat's -s).
+    #[arg(short = 's', long, value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+    /// Bind to this local port before connecting (netcat's -p).
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub source_port: Option<u16>,
+    /// Use IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
     #[command(flatten)]
     pub tls: TlsClientArgs,
 }

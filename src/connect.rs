@@ -36,7 +36,7 @@ pub async fn run(
         let (sock, peer) = dialer.dial_datagram().await?;
         tracing::info!(%peer, local = %sock.local_endpoint(), "datagram socket ready");
         tokio::select! {
-            r = session::datagram(&sock, &peer, source, &output, opts.idle_timeout) => r,
+            r = session::datagram(&sock, &peer, source, &output, opts) => r,
             () = shutdown.cancelled() => Ok(()),
         }
     }

@@ -28,7 +28,13 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
     /// Send LF as CRLF.
     pub crlf: bool,
+    /// Datagrams: each input chunk is one datagram as it is, datagrams are output raw.
+    pub binary: bool,
 }
+
+/// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
+/// read larger than this is sent as several datagrams.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// Where datagrams to send come from.
 #[derive(Debug)]
@@ -116,8 +122,9 @@ pub async fn datagram(
     peer: &Peer,
     source: Source,
     output: &Output,
-    idle_timeout: Option<Duration>,
+    opts: &Options,
 ) -> Result<()> {
+    let idle_timeout = opts.idle_timeout;
     let fail = |e: io::Error| {
         let err = Error::io(format!("no conversation with {peer}"), &e);
         match e.kind() {
@@ -126,6 +133,13 @@ pub async fn datagram(
                 format!("no answer from {peer}"),
                 "port unreachable (connection refused)",
             ),
+            _ if e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error()) => {
+                Error::new(
+                    ErrorKind::BadArgument,
+                    format!("cannot send a datagram to {peer}"),
+                    "a UDP datagram holds at most 65,507 bytes; send longer data over a stream (tcp://)",
+                )
+            }
             _ => err,
         }
     };
@@ -157,6 +171,14 @@ pub async fn datagram(
         tokio::select! {
             chunk = next_chunk(&mut input), if open => {
                 match chunk {
+                    Some(Ok(data)) if opts.binary => {
+                        // Each read is one datagram, as it came (split only where it
+                        // cannot fit one).
+                        for piece in data.chunks(MAX_UDP_PAYLOAD) {
+                            sock.send(piece).await.map_err(fail)?;
+                            sent += 1;
+                        }
+                    }
                     Some(Ok(data)) => lines.push(&data),
                     Some(Err(e)) => return Err(Error::io("cannot read stdin", &e)),
                     None => open = false,
@@ -177,7 +199,12 @@ pub async fn datagram(
             r = sock.recv(&mut buf) => {
                 let n = r.map_err(fail)?;
                 received += 1;
-                output.write(datagram_line(&buf[..n])).await.map_err(|_| Error::stdout_closed())?;
+                let data = if opts.binary {
+                    Bytes::copy_from_slice(&buf[..n])
+                } else {
+                    datagram_line(&buf[..n])
+                };
+                output.write(data).await.map_err(|_| Error::stdout_closed())?;
                 last = Instant::now();
             }
             () = deadline => break,

@@ -53,6 +53,7 @@ pub async fn run_stream(
     let opts = session::Options {
         idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
+        binary: false,
     };
     tokio::select! {
         r = session::stream(stream, &peer, input, &output, &opts) => r,
@@ -88,9 +89,13 @@ pub async fn run_datagram(
     sock.connect(&peer)
         .await
         .map_err(|e| Error::io(format!("cannot answer {peer}"), &e))?;
-    let idle = admission.limits().idle_timeout;
+    let opts = session::Options {
+        idle_timeout: admission.limits().idle_timeout,
+        crlf: cfg.crlf,
+        binary: false,
+    };
     tokio::select! {
-        r = session::datagram(&sock, &peer, Source::Lines(input), &output, idle) => r,
+        r = session::datagram(&sock, &peer, Source::Lines(input), &output, &opts) => r,
         () = shutdown.cancelled() => Ok(()),
     }
 }

@@ -10,7 +10,7 @@ use tokio::io::Interest;
 use tokio::net::{UdpSocket, UnixDatagram};
 
 use super::listener::{bind_ip, bind_unix, UnixFile};
-use super::{resolve, unix_error, unix_sockaddr, Peer};
+use super::{resolve, unix_error, unix_sockaddr, Local, Peer};
 use crate::endpoint::{Endpoint, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -81,18 +81,26 @@ pub async fn bind_datagram(endpoint: &Endpoint) -> Result<Datagram> {
 /// # Errors
 /// Name resolution, or a socket the system refuses.
 pub async fn connect_datagram(endpoint: &Endpoint) -> Result<(Datagram, Peer)> {
+    connect_datagram_from(endpoint, &Local::default()).await
+}
+
+/// As [`connect_datagram`], from the local address, port and family `local` asks for
+/// (`-s`, `-p`, `-4`/`-6`).
+///
+/// # Errors
+/// As [`connect_datagram`]; a source address this machine does not have.
+pub async fn connect_datagram_from(endpoint: &Endpoint, local: &Local) -> Result<(Datagram, Peer)> {
     let what = format!("cannot connect to {endpoint}");
     match endpoint {
         Endpoint::Udp(hp) => {
-            let addr = *resolve(hp)
-                .await?
-                .first()
-                .ok_or_else(|| Error::new(ErrorKind::NotResolved, what.clone(), "no address"))?;
-            let local: SocketAddr = if addr.is_ipv4() {
+            let addr = *local.usable(resolve(hp).await?).first().ok_or_else(|| {
+                Error::new(ErrorKind::NotResolved, what.clone(), local.none_left())
+            })?;
+            let local: SocketAddr = local.bind_for(addr).unwrap_or(if addr.is_ipv4() {
                 (Ipv4Addr::UNSPECIFIED, 0).into()
             } else {
                 (Ipv6Addr::UNSPECIFIED, 0).into()
-            };
+            });
             let udp = UdpSocket::bind(local)
                 .await
                 .map_err(|e| Error::io(what.clone(), &e))?;

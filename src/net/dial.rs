@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use tokio::net::{TcpStream, UnixStream};
 
-use super::datagram::{connect_datagram, Datagram};
+use super::datagram::{connect_datagram_from, Datagram};
 use super::tls;
-use super::{resolve, unix_error, unix_sockaddr, Peer, Stream};
+use super::{resolve, unix_error, unix_sockaddr, Local, Peer, Stream};
 use crate::endpoint::{Endpoint, HostPort, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -26,6 +26,8 @@ pub struct DialOptions {
     pub handshake_timeout: Duration,
     /// How a `tls://` server is trusted, and the client certificate (mutual TLS).
     pub tls: tls::ClientOptions,
+    /// `-s`, `-p`, `-4`/`-6`: where the client's socket comes from.
+    pub local: Local,
 }
 
 impl Default for DialOptions {
@@ -34,6 +36,7 @@ impl Default for DialOptions {
             connect_timeout: None,
             handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             tls: tls::ClientOptions::default(),
+            local: Local::default(),
         }
     }
 }
@@ -45,6 +48,7 @@ pub struct Dialer {
     connect_timeout: Option<Duration>,
     handshake_timeout: Duration,
     tls: Option<tls::Client>,
+    local: Local,
 }
 
 impl Dialer {
@@ -75,6 +79,7 @@ impl Dialer {
             connect_timeout: opts.connect_timeout,
             handshake_timeout: opts.handshake_timeout,
             tls,
+            local: opts.local,
         })
     }
 
@@ -92,11 +97,11 @@ impl Dialer {
         let what = || format!("cannot connect to {}", self.endpoint);
         match &self.endpoint {
             Endpoint::Tcp(hp) => {
-                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, what).await?;
+                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, &self.local, what).await?;
                 Ok((Stream::Tcp(tcp), peer))
             }
             Endpoint::Tls(hp) => {
-                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, what).await?;
+                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, &self.local, what).await?;
                 let client = match &self.tls {
                     Some(c) => c.clone(),
                     None => tls::Client::new(&tls::ClientOptions::default())?,
@@ -126,7 +131,7 @@ impl Dialer {
     /// # Errors
     /// Name resolution, or a socket the system refuses.
     pub async fn dial_datagram(&self) -> Result<(Datagram, Peer)> {
-        connect_datagram(&self.endpoint).await
+        connect_datagram_from(&self.endpoint, &self.local).await
     }
 }
 
@@ -142,11 +147,25 @@ pub async fn dial(endpoint: &Endpoint, opts: &DialOptions) -> Result<(Stream, Pe
 async fn connect_tcp(
     hp: &HostPort,
     timeout: Option<Duration>,
+    local: &Local,
     what: impl Fn() -> String,
 ) -> Result<(TcpStream, Peer)> {
     let mut last = None;
-    for addr in resolve(hp).await? {
-        match with_timeout(timeout, connect_keeping_early_bytes(addr)).await {
+    let addrs = local.usable(resolve(hp).await?);
+    if addrs.is_empty() {
+        return Err(Error::new(
+            ErrorKind::NotResolved,
+            what(),
+            local.none_left(),
+        ));
+    }
+    for addr in addrs {
+        match with_timeout(
+            timeout,
+            connect_keeping_early_bytes(addr, local.bind_for(addr)),
+        )
+        .await
+        {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 return Ok((s, Peer::from_ip(addr)));
@@ -165,11 +184,20 @@ async fn connect_tcp(
 /// RST). `TcpStream::connect` checks SO_ERROR after the handshake and, finding the reset
 /// there, reports a failed connect and drops the greeting; here a socket whose handshake
 /// completed is a connection, and its reads give the greeting first, then the reset.
-async fn connect_keeping_early_bytes(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+async fn connect_keeping_early_bytes(
+    addr: std::net::SocketAddr,
+    bind: Option<std::net::SocketAddr>,
+) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_nonblocking(true)?;
     sock.set_cloexec(true)?;
+    if let Some(local) = bind {
+        // `-p PORT` again and again (netcat users do): the old connection's TIME_WAIT must
+        // not refuse the port.
+        sock.set_reuse_address(true)?;
+        sock.bind(&local.into())?;
+    }
     match sock.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}

@@ -16,7 +16,7 @@ mod resolve;
 mod stream;
 pub mod tls;
 
-pub use datagram::{bind_datagram, connect_datagram, Datagram};
+pub use datagram::{bind_datagram, connect_datagram, connect_datagram_from, Datagram};
 pub use dial::{dial, DialOptions, Dialer};
 pub use listener::{bind, Listener};
 pub use resolve::resolve;
@@ -72,6 +72,69 @@ impl Bound {
         match self {
             Bound::Stream(l) => l.local_endpoint(),
             Bound::Datagram(d) => d.local_endpoint(),
+        }
+    }
+}
+
+/// An IP family, for `-4`/`-6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 only (`-4`).
+    V4,
+    /// IPv6 only (`-6`).
+    V6,
+}
+
+/// Where a client's socket comes from: `-s ADDR`, `-p PORT`, `-4`/`-6` (netcat's options).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Local {
+    /// `-s/--source`: bind to this address before connecting.
+    pub source: Option<IpAddr>,
+    /// `-p/--source-port`: bind to this port before connecting.
+    pub port: Option<u16>,
+    /// `-4`/`-6`: use only addresses of this family.
+    pub family: Option<Family>,
+}
+
+impl Local {
+    /// The resolved addresses this client may try, in order: of the family asked for, and
+    /// of the source address's family.
+    pub(crate) fn usable(&self, addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        let family = self.family.or(match self.source {
+            Some(IpAddr::V4(_)) => Some(Family::V4),
+            Some(IpAddr::V6(_)) => Some(Family::V6),
+            None => None,
+        });
+        addrs
+            .into_iter()
+            .filter(|a| match family {
+                Some(Family::V4) => a.is_ipv4(),
+                Some(Family::V6) => a.is_ipv6(),
+                None => true,
+            })
+            .collect()
+    }
+
+    /// The address to bind before connecting to `remote`, when one was asked for.
+    pub(crate) fn bind_for(&self, remote: SocketAddr) -> Option<SocketAddr> {
+        if self.source.is_none() && self.port.is_none() {
+            return None;
+        }
+        let ip = self.source.unwrap_or(if remote.is_ipv4() {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        });
+        Some(SocketAddr::new(ip, self.port.unwrap_or(0)))
+    }
+
+    /// Why no address was left to try, for the error.
+    pub(crate) fn none_left(&self) -> String {
+        match (self.family, self.source) {
+            (Some(Family::V4), _) => "it has no IPv4 address, and -4 asks for one".into(),
+            (Some(Family::V6), _) => "it has no IPv6 address, and -6 asks for one".into(),
+            (None, Some(s)) => format!("it has no address of the family of -s {s}"),
+            (None, None) => "no address to try".into(),
         }
     }
 }

@@ -155,3 +155,68 @@ fn connect_tries_every_address_of_a_name() {
     assert!(status.success(), "{err}");
     assert_eq!(srv.rest(), b"by name\n");
 }
+
+/// netcat's `-s ADDR`, `-p PORT`, `-4` and `-6`: the client's socket is bound where asked
+/// and only addresses of the family asked for are tried.
+#[test]
+fn source_address_port_and_family_are_honoured() {
+    let (mut srv, port) = server(&["listen", "-k", "--show-peer", "tcp://:0"]);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = l.local_addr().unwrap().port();
+    drop(l);
+    let (status, _, err) = run(
+        &[
+            "connect",
+            "-s",
+            "127.0.0.2",
+            "-p",
+            &free.to_string(),
+            &format!("127.0.0.1:{port}"),
+        ],
+        b"from a chosen source\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        srv.line(),
+        format!("[127.0.0.2:{free}] from a chosen source\n")
+    );
+    let (status, _, err) = run(&["connect", "-6", &format!("127.0.0.1:{port}")], b"");
+    assert!(!status.success());
+    assert!(err.contains("-6"), "{err}");
+    let (status, _, err) = run(&["connect", "-4", &format!("localhost:{port}")], b"v4\n");
+    assert!(status.success(), "{err}");
+    assert!(srv.line().ends_with("] v4\n"));
+    if ipv6_available() {
+        let (status, _, err) = run(&["connect", "-6", &format!("tcp://[::1]:{port}")], b"v6\n");
+        assert!(status.success(), "{err}");
+        assert!(srv.line().starts_with("[[::1]:"));
+    }
+}
+
+/// A zone id is part of the address: `[::1%lo]` reaches the loopback listener.
+#[test]
+fn ipv6_zone_ids_are_accepted() {
+    if !ipv6_available() {
+        return;
+    }
+    let (_srv, port) = server(&["serve", "echo=tcp://[::1]:0"]);
+    let (status, out, err) = run(&["connect", &format!("tcp://[::1%lo]:{port}")], b"zone\n");
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"zone\n");
+}
+
+/// `--binary` on datagrams: one read is one datagram as it is (newlines and NULs inside),
+/// and datagrams come out raw; without it, a line over the UDP limit is named as such.
+#[test]
+fn binary_datagrams_are_sent_and_written_as_they_are() {
+    let (_srv, port) = server(&["serve", "--udp-rate", "0", "echo=udp://127.0.0.1:0"]);
+    let ep = format!("udp://127.0.0.1:{port}");
+    let data = b"a\nb\x00c\xff";
+    let (status, out, err) = run(&["connect", "--binary", "--idle-timeout", "0.5", &ep], data);
+    assert!(status.success(), "{err}");
+    assert_eq!(out, data);
+    let big = vec![b'x'; 100_000];
+    let (status, _, err) = run(&["connect", &ep], &big);
+    assert!(!status.success());
+    assert!(err.contains("65,507 bytes"), "{err}");
+}
