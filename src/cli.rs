@@ -235,7 +235,8 @@ pub struct TlsClientArgs {
 /// Arguments of `chat`.
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// Where members join: tcp, udp, unix, unixgram endpoints (default tcp://127.0.0.1:8898).
+    /// Where members join: tcp, tls, udp, unix, unixgram endpoints (default
+    /// tcp://127.0.0.1:8898).
     #[arg(value_name = "ENDPOINT")]
     pub endpoints: Vec<String>,
     /// Longest line in bytes; longer ones are refused with '! ' and the member stays.
@@ -245,8 +246,9 @@ pub struct ChatArgs {
     /// member past it is slowed down (reads paused); a datagram member is told '! too fast'.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub rate: u32,
-    /// At most N members in the room; more are told the room is full.
-    #[arg(long, value_name = "N")]
+    /// At most N members in the room (1 or more; leave it out for no limit); more are told
+    /// the room is full.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_members: Option<usize>,
     /// Let datagram (udp, unixgram) addresses join without proving they receive what is
     /// sent to them (by sending back `/join CODE`). Trusted networks only: UDP sources can
@@ -268,10 +270,13 @@ pub struct Limits {
     /// Refuse peers in CIDR (repeatable); wins over --allow.
     #[arg(long, value_name = "CIDR")]
     pub deny: Vec<String>,
-    /// At most N clients at once; more are closed at once and logged.
-    #[arg(long, value_name = "N")]
+    /// At most N clients at once (1 or more; leave it out for no limit); more are closed at
+    /// once and logged.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_conns: Option<usize>,
-    /// Close a client after SECS seconds without traffic (relay over UDP: default 60).
+    /// Close a client after SECS seconds without traffic. Defaults: none for stream clients;
+    /// 600 for chat's datagram members, 60 for relay's UDP clients, 10 for a --broker
+    /// receiver that takes nothing.
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,
     /// A client must finish its TLS handshake within SECS seconds, or it is closed.
@@ -287,8 +292,8 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = BenchMode::Rr)]
     pub mode: BenchMode,
-    /// Concurrent connections (fanout: receivers).
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 1)]
+    /// Concurrent connections (fanout: receivers), 1 or more.
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
     pub conns: usize,
     /// Run for SECS seconds at most.
     #[arg(short = 'd', long, value_name = "SECS", value_parser = seconds, default_value = "5")]
@@ -347,6 +352,15 @@ pub struct RelayArgs {
     pub server_tls: TlsServerArgs,
     #[command(flatten)]
     pub client_tls: TlsClientArgs,
+}
+
+/// A count that 0 would make meaningless (a limit of 0 refuses everybody).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("use 1 or more (0 would refuse everybody, or run nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {

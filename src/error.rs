@@ -54,8 +54,9 @@ pub enum ErrorKind {
 }
 
 /// An error with a sentence for people: `what` failed, `why`, and a kind for the hint; the
-/// underlying error, when there is one, stays reachable through `source()`.
-#[derive(Debug)]
+/// underlying error, when there is one, stays reachable through `source()`. Its `Debug`
+/// form is the sentence too, so `fn main() -> Result<(), sockit::Error>` (the examples)
+/// prints words, not a struct.
 pub struct Error {
     kind: ErrorKind,
     what: String,
@@ -157,6 +158,16 @@ impl Error {
     }
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        if let Some(hint) = self.hint() {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.what, self.why)
@@ -176,6 +187,47 @@ fn copy_io(err: &io::Error) -> io::Error {
     match err.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(err.kind(), err.to_string()),
+    }
+}
+
+/// Carried inside an `io::Error` when our own stdin or stdout failed (a directory on
+/// stdin, a full disk on stdout), so the failure is reported as theirs and not as the
+/// connection's ("connection ... failed: is a directory" would send a user the wrong way).
+#[derive(Debug)]
+pub(crate) struct StdioFailed {
+    /// `cannot read stdin` or `cannot write stdout`.
+    pub(crate) what: &'static str,
+    /// The reason in words.
+    pub(crate) why: String,
+}
+
+impl fmt::Display for StdioFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
+    }
+}
+
+impl std::error::Error for StdioFailed {}
+
+/// Marks `e` as a failure of our own stdin or stdout (`what` says which).
+pub(crate) fn stdio_failed(what: &'static str, e: &io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        StdioFailed {
+            what,
+            why: describe_io(e),
+        },
+    )
+}
+
+impl Error {
+    /// The error for a conversation that ended with `e`: our stdio's failure said as such,
+    /// anything else as the connection's (`connection with PEER failed: ...`).
+    pub fn conversation(peer: impl fmt::Display, e: &io::Error) -> Error {
+        match e.get_ref().and_then(|i| i.downcast_ref::<StdioFailed>()) {
+            Some(f) => Error::new(ErrorKind::Io, f.what, f.why.clone()),
+            None => Error::io(format!("connection with {peer} failed"), e),
+        }
     }
 }
 
@@ -258,6 +310,21 @@ mod tests {
 
     fn libc_enotdir() -> i32 {
         20
+    }
+
+    #[test]
+    fn the_debug_form_is_the_sentence() {
+        let e = Error::io(
+            "cannot connect to tcp://127.0.0.1:1",
+            &io::Error::from(io::ErrorKind::ConnectionRefused),
+        );
+        let debug = format!("{e:?}");
+        assert!(
+            debug.starts_with("cannot connect to tcp://127.0.0.1:1: connection refused\nhint: "),
+            "{debug}"
+        );
+        assert!(!debug.contains("kind"), "{debug}");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
     }
 
     #[test]

@@ -97,18 +97,8 @@ pub async fn stream(
         Err(e) => {
             tracing::info!(%peer, error = %e, duration_ms = started.elapsed().as_millis() as u64,
                 "closed");
-            // stdout refusing our bytes is not the connection's failure.
-            if let Some(f) = e
-                .get_ref()
-                .and_then(|i| i.downcast_ref::<crate::splice::StdoutFailed>())
-            {
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    "cannot write stdout",
-                    f.0.clone(),
-                ));
-            }
-            Err(Error::io(format!("connection with {peer} failed"), &e))
+            // stdin or stdout failing is not the connection's failure.
+            Err(Error::conversation(peer, &e))
         }
     }
 }

@@ -123,7 +123,7 @@ fn copy_stdin(sock: &OwnedFd) -> io::Result<u64> {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(read_error(e)),
         };
         let mut done = 0;
         while done < n {
@@ -237,21 +237,13 @@ fn write_out(out: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
 
 /// A failed write to stdout, marked as ours so it is not reported as the connection's.
 fn write_error(e: rustix::io::Errno) -> io::Error {
-    let e = io::Error::from(e);
-    io::Error::new(e.kind(), StdoutFailed(crate::error::describe_io(&e)))
+    crate::error::stdio_failed("cannot write stdout", &io::Error::from(e))
 }
 
-/// The reason stdout refused our bytes (`no space left on device`, ...).
-#[derive(Debug)]
-pub(crate) struct StdoutFailed(pub(crate) String);
-
-impl std::fmt::Display for StdoutFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot write stdout: {}", self.0)
-    }
+/// A failed read of stdin, marked as ours.
+fn read_error(e: rustix::io::Errno) -> io::Error {
+    crate::error::stdio_failed("cannot read stdin", &io::Error::from(e))
 }
-
-impl std::error::Error for StdoutFailed {}
 
 /// `left` bytes still in our relay pipe, read out and written to stdout.
 fn drain_pipe(r: &OwnedFd, out: BorrowedFd<'_>, mut left: usize) -> io::Result<()> {

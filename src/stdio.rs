@@ -107,7 +107,7 @@ fn read_stdin(tx: &mpsc::Sender<io::Result<Bytes>>) {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                let _ = tx.blocking_send(Err(e));
+                let _ = tx.blocking_send(Err(crate::error::stdio_failed("cannot read stdin", &e)));
                 return;
             }
         }

@@ -212,3 +212,37 @@ fn listening_port(pid: u32) -> Option<u16> {
             .flatten()
     })
 }
+
+/// A directory on stdin is our stdin's failure, not the connection's.
+#[test]
+fn stdin_failures_are_named_as_stdin() {
+    let (_srv, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    for extra in [&[][..], &["--crlf"][..]] {
+        let out = sockit()
+            .arg("connect")
+            .args(extra)
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(std::fs::File::open("/tmp").unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(err.contains("cannot read stdin: is a directory"), "{err}");
+        assert!(!err.contains("connection with"), "{err}");
+    }
+}
+
+/// Limits of 0 would refuse everybody: refused as values, with what to write instead.
+#[test]
+fn zero_limits_are_refused() {
+    for args in [
+        &["listen", "-k", "--max-conns", "0", "tcp://127.0.0.1:0"][..],
+        &["chat", "--max-members", "0", "tcp://127.0.0.1:0"][..],
+        &["bench", "--conns", "0", "tcp://127.0.0.1:9"][..],
+    ] {
+        let (status, _, err) = run(args, b"");
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("use 1 or more"), "{args:?}: {err}");
+    }
+}
