@@ -405,6 +405,15 @@ async fn run_bench(
         .map_err(|_| Error::stdout_closed())?;
     if report.is_clean() {
         Ok(())
+    } else if mode == bench::Mode::Fanout && report.lost > 0 && report.errors == 0 {
+        Err(Error::new(
+            ErrorKind::Io,
+            "the benchmark found problems",
+            format!(
+                "{} lines lost, {} duplicated, {} reordered; a room that limits each member's rate drops a fast sender's lines (sockit chat's default is --rate 10: benchmark it with --rate 0)",
+                report.lost, report.duplicated, report.reordered
+            ),
+        ))
     } else {
         Err(Error::new(
             ErrorKind::Io,

@@ -36,7 +36,7 @@ pub async fn run_stream(
         async move { pair(client, &peer, &target, idle).await }
     };
     tokio::select! {
-        () = admission.serve(&listener, "", handler) => Ok(()),
+        () = admission.serve(&listener, "relay", handler) => Ok(()),
         () = shutdown.cancelled() => Ok(()),
     }
 }
@@ -60,8 +60,10 @@ async fn pair(client: Stream, peer: &Peer, dialer: &Dialer, idle: Option<Duratio
                 bytes_down = down, duration_ms = duration_ms(),
                 end = if client_first { "client closed first" } else { "target closed first" },
                 "pair closed"),
-            Err(e) => tracing::info!(%peer, %target, error = %e, duration_ms = duration_ms(),
-                "pair failed"),
+            Err(e) => {
+                tracing::info!(%peer, %target, error = %crate::error::describe_io(&e), duration_ms = duration_ms(),
+                "pair failed")
+            }
         }
         return;
     }
@@ -72,8 +74,10 @@ async fn pair(client: Stream, peer: &Peer, dialer: &Dialer, idle: Option<Duratio
     match pump::pump(client, upstream, &opts).await {
         Ok(r) => tracing::info!(%peer, %target, bytes_up = r.sent, bytes_down = r.received,
             duration_ms = duration_ms(), end = r.end.as_str(), "pair closed"),
-        Err(e) => tracing::info!(%peer, %target, error = %e, duration_ms = duration_ms(),
-            "pair failed"),
+        Err(e) => {
+            tracing::info!(%peer, %target, error = %crate::error::describe_io(&e), duration_ms = duration_ms(),
+            "pair failed")
+        }
     }
 }
 
@@ -99,7 +103,7 @@ pub async fn run_datagram(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = tokio::select! {
-            r = admission.receive(&sock, &mut buf, "") => r,
+            r = admission.receive(&sock, &mut buf, "relay") => r,
             () = shutdown.cancelled() => return Ok(()),
         };
         let known = clients
@@ -143,7 +147,7 @@ pub async fn run_datagram(
         };
         up.activity.touch();
         if let Err(e) = up.sock.send(&buf[..n]).await {
-            tracing::debug!(%peer, error = %e, "send to the target failed");
+            tracing::debug!(%peer, error = %crate::error::describe_io(&e), "send to the target failed");
         }
     }
 }
@@ -164,10 +168,10 @@ async fn answer_back(
                 Ok(n) => {
                     up.activity.touch();
                     if let Err(e) = sock.send_to(&buf[..n], &peer).await {
-                        tracing::debug!(%peer, error = %e, "answer not delivered");
+                        tracing::debug!(%peer, error = %crate::error::describe_io(&e), "answer not delivered");
                     }
                 }
-                Err(e) => tracing::debug!(%peer, error = %e, "target did not answer"),
+                Err(e) => tracing::debug!(%peer, error = %crate::error::describe_io(&e), "target did not answer"),
             },
             () = up.activity.idle(Some(idle)) => break,
             () = shutdown.cancelled() => break,

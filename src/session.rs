@@ -95,7 +95,7 @@ pub async fn stream(
             Ok(())
         }
         Err(e) => {
-            tracing::info!(%peer, error = %e, duration_ms = started.elapsed().as_millis() as u64,
+            tracing::info!(%peer, error = %crate::error::describe_io(&e), duration_ms = started.elapsed().as_millis() as u64,
                 "closed");
             // stdin or stdout failing is not the connection's failure.
             Err(Error::conversation(peer, &e))

@@ -58,7 +58,7 @@ impl Input {
                 .name("sockit-stdin".into())
                 .spawn(move || read_stdin(&tx));
             if let Err(e) = spawned {
-                tracing::warn!(error = %e, "cannot start the stdin thread; treating stdin as empty");
+                tracing::warn!(error = %crate::error::describe_io(&e), "cannot start the stdin thread; treating stdin as empty");
             }
             rx
         })
@@ -174,7 +174,7 @@ impl Output {
         let handle = match handle {
             Ok(h) => Some(h),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start the stdout thread; output is lost");
+                tracing::warn!(error = %crate::error::describe_io(&e), "cannot start the stdout thread; output is lost");
                 None
             }
         };

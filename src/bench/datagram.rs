@@ -43,7 +43,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
     let pacer = Pacer::per_conn(cfg);
     let mut seq = 0u64;
     while !done(deadline, seq, limit) {
-        let due = pacer.due(seq).await;
+        let due = pacer.due(seq, sh).await;
         let req = datagram(id, seq, cfg.size);
         if let Err(e) = sock.send(&req).await {
             sh.error(format!("send failed: {e}"));

@@ -73,7 +73,7 @@ pub(super) async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) ->
     sh.span.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(Instant::now());
     let mut batch = String::new();
     for n in 0..lines {
-        pacer.due(n).await;
+        pacer.due(n, sh).await;
         batch.push_str(&fanout_line(n));
         if batch.len() > 16 * 1024 || pacer.every.is_some() || n + 1 == lines {
             sender

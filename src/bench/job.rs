@@ -22,6 +22,11 @@ pub(super) struct Shared {
     pub(super) reordered: AtomicU64,
     pub(super) held: AtomicU64,
     pub(super) first_error: Mutex<Option<String>>,
+    /// `--rate`: how late the pacer's timer woke (the generator's lateness, kept out of the
+    /// latency figures).
+    pub(super) late_sum_us: AtomicU64,
+    pub(super) late_count: AtomicU64,
+    pub(super) late_max_us: AtomicU64,
     pub(super) latency: Mutex<Option<Histogram<u64>>>,
     /// fanout: from the first line sent to the last one received, so that waiting for the
     /// room to fill (or for lines that never come) is not counted as delivery time.
@@ -36,6 +41,14 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         first.get_or_insert_with(|| what.to_string());
+    }
+
+    /// Records how late the pacer's timer woke for one operation.
+    pub(super) fn late(&self, by: Duration) {
+        let us = by.as_micros() as u64;
+        self.late_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.late_count.fetch_add(1, Ordering::Relaxed);
+        self.late_max_us.fetch_max(us, Ordering::Relaxed);
     }
 
     pub(super) fn merge(&self, h: &Histogram<u64>) {
@@ -70,16 +83,25 @@ impl Pacer {
         Pacer::new(cfg.rate.map(|r| r / cfg.conns.max(1) as f64))
     }
 
-    /// Waits until operation `n` is due and returns when that was (now, when not pacing).
-    pub(super) async fn due(&self, n: u64) -> Instant {
-        match self.every {
-            Some(every) => {
-                let due = self.start + every.mul_f64(n as f64);
-                tokio::time::sleep_until(due).await;
-                due
-            }
-            None => Instant::now(),
+    /// Waits until operation `n` is due and returns the instant its latency counts from.
+    ///
+    /// An operation that is late because the answer before it was late counts from when it
+    /// was due: the server's stall shows (no coordinated omission). One that waited for its
+    /// turn counts from when the timer actually woke us: the timer's own lateness (up to a
+    /// millisecond with tokio's wheel) is the generator's, so it goes to `sh`'s lateness
+    /// figures instead of the server's latency.
+    pub(super) async fn due(&self, n: u64, sh: &Shared) -> Instant {
+        let Some(every) = self.every else {
+            return Instant::now();
+        };
+        let due = self.start + every.mul_f64(n as f64);
+        if Instant::now() >= due {
+            return due;
         }
+        tokio::time::sleep_until(due).await;
+        let woke = Instant::now();
+        sh.late(woke.saturating_duration_since(due));
+        woke
     }
 }
 

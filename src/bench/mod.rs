@@ -103,6 +103,8 @@ pub struct Report {
     pub held: u64,
     /// Latency of rr requests.
     pub latency: Option<Latency>,
+    /// `--rate`: the pacer's own lateness in µs (mean, max), reported apart from latency.
+    pub pacer_late_us: Option<(u64, u64)>,
     /// The first error seen, for the message.
     pub first_error: Option<String>,
 }
@@ -132,6 +134,7 @@ impl Report {
             "errors": self.errors, "lost": self.lost, "duplicated": self.duplicated,
             "reordered": self.reordered, "held": self.held,
             "latency": self.latency.map(Latency::to_json),
+            "pacer_late_us": self.pacer_late_us.map(|(mean, max)| json!({"mean": mean, "max": max})),
             "first_error": self.first_error, "ok": self.is_clean(),
         })
     }
@@ -173,6 +176,12 @@ impl Report {
                 t,
                 "  latency µs   p50 {} p90 {} p99 {} p99.9 {} max {}",
                 l.p50, l.p90, l.p99, l.p999, l.max
+            );
+        }
+        if let Some((mean, max)) = self.pacer_late_us {
+            let _ = writeln!(
+                t,
+                "  pacer late µs mean {mean} max {max} (the generator's timer, not in latency)"
             );
         }
         if self.held > 0 {

@@ -38,7 +38,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
             if done(deadline, n, limit) {
                 break Ok(());
             }
-            let due = pacer.due(n).await;
+            let due = pacer.due(n, sh).await;
             let off = n * size as u64;
             pattern::fill(id, off, &mut out);
             in_flight.start(n);

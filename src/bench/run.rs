@@ -124,10 +124,22 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<Report> {
             .elapsed()
             .min(cfg.duration.max(Duration::from_millis(1))),
     };
+    let late_count = shared.late_count.load(Ordering::Relaxed);
+    let pacer_late_us = (late_count > 0).then(|| {
+        (
+            shared.late_sum_us.load(Ordering::Relaxed) / late_count,
+            shared.late_max_us.load(Ordering::Relaxed),
+        )
+    });
     Ok(Report {
         mode: cfg.mode.name(),
         endpoint: cfg.target.endpoint().to_string(),
-        conns: cfg.conns,
+        // `--hold N` holds N connections, whatever --conns says.
+        conns: match (cfg.mode, cfg.hold) {
+            (Mode::Connect, Some(n)) => n,
+            _ => cfg.conns,
+        },
+        pacer_late_us,
         elapsed,
         ops: shared.ops.load(Ordering::Relaxed),
         bytes: shared.bytes.load(Ordering::Relaxed),

@@ -225,7 +225,7 @@ async fn join(
             while let Some(batch) = mailbox.next(16 * 1024).await {
                 for line in batch.split_inclusive(|b| *b == b'\n') {
                     if let Err(e) = sock.send_to(line, &to).await {
-                        tracing::debug!(peer = %to, error = %e, "chat datagram send failed");
+                        tracing::debug!(peer = %to, error = %crate::error::describe_io(&e), "chat datagram send failed");
                     }
                 }
             }

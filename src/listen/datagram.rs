@@ -36,7 +36,7 @@ pub(super) async fn run(
     let max_peers = admission.limits().max_conns;
     loop {
         tokio::select! {
-            (n, peer) = admission.receive(&sock, &mut buf, "") => {
+            (n, peer) = admission.receive(&sock, &mut buf, "listen") => {
                 let now = Instant::now();
                 peers.retain(|_, seen| now.duration_since(*seen) < idle);
                 if !peers.contains_key(&peer) {
@@ -52,7 +52,7 @@ pub(super) async fn run(
                 if cfg.broker {
                     for p in peers.keys().filter(|p| **p != peer) {
                         if let Err(e) = sock.send_to(&chunk, p).await {
-                            tracing::debug!(peer = %p, error = %e, "send failed");
+                            tracing::debug!(peer = %p, error = %crate::error::describe_io(&e), "send failed");
                         }
                     }
                 } else {
@@ -64,7 +64,7 @@ pub(super) async fn run(
                 match chunk {
                     Some(Ok(data)) => lines.push(&data),
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot read stdin; serving on");
+                        tracing::warn!(error = %crate::error::describe_io(&e), "cannot read stdin; serving on");
                         stdin_open = false;
                     }
                     None => stdin_open = false,
@@ -77,7 +77,7 @@ pub(super) async fn run(
                     }
                     for p in targets {
                         if let Err(e) = sock.send_to(line, p).await {
-                            tracing::warn!(peer = %p, error = %e, "send failed");
+                            tracing::warn!(peer = %p, error = %crate::error::describe_io(&e), "send failed");
                         }
                     }
                 }

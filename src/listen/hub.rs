@@ -155,7 +155,7 @@ pub(super) async fn run(
         session.serve(stream, rx, kick)
     };
     let result = tokio::select! {
-        () = admission.serve(&listener, "", handler) => Ok(()),
+        () = admission.serve(&listener, "listen", handler) => Ok(()),
         () = shutdown.cancelled() => Ok(()),
         () = output.closed() => Err(Error::stdout_closed()),
     };
@@ -185,7 +185,7 @@ async fn distribute_stdin(mut input: Input, hub: Arc<Hub>, crlf: bool) {
                 hub.broadcast(&data, None);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read stdin; clients stay connected");
+                tracing::warn!(error = %crate::error::describe_io(&e), "cannot read stdin; clients stay connected");
                 return;
             }
         }
@@ -335,7 +335,7 @@ impl Session {
                 peer = %self.peer, bytes_in, bytes_out, duration_ms,
                 "connection reset by peer"),
             Err(e) => tracing::warn!(peer = %self.peer, bytes_in, bytes_out, duration_ms,
-                error = %e, "connection failed"),
+                error = %crate::error::describe_io(&e), "connection failed"),
         }
     }
 

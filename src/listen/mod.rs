@@ -78,7 +78,7 @@ pub async fn run_datagram(
     }
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let (n, peer) = tokio::select! {
-        r = admission.receive(&sock, &mut buf, "") => r,
+        r = admission.receive(&sock, &mut buf, "listen") => r,
         () = shutdown.cancelled() => return Ok(()),
     };
     tracing::info!(%peer, "first datagram");

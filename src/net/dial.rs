@@ -171,7 +171,7 @@ async fn connect_tcp(
                 return Ok((s, Peer::from_ip(addr)));
             }
             Err(e) => {
-                tracing::debug!(%addr, error = %e, "connect attempt failed");
+                tracing::debug!(%addr, error = %crate::error::describe_io(&e), "connect attempt failed");
                 last = Some(e);
             }
         }

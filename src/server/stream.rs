@@ -12,7 +12,7 @@ impl Admission {
     /// Accepts clients of `listener` for ever; each admitted one gets its own task, passes
     /// the layers (the TLS handshake, bounded) there, and is handed to `handler` ready to
     /// talk. A client refused (rules, limit) or failing its handshake is logged with
-    /// `label` (a service name, or empty) and costs nobody else anything. Callers end it
+    /// `label` (the command or service) and costs nobody else anything. Callers end it
     /// by dropping the future, typically in a `select!` on shutdown.
     pub async fn serve<H, F>(&self, listener: &Listener, label: &'static str, handler: H)
     where
@@ -71,7 +71,7 @@ impl Admission {
             match listener.accept().await {
                 Ok((stream, peer)) if self.limits.access.permits(&peer) => {
                     let deadline = self.limits.handshake_timeout;
-                    if let Some(s) = layers(tls.clone(), stream, &peer, deadline, "").await {
+                    if let Some(s) = layers(tls.clone(), stream, &peer, deadline, "listen").await {
                         return Ok((s, peer));
                     }
                 }

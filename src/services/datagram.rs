@@ -33,7 +33,7 @@ pub(super) async fn serve(
             continue;
         }
         if let Err(e) = sock.send_to(&reply, &peer).await {
-            tracing::debug!(%service, %peer, error = %e, "send failed");
+            tracing::debug!(%service, %peer, error = %crate::error::describe_io(&e), "send failed");
         }
     }
 }

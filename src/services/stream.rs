@@ -64,7 +64,7 @@ async fn client(
             tracing::info!(%service, %peer, bytes_in, bytes_out, duration_ms, end = why, "closed")
         }
         Err(e) => {
-            tracing::info!(%service, %peer, bytes_in, bytes_out, duration_ms, error = %e, "closed")
+            tracing::info!(%service, %peer, bytes_in, bytes_out, duration_ms, error = %crate::error::describe_io(&e), "closed")
         }
     }
 }
