@@ -324,9 +324,12 @@ fn open_loop_latency_leaves_out_the_pacers_lateness() {
     let json = String::from_utf8_lossy(&out);
     assert!(json.contains("\"pacer_late_us\":{"), "{json}");
     let p50 = json_field(&json[json.find("\"latency\"").unwrap()..], "p50_us");
+    let late = json_field(&json[json.find("\"pacer_late_us\"").unwrap()..], "mean");
+    // Counted in, the timer's lateness (about a millisecond) would sit under the median; a
+    // loaded machine may slow the echo itself, hence either bound.
     assert!(
-        p50 < 800.0,
-        "p50 {p50} µs at 500 req/s: the pacer's lateness is counted"
+        p50 < 800.0 || p50 < late,
+        "p50 {p50} µs at 500 req/s with the pacer {late} µs late: its lateness is counted"
     );
 }
 
