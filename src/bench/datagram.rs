@@ -9,6 +9,7 @@ use super::job::{done, open_dgram, Job, Pacer};
 use super::pattern;
 use super::stats::histogram;
 use crate::error::Result;
+use crate::net::MAX_DATAGRAM;
 
 /// The datagram with sequence number `seq`: 8 bytes of `seq`, then the pattern.
 fn datagram(id: u64, seq: u64, size: usize) -> Vec<u8> {
@@ -38,7 +39,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
         limit,
     } = job;
     let sock = open_dgram(cfg).await?;
-    let mut back = vec![0u8; cfg.size.max(65_535)];
+    let mut back = vec![0u8; cfg.size.max(MAX_DATAGRAM)];
     let mut h = histogram();
     let pacer = Pacer::per_conn(cfg);
     let mut seq = 0u64;
@@ -105,7 +106,7 @@ pub(super) async fn stream(job: Job<'_>) -> Result<()> {
         }
     };
     let receiver = async {
-        let mut buf = vec![0u8; 65_535];
+        let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut got = 0u64;
         loop {
             let grace = deadline + cfg.timeout;
