@@ -295,7 +295,8 @@ pub struct BenchArgs {
     /// Concurrent connections (fanout: receivers), 1 or more.
     #[arg(short = 'c', long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
     pub conns: usize,
-    /// Run for SECS seconds at most.
+    /// Run for SECS seconds at most, connecting included (rr and stream connections not
+    /// open by then do not run).
     #[arg(short = 'd', long, value_name = "SECS", value_parser = seconds, default_value = "5")]
     pub duration: Duration,
     /// Stop after N operations in all (fanout: lines; default 1000 there).

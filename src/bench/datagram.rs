@@ -47,7 +47,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
         let due = pacer.due(seq, sh).await;
         let req = datagram(id, seq, cfg.size);
         if let Err(e) = sock.send(&req).await {
-            sh.error(format!("send failed: {e}"));
+            sh.error(format!("send failed: {}", crate::error::describe_io(&e)));
         }
         let wait_for = async {
             loop {
@@ -66,7 +66,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
                 sh.bytes.fetch_add(cfg.size as u64, Ordering::Relaxed);
             }
             Ok(Ok(false)) => sh.error(format!("corrupted datagram on connection {id}")),
-            Ok(Err(e)) => sh.error(format!("receive failed: {e}")),
+            Ok(Err(e)) => sh.error(format!("receive failed: {}", crate::error::describe_io(&e))),
             Err(_) => {
                 sh.lost.fetch_add(1, Ordering::Relaxed);
             }

@@ -50,7 +50,7 @@ pub(super) async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) ->
         receivers.spawn(async move {
             let r = receive_fanout(s, lines, &sh, &synced, deadline + grace, grace).await;
             if let Err(e) = r {
-                sh.error(format!("receiver {id}: {e}"));
+                sh.error(format!("receiver {id}: {}", crate::error::describe_io(&e)));
             }
         });
     }

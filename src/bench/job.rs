@@ -120,6 +120,16 @@ pub(super) async fn open(cfg: &Config) -> Result<Stream> {
     Ok(cfg.target.dial().await?.0)
 }
 
+/// A worker's connection, if it opens before `deadline`: `--duration` counts from the
+/// start, connecting included, so a run of many connections still ends on time (a
+/// connection not open by then simply does not run; it is no error).
+pub(super) async fn open_by(cfg: &Config, deadline: Instant) -> Result<Option<Stream>> {
+    match tokio::time::timeout_at(deadline, open(cfg)).await {
+        Ok(s) => s.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
 pub(super) fn done(deadline: Instant, n: u64, limit: Option<u64>) -> bool {
     Instant::now() >= deadline || limit.is_some_and(|l| n >= l)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::job::{done, open, Job, Pacer};
+use super::job::{done, open_by, Job, Pacer};
 use super::pattern;
 use super::stats::histogram;
 use crate::error::{Error, Result};
@@ -23,7 +23,9 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
         deadline,
         limit,
     } = job;
-    let mut s = open(cfg).await?;
+    let Some(mut s) = open_by(cfg, deadline).await? else {
+        return Ok(());
+    };
     let size = cfg.size;
     let mut out = vec![0u8; size];
     // One byte more than an answer: a read that does not fill the buffer tells the reactor

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::job::{done, open, Job};
+use super::job::{done, open_by, Job};
 use super::pattern;
 use crate::error::{Error, Result};
 
@@ -18,7 +18,9 @@ pub(super) async fn stream(job: Job<'_>) -> Result<()> {
         deadline,
         limit,
     } = job;
-    let s = open(cfg).await?;
+    let Some(s) = open_by(cfg, deadline).await? else {
+        return Ok(());
+    };
     let (mut r, mut w) = tokio::io::split(s);
     let sent = AtomicU64::new(0);
     let writer_done = tokio::sync::Notify::new();
