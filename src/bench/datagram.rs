@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::{timeout, Instant};
 
-use super::job::{done, open_dgram, Job, Pacer};
+use super::job::{done, open_dgram, Job, Pacer, Samples};
 use super::pattern;
-use super::stats::histogram;
 use crate::error::Result;
 use crate::net::MAX_DATAGRAM;
 
@@ -40,7 +39,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
     } = job;
     let sock = open_dgram(cfg).await?;
     let mut back = vec![0u8; cfg.size.max(MAX_DATAGRAM)];
-    let mut h = histogram();
+    let mut h = Samples::new(sh);
     let pacer = Pacer::per_conn(cfg);
     let mut seq = 0u64;
     while !done(deadline, seq, limit) {
@@ -61,7 +60,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
         };
         match timeout(cfg.timeout, wait_for).await {
             Ok(Ok(true)) => {
-                let _ = h.record(due.elapsed().as_micros().max(1) as u64);
+                h.record_since(due);
                 sh.ops.fetch_add(1, Ordering::Relaxed);
                 sh.bytes.fetch_add(cfg.size as u64, Ordering::Relaxed);
             }
@@ -73,7 +72,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
         }
         seq += 1;
     }
-    sh.merge(&h);
+    drop(h);
     Ok(())
 }
 

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::job::{done, open_by, Job, Pacer};
+use super::job::{done, open_by, Job, Pacer, Samples};
 use super::pattern;
-use super::stats::histogram;
 use crate::error::{Error, Result};
 
 /// Sends `size` bytes, waits for them back, again and again; open-loop with `--rate`.
@@ -31,7 +30,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
     // One byte more than an answer: a read that does not fill the buffer tells the reactor
     // the socket is drained, so the next exchange waits without a read(2) that finds nothing.
     let mut back = vec![0u8; size + 1];
-    let mut h = histogram();
+    let mut h = Samples::new(sh);
     let pacer = Pacer::per_conn(cfg);
     let in_flight = Watch::default();
     let work = async {
@@ -74,7 +73,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
                     format!("corrupted answer at byte {at}"),
                 ));
             }
-            let _ = h.record(due.elapsed().as_micros().max(1) as u64);
+            h.record_since(due);
             n += 1;
             // Shared counters are touched every 64 exchanges, not each one: 100 connections
             // bumping one cache line would make the load generator measure itself.
@@ -99,7 +98,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
             ))
         }
     };
-    sh.merge(&h);
+    drop(h);
     result
 }
 

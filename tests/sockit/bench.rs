@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
+use std::process::Stdio;
 use std::thread;
 
 use crate::util::*;
@@ -353,4 +354,40 @@ fn hold_reports_the_connections_it_holds() {
     );
     assert!(status.success(), "{err}");
     assert!(String::from_utf8_lossy(&out).contains("with 20 connection(s)"));
+}
+
+/// The load generator holds a few KiB per connection, like the servers it measures (a
+/// latency histogram per connection made it ~150 KiB each: 1.75 GB at 30,000).
+#[test]
+fn bench_memory_per_connection_stays_small() {
+    let (_srv, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let mut cmd = sockit();
+    cmd.args([
+        "bench",
+        "-q",
+        "--mode",
+        "rr",
+        "--conns",
+        "1000",
+        "--duration",
+        "3",
+        &format!("tcp://127.0.0.1:{port}"),
+    ]);
+    let mut b = Proc::spawn(cmd, Some(Stdio::null()));
+    let pid = b.child.id();
+    let mut peak = 0u64;
+    while b.running() {
+        // Read leniently: the process may exit between the check and the read.
+        let anon = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|st| {
+                let line = st.lines().find(|l| l.starts_with("RssAnon:"))?.to_string();
+                line.split_whitespace().nth(1)?.parse().ok()
+            });
+        peak = peak.max(anon.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(b.wait().success());
+    // 1,000 histograms alone were ~150 MB.
+    assert!(peak < 40_000, "bench held {peak} KiB for 1,000 connections");
 }
