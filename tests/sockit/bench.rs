@@ -391,3 +391,31 @@ fn bench_memory_per_connection_stays_small() {
     // 1,000 histograms alone were ~150 MB.
     assert!(peak < 40_000, "bench held {peak} KiB for 1,000 connections");
 }
+
+/// fanout against a room that rate-limits its members (sockit chat's default) loses lines:
+/// the failure says why and what to run instead.
+#[test]
+fn fanout_losses_against_a_rate_limited_room_say_why() {
+    let (_room, port) = server(&["chat", "tcp://127.0.0.1:0"]);
+    let (status, _, err) = run(
+        &[
+            "bench",
+            "-q",
+            "--mode",
+            "fanout",
+            "--conns",
+            "3",
+            "--count",
+            "200",
+            "--timeout",
+            "1",
+            &format!("tcp://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert!(
+        !status.success(),
+        "a rate-limited room cannot pass 200 lines at once"
+    );
+    assert!(err.contains("--rate 0"), "{err}");
+}

@@ -503,3 +503,29 @@ fn a_self_signed_ca_certificate_in_the_ca_file_is_trusted() {
         "{err}"
     );
 }
+
+/// A server that never answers the handshake: the client gives up after
+/// `--handshake-timeout` and the hint names that option, not `-w` (which bounds only the
+/// TCP connect).
+#[test]
+fn a_stalled_handshake_names_its_own_timeout() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (status, _, err) = run(
+        &[
+            "connect",
+            "--handshake-timeout",
+            "0.5",
+            &format!("tls://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    drop(l);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("TLS handshake with tls://127.0.0.1:{port} failed")),
+        "{err}"
+    );
+    assert!(err.contains("--handshake-timeout"), "{err}");
+    assert!(!err.contains("-w/--connect-timeout"), "{err}");
+}
