@@ -287,6 +287,15 @@ fn tcp_udp_and_unix_members_share_one_room() {
     assert!(recv().starts_with("* welcome, you are "));
 }
 
+/// The nick in a `* NICK joined` notice.
+fn joined_nick(line: &str) -> String {
+    let nick = line
+        .strip_prefix("* ")
+        .and_then(|l| l.strip_suffix(" joined"));
+    nick.unwrap_or_else(|| panic!("not a join notice: {line:?}"))
+        .to_string()
+}
+
 /// The code in an answer to an unproven address (`... /join CODE ...`).
 fn join_code(answer: &str) -> String {
     let after = answer
@@ -365,11 +374,7 @@ fn datagram_members_leave_after_the_idle_timeout() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.send_to(b"hi\n", ("127.0.0.1", port_of(&eps[1])))
         .unwrap();
-    let joined = t.line();
-    let unick = joined
-        .trim_start_matches("* ")
-        .trim_end_matches(" joined")
-        .to_string();
+    let unick = joined_nick(&t.line());
     assert_eq!(t.line(), format!("<{unick}> hi"));
     let started = Instant::now();
     let l = t.line();
@@ -384,11 +389,7 @@ fn the_tutorials_clients_join_the_room() {
     let mut t = tcp(tport);
     // The tutorial's chat client sends each message without a newline.
     let mut py = python("chat_client.py", &[&tport.to_string()], None);
-    let joined = t.line();
-    let pnick = joined
-        .trim_start_matches("* ")
-        .trim_end_matches(" joined")
-        .to_string();
+    let pnick = joined_nick(&t.line());
     py.write("你好，服务器\n".as_bytes());
     assert_eq!(t.line(), format!("<{pnick}> 你好，服务器"));
     py.write(b"bye\n");
@@ -593,11 +594,7 @@ fn netcat_is_a_member_like_any_other() {
     let mut nc = Proc::spawn(cmd, None);
     let welcome = nc.line();
     assert!(welcome.starts_with("* welcome, you are guest"), "{welcome}");
-    let joined = t.line();
-    let ncnick = joined
-        .trim_start_matches("* ")
-        .trim_end_matches(" joined")
-        .to_string();
+    let ncnick = joined_nick(&t.line());
     nc.write("大家好 from nc\n".as_bytes());
     assert_eq!(t.line(), format!("<{ncnick}> 大家好 from nc"));
     t.send("hi nc\n");
@@ -615,11 +612,7 @@ fn an_unreachable_datagram_member_is_dropped_at_once() {
     let mut t = tcp(tport);
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.send_to(b"hi\n", ("127.0.0.1", uport)).unwrap();
-    let joined = t.line();
-    let unick = joined
-        .trim_start_matches("* ")
-        .trim_end_matches(" joined")
-        .to_string();
+    let unick = joined_nick(&t.line());
     assert_eq!(t.line(), format!("<{unick}> hi"));
     drop(udp);
     t.send("are you there?\n");
