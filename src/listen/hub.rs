@@ -160,14 +160,17 @@ pub(super) async fn run(
         () = output.closed() => Err(Error::stdout_closed()),
     };
     stdin_task.abort();
-    // Every client's session is a child of `shutdown`: let them flush what they hold.
-    let tasks = admission.tasks();
-    tasks.close();
-    if tokio::time::timeout(FINISH_TIMEOUT, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some clients did not finish in time");
+    if shutdown.is_cancelled() {
+        // Every client's session is a child of `shutdown` and ends now: let them flush the
+        // lines they hold.
+        let tasks = admission.tasks();
+        tasks.close();
+        if tokio::time::timeout(FINISH_TIMEOUT, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some clients did not finish in time");
+        }
     }
     result
 }

@@ -76,11 +76,6 @@ impl Admission {
     pub fn tasks(&self) -> &TaskTracker {
         &self.tasks
     }
-
-    /// The access rules.
-    pub fn access(&self) -> &Access {
-        &self.limits.access
-    }
 }
 
 impl Default for Admission {
