@@ -9,7 +9,7 @@ use sockit::net::{tls, Bound, DialOptions, Dialer, Family, Local};
 use sockit::server::{Access, Admission, Limits};
 use sockit::session::{self, Source};
 use sockit::stdio::{Input, Output};
-use sockit::{bench, chat, connect, listen, relay, services, Endpoint};
+use sockit::{bench, chat, connect, listen, relay, scan, services, Endpoint};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
@@ -219,12 +219,38 @@ async fn watch_signals(shutdown: CancellationToken) {
 }
 
 async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {
-    let endpoint: Endpoint = args.endpoint.parse()?;
     let family = match (args.ipv4, args.ipv6) {
         (true, _) => Some(Family::V4),
         (_, true) => Some(Family::V6),
         _ => None,
     };
+    if args.zero_io {
+        let target: scan::Target = args.endpoint.parse()?;
+        let opts = scan::Options {
+            local: Local {
+                source: args.source,
+                port: args.source_port,
+                family,
+            },
+            timeout: args.connect_timeout.unwrap_or(Duration::from_secs(1)),
+            concurrency: args.max_conns,
+        };
+        let any = tokio::select! {
+            r = scan::run(&target, &opts, &output) => r?,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        return if any {
+            Ok(())
+        } else {
+            // netcat's rule: no open port is exit 1, with nothing more to say.
+            Err(Error::new(
+                ErrorKind::NothingOpen,
+                "no port is open",
+                "none answered",
+            ))
+        };
+    }
+    let endpoint: Endpoint = args.endpoint.parse()?;
     let dialer = Dialer::new(
         endpoint,
         &DialOptions {

@@ -39,7 +39,8 @@ pub enum Command {
   sockit connect unix:/tmp/app.sock
   sockit connect tls://example.org:443                 TLS, verified against the system's roots
   sockit connect --pin AB:CD:...:EF tls://127.0.0.1:8443   trust one (self-signed) certificate
-  sockit connect --ca ca.pem --client-cert me.pem --client-key me.key tls://host:8443   mutual TLS")]
+  sockit connect --ca ca.pem --client-cert me.pem --client-key me.key tls://host:8443   mutual TLS
+  sockit connect -z 127.0.0.1:20-25,80                 which ports answer (nc -z)")]
     Connect(ConnectArgs),
     /// Wait for clients and talk to them: one conversation, or many with -k.
     #[command(after_help = "Examples:
@@ -130,6 +131,14 @@ pub struct ConnectArgs {
     /// raw (no newline added), for protocols that are not text.
     #[arg(long)]
     pub binary: bool,
+    /// Check which ports answer, sending no data: ENDPOINT is HOST:PORTS or udp://HOST:PORTS,
+    /// PORTS as 22, 20-25 or 22,80,8000-8010. Open ports go to stdout, closed ones to
+    /// stderr with -v; exit 0 when any is open, 1 when none is.
+    #[arg(short = 'z')]
+    pub zero_io: bool,
+    /// With -z: ports checked at once (default 100).
+    #[arg(long, value_name = "N", value_parser = at_least_one, default_value = "100")]
+    pub max_conns: usize,
     /// Bind to this local address before connecting (netcat's -s).
     #[arg(short = 's', long, value_name = "ADDR")]
     pub source: Option<std::net::IpAddr>,

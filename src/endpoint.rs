@@ -99,6 +99,19 @@ impl Endpoint {
     }
 }
 
+impl fmt::Display for Host {
+    /// As written in an endpoint: IPv6 in brackets, `*` for every interface.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}"),
+            Host::Scoped(ip, zone) => write!(f, "[{ip}%{zone}]"),
+            Host::Name(n) => f.write_str(n),
+            Host::Any => f.write_str("*"),
+        }
+    }
+}
+
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {

@@ -49,6 +49,8 @@ pub enum ErrorKind {
     TlsTimedOut,
     /// A configuration file (certificate, key, CA) or option combination was unusable.
     Config,
+    /// `connect -z` found no open port: exit status 1, nothing to print (netcat's rule).
+    NothingOpen,
     /// Any other I/O failure.
     Io,
 }

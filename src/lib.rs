@@ -24,7 +24,8 @@
 //! - [`session`]: one conversation between stdio and a peer (stream or datagram), shared by
 //!   `connect` and `listen`.
 //! - The commands, each taking an already bound socket or a dialer and a shutdown token, so
-//!   tests and examples drive them in-process: [`connect`], [`listen`], [`relay`],
+//!   tests and examples drive them in-process: [`connect`] (and its `-z` port check,
+//!   [`scan`]), [`listen`], [`relay`],
 //!   [`chat`] (the transport-free [`chat::Room`], its commands and adapters), [`services`]
 //!   (echo, discard, chargen, daytime with strftime, time, sntp), [`bench`](mod@bench) (the load
 //!   generator, checking every byte).
@@ -53,6 +54,7 @@ pub mod listen;
 pub mod net;
 pub mod pump;
 pub mod relay;
+pub mod scan;
 pub mod server;
 pub mod services;
 pub mod session;

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `sockit ... | head`: the reader has what it wanted; that is success.
         Err(e) if *e.kind() == ErrorKind::StdoutClosed => ExitCode::SUCCESS,
+        // `connect -z` found nothing open: exit 1 quietly, as netcat does.
+        Err(e) if *e.kind() == ErrorKind::NothingOpen => ExitCode::FAILURE,
         Err(e) => {
             app::say(format_args!("sockit: {e}"));
             if let Some(hint) = e.hint() {

@@ -12,6 +12,7 @@ mod chat;
 mod errors;
 mod listen;
 mod matrix;
+mod portcheck;
 mod relay;
 mod serve;
 mod tls;
