@@ -272,6 +272,8 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         idle_timeout: args.idle_timeout,
         crlf: args.crlf,
         binary: args.binary,
+        send_only: args.send_only,
+        recv_only: args.recv_only,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await
 }

@@ -127,6 +127,14 @@ pub struct ConnectArgs {
     /// Give up a TLS handshake after SECS seconds.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
     pub handshake_timeout: Duration,
+    /// Only send: stdin goes to the peer, what it sends is ignored, and sockit ends at the
+    /// end of stdin (after the half-close), as ncat --send-only.
+    #[arg(long, conflicts_with = "recv_only")]
+    pub send_only: bool,
+    /// Only receive: the peer's bytes go to stdout until it ends; stdin is never read and
+    /// nothing is sent (no half-close either), as ncat --recv-only.
+    #[arg(long)]
+    pub recv_only: bool,
     /// Datagrams: each read of stdin is one datagram as it is, and datagrams are written
     /// raw (no newline added), for protocols that are not text.
     #[arg(long)]

@@ -30,6 +30,11 @@ pub struct Options {
     pub crlf: bool,
     /// Datagrams: each input chunk is one datagram as it is, datagrams are output raw.
     pub binary: bool,
+    /// Send stdin and ignore what the peer sends; end (after the half-close) at stdin's end.
+    pub send_only: bool,
+    /// Never send: the peer's bytes to stdout until it ends; stdin is not read and our side
+    /// is never shut down (a server that ends at our EOF keeps talking).
+    pub recv_only: bool,
 }
 
 /// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
@@ -67,6 +72,9 @@ pub async fn stream(
     opts: &Options,
 ) -> Result<()> {
     let started = std::time::Instant::now();
+    if opts.send_only || opts.recv_only {
+        return one_way(stream, peer, input, output, opts, started).await;
+    }
     let popts = pump::Options {
         idle_timeout: opts.idle_timeout,
         end_on_remote_eof: input.is_terminal(),
@@ -103,6 +111,64 @@ pub async fn stream(
     }
 }
 
+/// `--send-only` and `--recv-only`: one direction of the conversation, the other ignored.
+async fn one_way(
+    stream: Stream,
+    peer: &Peer,
+    mut input: Input,
+    output: &Output,
+    opts: &Options,
+    started: std::time::Instant,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let moved = if opts.send_only {
+        let r = if opts.crlf {
+            let mut crlf = crate::lines::Crlf::default();
+            let mut total = 0u64;
+            loop {
+                match input.next_chunk().await {
+                    Some(Ok(data)) => {
+                        let data = crlf.convert(&data);
+                        if let Err(e) = wr.write_all(&data).await {
+                            break Err(e);
+                        }
+                        total += data.len() as u64;
+                    }
+                    Some(Err(e)) => break Err(e),
+                    None => break Ok(total),
+                }
+            }
+        } else {
+            tokio::io::copy(&mut input, &mut wr).await
+        };
+        match r {
+            Ok(n) => wr.shutdown().await.map(|()| n),
+            Err(e) => Err(e),
+        }
+    } else {
+        let mut out = output.writer();
+        let r = tokio::io::copy(&mut rd, &mut out).await;
+        match r {
+            Ok(n) => out.flush().await.map(|()| n),
+            Err(e) => Err(e),
+        }
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match moved {
+        Ok(bytes) => {
+            let way = if opts.send_only {
+                "bytes_out"
+            } else {
+                "bytes_in"
+            };
+            tracing::info!(%peer, bytes, way, duration_ms, "closed");
+            Ok(())
+        }
+        Err(e) => Err(Error::conversation(peer, &e)),
+    }
+}
+
 /// One datagram conversation with `peer` over a connected socket.
 ///
 /// # Errors
@@ -134,6 +200,8 @@ pub async fn datagram(
         }
     };
     let (mut input, mut open) = match source {
+        // Never sending: nothing is read, and the socket waits for what comes.
+        _ if opts.recv_only => (None, true),
         Source::Lines(input) => (Some(input), true),
         Source::Once(b) => {
             sock.send(&b).await.map_err(fail)?;
@@ -149,6 +217,8 @@ pub async fn datagram(
         let wait = match (open, idle_timeout) {
             (true, None) => None,
             (true, Some(t)) => Some(t),
+            // Replies are ignored: nothing to wait for once input ended.
+            (false, _) if opts.send_only => Some(Duration::ZERO),
             (false, t) => Some(t.unwrap_or(DATAGRAM_IDLE)),
         };
         let deadline = async {
@@ -186,7 +256,7 @@ pub async fn datagram(
                     sent += 1;
                 }
             }
-            r = sock.recv(&mut buf) => {
+            r = sock.recv(&mut buf), if !opts.send_only => {
                 let n = r.map_err(fail)?;
                 received += 1;
                 let data = if opts.binary {

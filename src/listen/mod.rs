@@ -53,7 +53,7 @@ pub async fn run_stream(
     let opts = session::Options {
         idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
-        binary: false,
+        ..session::Options::default()
     };
     tokio::select! {
         r = session::stream(stream, &peer, input, &output, &opts) => r,
@@ -92,7 +92,7 @@ pub async fn run_datagram(
     let opts = session::Options {
         idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
-        binary: false,
+        ..session::Options::default()
     };
     tokio::select! {
         r = session::datagram(&sock, &peer, Source::Lines(input), &output, &opts) => r,

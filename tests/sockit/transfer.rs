@@ -291,3 +291,31 @@ fn data_before_a_reset_is_delivered_then_the_reset_reported() {
         assert!(!err.contains("cannot connect"), "{err}");
     }
 }
+
+/// `--send-only`: stdin reaches the peer, nothing the peer sends is written, and sockit ends
+/// at stdin's end. `--recv-only`: the peer's bytes are written, stdin is never sent.
+#[test]
+fn send_only_and_recv_only_use_one_direction() {
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    srv.write(b"ignored by the client\n");
+    srv.close_stdin();
+    let (status, out, err) = run(
+        &["connect", "--send-only", &format!("127.0.0.1:{port}")],
+        b"to the server\n",
+    );
+    assert!(status.success(), "{err}");
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(srv.rest(), b"to the server\n");
+
+    let (mut srv, port) = server(&["listen", "tcp://127.0.0.1:0"]);
+    srv.write(b"from the server\n");
+    srv.close_stdin();
+    let (status, out, err) = run(
+        &["connect", "--recv-only", &format!("127.0.0.1:{port}")],
+        b"never sent\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"from the server\n");
+    assert!(srv.wait().success());
+    assert_eq!(srv.rest(), b"", "the client sent nothing");
+}
