@@ -91,6 +91,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Serve(args) => run_serve(args, quiet, shutdown).await,
             Command::Bench(args) => run_bench(args, output, quiet, shutdown).await,
             Command::Relay(args) => run_relay(args, quiet, shutdown).await,
+            Command::Completions { shell } => print_generated(&output, completions(shell)).await,
+            Command::Man => print_generated(&output, man_page()?).await,
         }
     });
     // Client tasks still hold stdout handles; ending the runtime drops them.
@@ -216,6 +218,31 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
     shutdown.cancel();
     tracing::info!("signal received; shutting down");
+}
+
+/// A completion script for `shell`, from the clap definitions.
+fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sockit", &mut out);
+    out
+}
+
+/// The man page in roff, from the clap definitions.
+fn man_page() -> Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| Error::io("cannot render the man page", &e))?;
+    Ok(out)
+}
+
+async fn print_generated(output: &Output, text: Vec<u8>) -> Result<()> {
+    output
+        .write(text.into())
+        .await
+        .map_err(|_| Error::stdout_closed())
 }
 
 async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {

@@ -105,6 +105,20 @@ Examples:
   sockit relay --cert c.pem --key k.pem tls://:443 tcp://127.0.0.1:8080   terminate TLS
   sockit relay --ca ca.pem tcp://127.0.0.1:5433 tls://db.internal:5432    originate TLS")]
     Relay(RelayArgs),
+    /// Print a shell completion script (from the same definitions as --help).
+    #[command(after_help = "Examples:
+  sockit completions bash > /etc/bash_completion.d/sockit
+  sockit completions zsh > \"${fpath[1]}/_sockit\"
+  sockit completions fish > ~/.config/fish/completions/sockit.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), from the same definitions as --help.
+    #[command(after_help = "Example:
+  sockit man > sockit.1 && man ./sockit.1")]
+    Man,
 }
 
 /// Arguments of `connect`.

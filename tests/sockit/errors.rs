@@ -246,3 +246,42 @@ fn zero_limits_are_refused() {
         assert!(err.contains("use 1 or more"), "{args:?}: {err}");
     }
 }
+
+/// `sockit completions SHELL` and `sockit man` come from the same definitions as `--help`.
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (status, out, err) = run(&["completions", shell], b"");
+        assert!(status.success(), "{shell}: {err}");
+        let script = String::from_utf8_lossy(&out);
+        for word in [
+            "connect",
+            "listen",
+            "chat",
+            "serve",
+            "relay",
+            "bench",
+            "max-conns",
+        ] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    // The bash script is valid bash.
+    let (_, out, _) = run(&["completions", "bash"], b"");
+    let dir = temp_dir("completions");
+    let path = dir.join("sockit.bash");
+    std::fs::write(&path, &out).unwrap();
+    let ok = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (status, out, _) = run(&["man"], b"");
+    assert!(status.success());
+    let page = String::from_utf8_lossy(&out);
+    assert!(page.contains(".TH sockit 1"), "{page}");
+    assert!(page.contains("relay"), "{page}");
+    let (status, _, err) = run(&["completions", "tcsh"], b"");
+    assert_eq!(status.code(), Some(2), "{err}");
+}
