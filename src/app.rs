@@ -258,6 +258,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
                 source: args.source,
                 port: args.source_port,
                 family,
+                ..Local::default()
             },
             timeout: args.connect_timeout.unwrap_or(Duration::from_secs(1)),
             concurrency: args.max_conns,
@@ -288,6 +289,9 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
                 source: args.source,
                 port: args.source_port,
                 family,
+                iface: args.iface,
+                ttl: args.ttl,
+                broadcast: args.broadcast,
             },
         },
     )?;
@@ -319,7 +323,11 @@ async fn run_listen(
         crlf: args.crlf,
     };
     let admission = admission(&args.limits, &args.tls, &[&endpoint], quiet)?;
-    let bound = Bound::bind(&endpoint).await?;
+    let local = Local {
+        iface: args.iface,
+        ..Local::default()
+    };
+    let bound = Bound::bind_on(&endpoint, &local).await?;
     if !quiet {
         say(format_args!("listening on {}", bound.local_endpoint()));
     }

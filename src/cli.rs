@@ -161,6 +161,15 @@ pub struct ConnectArgs {
     /// With -z: ports checked at once (default 100).
     #[arg(long, value_name = "N", value_parser = at_least_one, default_value = "100")]
     pub max_conns: usize,
+    /// Multicast: send through the interface with this IPv4 address (e.g. 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    pub iface: Option<std::net::IpAddr>,
+    /// Multicast: hops a datagram may take (default 1: this network only).
+    #[arg(long, value_name = "N")]
+    pub ttl: Option<u32>,
+    /// Allow sending to a broadcast address (SO_BROADCAST).
+    #[arg(long)]
+    pub broadcast: bool,
     /// Bind to this local address before connecting (netcat's -s).
     #[arg(short = 's', long, value_name = "ADDR")]
     pub source: Option<std::net::IpAddr>,
@@ -193,6 +202,9 @@ pub struct ListenArgs {
     /// Prefix each received line with "[PEER] ", to show who wrote.
     #[arg(long)]
     pub show_peer: bool,
+    /// Multicast (udp://GROUP:PORT): join the group on the interface with this IPv4 address.
+    #[arg(long, value_name = "ADDR")]
+    pub iface: Option<std::net::IpAddr>,
     #[command(flatten)]
     pub limits: Limits,
     /// Send LF as CRLF.

@@ -189,6 +189,12 @@ pub async fn datagram(
                 format!("no answer from {peer}"),
                 "port unreachable (connection refused)",
             ),
+            // EACCES: sending to a broadcast address without SO_BROADCAST.
+            io::ErrorKind::PermissionDenied => Error::new(
+                ErrorKind::BadArgument,
+                format!("cannot send a datagram to {peer}"),
+                "a broadcast address takes --broadcast",
+            ),
             _ if e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error()) => {
                 Error::new(
                     ErrorKind::BadArgument,

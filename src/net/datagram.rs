@@ -38,10 +38,22 @@ enum Inner {
 /// # Errors
 /// As [`crate::net::bind`]: port holder, privileged port, live or foreign Unix path.
 pub async fn bind_datagram(endpoint: &Endpoint) -> Result<Datagram> {
+    bind_datagram_on(endpoint, &Local::default()).await
+}
+
+/// As [`bind_datagram`]; a multicast address (`udp://239.1.1.1:5000`, `udp://[ff02::1234]:5000`)
+/// is bound so that only that group's datagrams arrive, and the group is joined on
+/// `local.iface` (the system's choice without it).
+///
+/// # Errors
+/// As [`bind_datagram`]; a group that cannot be joined on that interface.
+pub async fn bind_datagram_on(endpoint: &Endpoint, local: &Local) -> Result<Datagram> {
     let what = format!("cannot listen on {endpoint}");
     match endpoint {
         Endpoint::Udp(hp) => {
             let sock = bind_ip(hp, Type::DGRAM, &what).await?;
+            join_group(&sock, local)
+                .map_err(|e| Error::io(format!("cannot join the group of {endpoint}"), &e))?;
             let addr = sock
                 .local_addr()
                 .ok()
@@ -73,6 +85,47 @@ pub async fn bind_datagram(endpoint: &Endpoint) -> Result<Datagram> {
     }
 }
 
+/// Joins the multicast group a socket is bound to, if it is bound to one.
+fn join_group(sock: &socket2::Socket, local: &Local) -> io::Result<()> {
+    let Some(bound) = sock.local_addr()?.as_socket() else {
+        return Ok(());
+    };
+    match bound.ip() {
+        std::net::IpAddr::V4(group) if group.is_multicast() => {
+            let iface = match local.iface {
+                Some(std::net::IpAddr::V4(a)) => a,
+                _ => Ipv4Addr::UNSPECIFIED,
+            };
+            sock.join_multicast_v4(&group, &iface)
+        }
+        std::net::IpAddr::V6(group) if group.is_multicast() => sock.join_multicast_v6(&group, 0),
+        _ => Ok(()),
+    }
+}
+
+/// Multicast and broadcast sending: the interface, the hops (1 unless told), our own
+/// datagrams looped back (so a receiver on this machine hears them), SO_BROADCAST.
+fn prepare_sender(udp: &UdpSocket, to: SocketAddr, local: &Local) -> io::Result<()> {
+    let sock = SockRef::from(udp);
+    if local.broadcast {
+        sock.set_broadcast(true)?;
+    }
+    match to.ip() {
+        std::net::IpAddr::V4(g) if g.is_multicast() => {
+            if let Some(std::net::IpAddr::V4(a)) = local.iface {
+                sock.set_multicast_if_v4(&a)?;
+            }
+            sock.set_multicast_ttl_v4(local.ttl.unwrap_or(1))?;
+            sock.set_multicast_loop_v4(true)
+        }
+        std::net::IpAddr::V6(g) if g.is_multicast() => {
+            sock.set_multicast_hops_v6(local.ttl.unwrap_or(1))?;
+            sock.set_multicast_loop_v6(true)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Opens a datagram socket whose default destination is `endpoint`.
 ///
 /// A unixgram client binds itself an abstract name, because a peer can only answer a
@@ -96,16 +149,24 @@ pub async fn connect_datagram_from(endpoint: &Endpoint, local: &Local) -> Result
             let addr = *local.usable(resolve(hp).await?).first().ok_or_else(|| {
                 Error::new(ErrorKind::NotResolved, what.clone(), local.none_left())
             })?;
-            let local: SocketAddr = local.bind_for(addr).unwrap_or(if addr.is_ipv4() {
+            let bind_at: SocketAddr = local.bind_for(addr).unwrap_or(if addr.is_ipv4() {
                 (Ipv4Addr::UNSPECIFIED, 0).into()
             } else {
                 (Ipv6Addr::UNSPECIFIED, 0).into()
             });
-            let udp = UdpSocket::bind(local)
+            let udp = UdpSocket::bind(bind_at)
                 .await
                 .map_err(|e| Error::io(what.clone(), &e))?;
-            udp.connect(addr).await.map_err(|e| Error::io(what, &e))?;
-            let local = udp.local_addr().unwrap_or(local);
+            prepare_sender(&udp, addr, local).map_err(|e| Error::io(what.clone(), &e))?;
+            udp.connect(addr).await.map_err(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied if !local.broadcast => Error::new(
+                    ErrorKind::BadArgument,
+                    what.clone(),
+                    "that is a broadcast address; sending to it takes --broadcast",
+                ),
+                _ => Error::io(what.clone(), &e),
+            })?;
+            let local = udp.local_addr().unwrap_or(bind_at);
             let v6 = is_v6(&udp);
             Ok((
                 Datagram {

@@ -116,6 +116,11 @@ fn make_socket(addr: SocketAddr, ty: Type, hp: &HostPort) -> io::Result<Socket> 
         // Restart at once on the same port (the tutorial's "address already in use").
         sock.set_reuse_address(true)?;
     }
+    if ty == Type::DGRAM && addr.ip().is_multicast() {
+        // Several receivers of one group on one machine, as multicast is meant.
+        sock.set_reuse_address(true)?;
+        sock.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() && matches!(hp.host, Host::Any) {
         sock.set_only_v6(false)?;
     }

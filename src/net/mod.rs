@@ -16,7 +16,9 @@ mod resolve;
 mod stream;
 pub mod tls;
 
-pub use datagram::{bind_datagram, connect_datagram, connect_datagram_from, Datagram};
+pub use datagram::{
+    bind_datagram, bind_datagram_on, connect_datagram, connect_datagram_from, Datagram,
+};
 pub use dial::{dial, DialOptions, Dialer};
 pub use listener::{bind, Listener};
 pub use resolve::resolve;
@@ -47,10 +49,18 @@ impl Bound {
     /// # Errors
     /// As [`bind`] and [`bind_datagram`].
     pub async fn bind(endpoint: &Endpoint) -> Result<Bound> {
+        Bound::bind_on(endpoint, &Local::default()).await
+    }
+
+    /// As [`Bound::bind`], a multicast group joined on `local.iface`.
+    ///
+    /// # Errors
+    /// As [`bind`] and [`bind_datagram_on`].
+    pub async fn bind_on(endpoint: &Endpoint, local: &Local) -> Result<Bound> {
         Ok(if endpoint.is_stream() {
             Bound::Stream(bind(endpoint).await?)
         } else {
-            Bound::Datagram(bind_datagram(endpoint).await?)
+            Bound::Datagram(bind_datagram_on(endpoint, local).await?)
         })
     }
 
@@ -94,6 +104,13 @@ pub struct Local {
     pub port: Option<u16>,
     /// `-4`/`-6`: use only addresses of this family.
     pub family: Option<Family>,
+    /// `--iface ADDR`: the interface (by its IPv4 address) a multicast group is joined on
+    /// or sent through.
+    pub iface: Option<IpAddr>,
+    /// `--ttl N`: hops a multicast datagram may take (default 1: this network only).
+    pub ttl: Option<u32>,
+    /// `--broadcast`: allow sending to a broadcast address (SO_BROADCAST).
+    pub broadcast: bool,
 }
 
 impl Local {

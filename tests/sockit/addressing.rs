@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Stdio;
 
 use super::tcp;
 use crate::util::*;
@@ -219,4 +220,59 @@ fn binary_datagrams_are_sent_and_written_as_they_are() {
     let (status, _, err) = run(&["connect", &ep], &big);
     assert!(!status.success());
     assert!(err.contains("65,507 bytes"), "{err}");
+}
+
+/// `listen udp://GROUP:PORT` joins the group (here on the loopback interface, so nothing
+/// leaves this machine) and hears only the group's datagrams; `connect` sends to the group
+/// through `--iface`.
+#[test]
+fn multicast_groups_are_joined_and_sent_to() {
+    let group = format!("239.255.{}.{}", std::process::id() % 250, 7);
+    let mut cmd = sockit();
+    cmd.args([
+        "listen",
+        "-k",
+        "--iface",
+        "127.0.0.1",
+        &format!("udp://{group}:0"),
+    ]);
+    let mut srv = Proc::spawn(cmd, Some(Stdio::null()));
+    let port = srv.port();
+    // Straight to the port, not to the group: not for this listener.
+    let direct = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _ = direct.send_to(b"direct\n", ("127.0.0.1", port));
+    let to_group = format!("udp://{group}:{port}");
+    let (status, _, err) = run(
+        &[
+            "connect",
+            "--iface",
+            "127.0.0.1",
+            "--idle-timeout",
+            "0.2",
+            &to_group,
+        ],
+        b"to the group\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(srv.line(), "to the group\n");
+}
+
+/// Sending to a broadcast address takes `--broadcast` (SO_BROADCAST), and says so; the
+/// loopback broadcast address keeps it on this machine.
+#[test]
+fn broadcast_needs_its_flag() {
+    let (status, _, err) = run(&["connect", "udp://127.255.255.255:9"], b"x\n");
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("--broadcast"), "{err}");
+    let (status, _, err) = run(
+        &[
+            "connect",
+            "--broadcast",
+            "--idle-timeout",
+            "0.2",
+            "udp://127.255.255.255:9",
+        ],
+        b"x\n",
+    );
+    assert!(status.success(), "{err}");
 }
