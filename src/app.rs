@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use sockit::dump::Sink;
 use sockit::endpoint::Host;
 use sockit::error::{Error, ErrorKind, Result};
 use sockit::net::{tls, Bound, DialOptions, Dialer, Family, Local};
@@ -305,6 +306,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         binary: args.binary,
         send_only: args.send_only,
         recv_only: args.recv_only,
+        dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await
 }
@@ -321,6 +323,7 @@ async fn run_listen(
         broker: args.broker,
         show_peer: args.show_peer,
         crlf: args.crlf,
+        dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
     };
     let admission = admission(&args.limits, &args.tls, &[&endpoint], quiet)?;
     let local = Local {
@@ -522,7 +525,10 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
         say(format_args!("listening on {}", bound.local_endpoint()));
     }
     match bound {
-        Bound::Stream(listener) => relay::run_stream(listener, &admission, target, shutdown).await,
+        Bound::Stream(listener) => {
+            let dump = args.hex_dump.as_deref().map(Sink::open).transpose()?;
+            relay::run_stream(listener, &admission, target, dump, shutdown).await
+        }
         Bound::Datagram(sock) => relay::run_datagram(sock, &admission, target, shutdown).await,
     }
 }

@@ -149,6 +149,10 @@ pub struct ConnectArgs {
     /// nothing is sent (no half-close either), as ncat --recv-only.
     #[arg(long)]
     pub recv_only: bool,
+    /// Write every chunk both ways to FILE (`-` for stderr) as xxd shows bytes: direction
+    /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
+    #[arg(short = 'x', long, value_name = "FILE")]
+    pub hex_dump: Option<String>,
     /// Datagrams: each read of stdin is one datagram as it is, and datagrams are written
     /// raw (no newline added), for protocols that are not text.
     #[arg(long)]
@@ -202,6 +206,10 @@ pub struct ListenArgs {
     /// Prefix each received line with "[PEER] ", to show who wrote.
     #[arg(long)]
     pub show_peer: bool,
+    /// Write every chunk both ways to FILE (`-` for stderr) as xxd shows bytes: direction
+    /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
+    #[arg(short = 'x', long, value_name = "FILE")]
+    pub hex_dump: Option<String>,
     /// Multicast (udp://GROUP:PORT): join the group on the interface with this IPv4 address.
     #[arg(long, value_name = "ADDR")]
     pub iface: Option<std::net::IpAddr>,
@@ -389,6 +397,10 @@ pub struct RelayArgs {
     pub target: String,
     #[command(flatten)]
     pub limits: Limits,
+    /// Write every chunk both ways to FILE (`-` for stderr) as xxd shows bytes: direction
+    /// (`>` client to target, `<` back), time, peer, length, offset, then hex and ASCII.
+    #[arg(short = 'x', long, value_name = "FILE")]
+    pub hex_dump: Option<String>,
     /// Give up connecting to the target after SECS seconds.
     #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
     pub connect_timeout: Option<Duration>,

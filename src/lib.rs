@@ -19,6 +19,7 @@
 //!   `--max-conns`, accept back-off, the layers' handshakes under `--handshake-timeout`, a
 //!   task per client; and the datagram gate.
 //! - [`pump`]: bytes both ways between two streams, with half-close and byte counts.
+//! - [`dump`]: `-x`, every chunk of a conversation as `xxd` shows it.
 //! - `splice` (internal): the zero-copy path for bulk transfers between pipes and a socket.
 //! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
 //! - [`session`]: one conversation between stdio and a peer (stream or datagram), shared by
@@ -47,6 +48,7 @@
 pub mod bench;
 pub mod chat;
 pub mod connect;
+pub mod dump;
 pub mod endpoint;
 pub mod error;
 pub mod lines;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::dump::{Direction, Traffic};
 use crate::lines::Crlf;
 
 /// Size of the pump's buffer: large enough for bulk transfers to need few system calls.
@@ -28,6 +29,8 @@ pub struct Options {
     pub end_on_remote_eof: bool,
     /// Rewrite LF as CRLF on the way from local to remote.
     pub crlf: bool,
+    /// `-x`: every chunk dumped (local to remote is "sent").
+    pub dump: Option<std::sync::Arc<crate::dump::Traffic>>,
 }
 
 /// Why a pump ended, when it ended without an error.
@@ -83,8 +86,23 @@ where
     let received = AtomicU64::new(0);
     let mut crlf = opts.crlf.then(Crlf::default);
 
-    let up = copy_half(&mut lr, &mut rw, &sent, &activity, crlf.as_mut());
-    let down = copy_half(&mut rr, &mut lw, &received, &activity, None);
+    let dump = opts.dump.as_deref();
+    let up = copy_half(
+        &mut lr,
+        &mut rw,
+        &sent,
+        &activity,
+        crlf.as_mut(),
+        dump.map(|d| (d, Direction::Sent)),
+    );
+    let down = copy_half(
+        &mut rr,
+        &mut lw,
+        &received,
+        &activity,
+        None,
+        dump.map(|d| (d, Direction::Received)),
+    );
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
 
@@ -186,6 +204,7 @@ async fn copy_half<R, W>(
     count: &AtomicU64,
     activity: &Activity,
     mut crlf: Option<&mut Crlf>,
+    dump: Option<(&Traffic, Direction)>,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -199,8 +218,19 @@ where
         }
         activity.touch();
         match crlf.as_deref_mut() {
-            Some(c) => writer.write_all(&c.convert(&buf[..n])).await?,
-            None => writer.write_all(&buf[..n]).await?,
+            Some(c) => {
+                let data = c.convert(&buf[..n]);
+                if let Some((d, dir)) = dump {
+                    d.record(dir, &data);
+                }
+                writer.write_all(&data).await?
+            }
+            None => {
+                if let Some((d, dir)) = dump {
+                    d.record(dir, &buf[..n]);
+                }
+                writer.write_all(&buf[..n]).await?
+            }
         }
         count.fetch_add(n as u64, Ordering::Relaxed);
         activity.touch();

@@ -27,13 +27,15 @@ pub async fn run_stream(
     listener: Listener,
     admission: &Admission,
     target: Dialer,
+    dump: Option<Arc<crate::dump::Sink>>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let target = Arc::new(target);
     let idle = admission.limits().idle_timeout;
     let handler = move |client: Stream, peer: Peer| {
         let target = target.clone();
-        async move { pair(client, &peer, &target, idle).await }
+        let dump = dump.as_ref().map(|s| Arc::new(s.traffic(&peer)));
+        async move { pair(client, &peer, &target, idle, dump).await }
     };
     tokio::select! {
         () = admission.serve(&listener, "relay", handler) => Ok(()),
@@ -42,7 +44,13 @@ pub async fn run_stream(
 }
 
 /// One client joined to its own connection to `target`, until both directions end.
-async fn pair(client: Stream, peer: &Peer, dialer: &Dialer, idle: Option<Duration>) {
+async fn pair(
+    client: Stream,
+    peer: &Peer,
+    dialer: &Dialer,
+    idle: Option<Duration>,
+    dump: Option<Arc<crate::dump::Traffic>>,
+) {
     let started = std::time::Instant::now();
     let target = dialer.endpoint();
     let upstream = match dialer.dial().await {
@@ -53,7 +61,7 @@ async fn pair(client: Stream, peer: &Peer, dialer: &Dialer, idle: Option<Duratio
         }
     };
     let duration_ms = || started.elapsed().as_millis() as u64;
-    if idle.is_none() && !client.is_tls() && !upstream.is_tls() {
+    if idle.is_none() && dump.is_none() && !client.is_tls() && !upstream.is_tls() {
         // Plain sockets both sides: bytes go through kernel pipes, never through our memory.
         match crate::splice::relay(&client, &upstream).await {
             Ok((up, down, client_first)) => tracing::info!(%peer, %target, bytes_up = up,
@@ -69,6 +77,7 @@ async fn pair(client: Stream, peer: &Peer, dialer: &Dialer, idle: Option<Duratio
     }
     let opts = pump::Options {
         idle_timeout: idle,
+        dump,
         ..pump::Options::default()
     };
     match pump::pump(client, upstream, &opts).await {

@@ -35,6 +35,8 @@ pub struct Options {
     /// Never send: the peer's bytes to stdout until it ends; stdin is not read and our side
     /// is never shut down (a server that ends at our EOF keeps talking).
     pub recv_only: bool,
+    /// `-x`: where every chunk is dumped (each conversation gets its own offsets).
+    pub dump: Option<std::sync::Arc<crate::dump::Sink>>,
 }
 
 /// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
@@ -79,8 +81,13 @@ pub async fn stream(
         idle_timeout: opts.idle_timeout,
         end_on_remote_eof: input.is_terminal(),
         crlf: opts.crlf,
+        dump: opts
+            .dump
+            .as_ref()
+            .map(|s| std::sync::Arc::new(s.traffic(peer))),
     };
     let fast = !stream.is_tls()
+        && opts.dump.is_none()
         && input.is_untouched_stdin()
         && !popts.end_on_remote_eof
         && !popts.crlf
@@ -214,6 +221,7 @@ pub async fn datagram(
             (None, false)
         }
     };
+    let dump = opts.dump.as_ref().map(|s| s.traffic(peer));
     let mut lines = Lines::new(MAX_DATAGRAM);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last = Instant::now();
@@ -241,7 +249,7 @@ pub async fn datagram(
                         // Each read is one datagram, as it came (split only where it
                         // cannot fit one).
                         for piece in data.chunks(MAX_UDP_PAYLOAD) {
-                            sock.send(piece).await.map_err(fail)?;
+                            send(sock, dump.as_ref(), piece).await.map_err(fail)?;
                             sent += 1;
                         }
                     }
@@ -250,7 +258,7 @@ pub async fn datagram(
                     None => open = false,
                 }
                 for line in lines.drain(!open) {
-                    sock.send(trim_newline(&line)).await.map_err(fail)?;
+                    send(sock, dump.as_ref(), trim_newline(&line)).await.map_err(fail)?;
                     sent += 1;
                 }
                 last = Instant::now();
@@ -258,13 +266,16 @@ pub async fn datagram(
             }
             () = tokio::time::sleep_until(last_input + PARTIAL_QUIET), if partial => {
                 if let Some(line) = lines.finish() {
-                    sock.send(&line).await.map_err(fail)?;
+                    send(sock, dump.as_ref(), &line).await.map_err(fail)?;
                     sent += 1;
                 }
             }
             r = sock.recv(&mut buf), if !opts.send_only => {
                 let n = r.map_err(fail)?;
                 received += 1;
+                if let Some(d) = &dump {
+                    d.record(crate::dump::Direction::Received, &buf[..n]);
+                }
                 let data = if opts.binary {
                     Bytes::copy_from_slice(&buf[..n])
                 } else {
@@ -278,6 +289,18 @@ pub async fn datagram(
     }
     tracing::info!(%peer, datagrams_out = sent, datagrams_in = received, end = "idle timeout", "closed");
     Ok(())
+}
+
+/// One datagram to the connected peer, dumped first under `-x`.
+async fn send(
+    sock: &Datagram,
+    dump: Option<&crate::dump::Traffic>,
+    data: &[u8],
+) -> io::Result<usize> {
+    if let Some(d) = dump {
+        d.record(crate::dump::Direction::Sent, data);
+    }
+    sock.send(data).await
 }
 
 async fn next_chunk(input: &mut Option<Input>) -> Option<io::Result<Bytes>> {

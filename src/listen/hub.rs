@@ -122,7 +122,7 @@ pub(super) async fn run(
     let hub = Arc::new(Hub::default());
     let next_id = Arc::new(AtomicU64::new(0));
     let stdin_task = tokio::spawn(distribute_stdin(input, hub.clone(), cfg.crlf));
-    let (broker, show_peer) = (cfg.broker, cfg.show_peer);
+    let (broker, show_peer, dump) = (cfg.broker, cfg.show_peer, cfg.dump.clone());
     let idle = admission.limits().idle_timeout;
     let (handler_hub, handler_output, handler_shutdown) =
         (hub.clone(), output.clone(), shutdown.clone());
@@ -145,6 +145,7 @@ pub(super) async fn run(
         );
         let session = Session {
             id,
+            dump: dump.as_ref().map(|s| s.traffic(&peer)),
             peer,
             hub,
             output,
@@ -198,6 +199,8 @@ async fn distribute_stdin(mut input: Input, hub: Arc<Hub>, crlf: bool) {
 
 struct Session {
     id: u64,
+    /// `-x`: this client's traffic, dumped.
+    dump: Option<crate::dump::Traffic>,
     peer: Peer,
     hub: Arc<Hub>,
     output: Output,
@@ -287,6 +290,9 @@ impl Session {
         let bytes_out = AtomicU64::new(0);
         let writer = async {
             while let Some(chunk) = rx.recv().await {
+                if let Some(d) = &self.dump {
+                    d.record(crate::dump::Direction::Sent, &chunk);
+                }
                 wr.write_chunk(&chunk).await?;
                 bytes_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 activity.touch();
@@ -300,6 +306,9 @@ impl Session {
             loop {
                 let buf = rd.read_chunk().await?;
                 let n = buf.len();
+                if let Some(d) = &self.dump {
+                    d.record(crate::dump::Direction::Received, &buf);
+                }
                 activity.touch();
                 bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 lines.push(&buf[..n]);

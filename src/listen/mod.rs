@@ -27,6 +27,8 @@ pub struct Config {
     pub show_peer: bool,
     /// Send LF as CRLF.
     pub crlf: bool,
+    /// `-x`: every chunk with every client dumped here.
+    pub dump: Option<std::sync::Arc<crate::dump::Sink>>,
 }
 
 /// Serves stream clients on `listener`, admitted by `admission` (rules, limit, TLS).
@@ -53,6 +55,7 @@ pub async fn run_stream(
     let opts = session::Options {
         idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
+        dump: cfg.dump.clone(),
         ..session::Options::default()
     };
     tokio::select! {
@@ -92,6 +95,7 @@ pub async fn run_datagram(
     let opts = session::Options {
         idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
+        dump: cfg.dump.clone(),
         ..session::Options::default()
     };
     tokio::select! {

@@ -319,3 +319,72 @@ fn send_only_and_recv_only_use_one_direction() {
     assert!(srv.wait().success());
     assert_eq!(srv.rest(), b"", "the client sent nothing");
 }
+
+/// `-x FILE`: every chunk both ways, with its direction, length and per-direction offset,
+/// then xxd's lines; for connect, listen -k and relay.
+#[test]
+fn hex_dump_shows_both_directions() {
+    let dir = temp_dir("hexdump");
+    let (_echo, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let path = dir.join("connect.dump");
+    let (status, out, err) = run(
+        &[
+            "connect",
+            "-x",
+            path.to_str().unwrap(),
+            &format!("127.0.0.1:{port}"),
+        ],
+        b"hello\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"hello\n");
+    let dump = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = dump.lines().collect();
+    assert!(
+        lines[0].starts_with("> ") && lines[0].ends_with(" 6 bytes at offset 0"),
+        "{dump}"
+    );
+    assert_eq!(
+        lines[1],
+        "00000000: 6865 6c6c 6f0a                           hello."
+    );
+    assert!(
+        lines[2].starts_with("< ") && lines[2].ends_with(" 6 bytes at offset 0"),
+        "{dump}"
+    );
+
+    let path = dir.join("relay.dump");
+    let (_relay, rport) = server(&[
+        "relay",
+        "-x",
+        path.to_str().unwrap(),
+        "tcp://127.0.0.1:0",
+        &format!("tcp://127.0.0.1:{port}"),
+    ]);
+    let (status, out, _) = run(&["connect", &format!("127.0.0.1:{rport}")], b"through\n");
+    assert!(status.success());
+    assert_eq!(out, b"through\n");
+    let dump = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        dump.contains("8 bytes at offset 0\n00000000: 7468 726f 7567 680a"),
+        "{dump}"
+    );
+    assert_eq!(dump.matches(" bytes at offset ").count(), 2, "{dump}");
+
+    let path = dir.join("listen.dump");
+    let (mut srv, lport) = server(&[
+        "listen",
+        "-k",
+        "-x",
+        path.to_str().unwrap(),
+        "tcp://127.0.0.1:0",
+    ]);
+    let mut c = tcp(lport);
+    c.write_all(b"from a client\n").unwrap();
+    assert_eq!(srv.line(), "from a client\n");
+    let dump = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        dump.starts_with("< ") && dump.contains(" 14 bytes at offset 0\n"),
+        "{dump}"
+    );
+}
