@@ -307,6 +307,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         send_only: args.send_only,
         recv_only: args.recv_only,
         dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
+        progress: args.progress,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await
 }
@@ -324,6 +325,7 @@ async fn run_listen(
         show_peer: args.show_peer,
         crlf: args.crlf,
         dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
+        progress: args.progress,
     };
     let admission = admission(&args.limits, &args.tls, &[&endpoint], quiet)?;
     let local = Local {

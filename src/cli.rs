@@ -149,6 +149,9 @@ pub struct ConnectArgs {
     /// nothing is sent (no half-close either), as ncat --recv-only.
     #[arg(long)]
     pub recv_only: bool,
+    /// Show bytes each way, the rate, and percent and ETA when stdin is a file, on stderr.
+    #[arg(long)]
+    pub progress: bool,
     /// Write every chunk both ways to FILE (`-` for stderr) as xxd shows bytes: direction
     /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]
@@ -206,6 +209,9 @@ pub struct ListenArgs {
     /// Prefix each received line with "[PEER] ", to show who wrote.
     #[arg(long)]
     pub show_peer: bool,
+    /// Show bytes each way, the rate, and percent and ETA when stdin is a file, on stderr.
+    #[arg(long)]
+    pub progress: bool,
     /// Write every chunk both ways to FILE (`-` for stderr) as xxd shows bytes: direction
     /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]

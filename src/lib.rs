@@ -54,6 +54,7 @@ pub mod error;
 pub mod lines;
 pub mod listen;
 pub mod net;
+pub mod progress;
 pub mod pump;
 pub mod relay;
 pub mod scan;

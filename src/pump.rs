@@ -31,6 +31,17 @@ pub struct Options {
     pub crlf: bool,
     /// `-x`: every chunk dumped (local to remote is "sent").
     pub dump: Option<std::sync::Arc<crate::dump::Traffic>>,
+    /// Counters others may watch while bytes move (`--progress`); the pump's own otherwise.
+    pub counts: Option<std::sync::Arc<Counts>>,
+}
+
+/// Bytes moved so far, each way.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Local to remote.
+    pub sent: AtomicU64,
+    /// Remote to local.
+    pub received: AtomicU64,
 }
 
 /// Why a pump ended, when it ended without an error.
@@ -82,15 +93,15 @@ where
     let (mut lr, mut lw) = tokio::io::split(local);
     let (mut rr, mut rw) = tokio::io::split(remote);
     let activity = Activity::new();
-    let sent = AtomicU64::new(0);
-    let received = AtomicU64::new(0);
+    let counts = opts.counts.clone().unwrap_or_default();
+    let (sent, received) = (&counts.sent, &counts.received);
     let mut crlf = opts.crlf.then(Crlf::default);
 
     let dump = opts.dump.as_deref();
     let up = copy_half(
         &mut lr,
         &mut rw,
-        &sent,
+        sent,
         &activity,
         crlf.as_mut(),
         dump.map(|d| (d, Direction::Sent)),
@@ -98,7 +109,7 @@ where
     let down = copy_half(
         &mut rr,
         &mut lw,
-        &received,
+        received,
         &activity,
         None,
         dump.map(|d| (d, Direction::Received)),

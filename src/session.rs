@@ -37,6 +37,8 @@ pub struct Options {
     pub recv_only: bool,
     /// `-x`: where every chunk is dumped (each conversation gets its own offsets).
     pub dump: Option<std::sync::Arc<crate::dump::Sink>>,
+    /// `--progress`: bytes, rate, percent and ETA on stderr.
+    pub progress: bool,
 }
 
 /// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
@@ -85,9 +87,11 @@ pub async fn stream(
             .dump
             .as_ref()
             .map(|s| std::sync::Arc::new(s.traffic(peer))),
+        counts: None,
     };
     let fast = !stream.is_tls()
         && opts.dump.is_none()
+        && !opts.progress
         && input.is_untouched_stdin()
         && !popts.end_on_remote_eof
         && !popts.crlf
@@ -101,7 +105,19 @@ pub async fn stream(
             input,
             output: output.writer(),
         };
-        pump::pump(stdio, stream, &popts).await
+        if opts.progress {
+            let counts = std::sync::Arc::new(pump::Counts::default());
+            let popts = pump::Options {
+                counts: Some(counts.clone()),
+                ..popts
+            };
+            let display = crate::progress::Display::start(counts, crate::progress::stdin_size());
+            let r = pump::pump(stdio, stream, &popts).await;
+            display.finish().await;
+            r
+        } else {
+            pump::pump(stdio, stream, &popts).await
+        }
     };
     match result {
         Ok(r) => {

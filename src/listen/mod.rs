@@ -29,6 +29,8 @@ pub struct Config {
     pub crlf: bool,
     /// `-x`: every chunk with every client dumped here.
     pub dump: Option<std::sync::Arc<crate::dump::Sink>>,
+    /// `--progress` for the one conversation (without `-k`).
+    pub progress: bool,
 }
 
 /// Serves stream clients on `listener`, admitted by `admission` (rules, limit, TLS).
@@ -56,6 +58,7 @@ pub async fn run_stream(
         idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
         dump: cfg.dump.clone(),
+        progress: cfg.progress,
         ..session::Options::default()
     };
     tokio::select! {

@@ -388,3 +388,28 @@ fn hex_dump_shows_both_directions() {
         "{dump}"
     );
 }
+
+/// `--progress`: the last line says the totals, 100% when stdin is a file that went whole;
+/// stdout still carries only data.
+#[test]
+fn progress_ends_with_the_totals() {
+    let dir = temp_dir("progress");
+    let input = dir.join("input");
+    std::fs::write(&input, random_bytes(3 << 20, 3)).unwrap();
+    let (_srv, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let out = sockit()
+        .args(["connect", "--progress", &format!("127.0.0.1:{port}")])
+        .stdin(File::open(&input).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), 3 << 20);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("sent 3.0 MiB (100%), received 3.0 MiB"),
+        "{err}"
+    );
+}
