@@ -33,6 +33,21 @@ pub struct Options {
     pub dump: Option<std::sync::Arc<crate::dump::Traffic>>,
     /// Counters others may watch while bytes move (`--progress`); the pump's own otherwise.
     pub counts: Option<std::sync::Arc<Counts>>,
+    /// Which directions move (`--send-only`, `--recv-only`); the other is never touched: not
+    /// read, not shut down.
+    pub ways: Ways,
+}
+
+/// The directions a pump moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ways {
+    /// Both, each ending on its own.
+    #[default]
+    Both,
+    /// Local to remote only; the pump ends with that direction.
+    SendOnly,
+    /// Remote to local only; the pump ends with that direction.
+    RecvOnly,
 }
 
 /// Bytes moved so far, each way.
@@ -115,7 +130,8 @@ where
         dump.map(|d| (d, Direction::Received)),
     );
     tokio::pin!(up, down);
-    let (mut up_done, mut down_done) = (false, false);
+    // A direction that is not moved counts as done from the start.
+    let (mut up_done, mut down_done) = (opts.ways == Ways::RecvOnly, opts.ways == Ways::SendOnly);
 
     let end = loop {
         tokio::select! {

@@ -30,7 +30,8 @@ pub struct Options {
     pub crlf: bool,
     /// Datagrams: each input chunk is one datagram as it is, datagrams are output raw.
     pub binary: bool,
-    /// Send stdin and ignore what the peer sends; end (after the half-close) at stdin's end.
+    /// Send stdin and ignore what the peer sends; end (after the half-close) at stdin's end
+    /// (streams: [`pump::Ways::SendOnly`]).
     pub send_only: bool,
     /// Never send: the peer's bytes to stdout until it ends; stdin is not read and our side
     /// is never shut down (a server that ends at our EOF keeps talking).
@@ -76,9 +77,9 @@ pub async fn stream(
     opts: &Options,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    if opts.send_only || opts.recv_only {
-        return one_way(stream, peer, input, output, opts, started).await;
-    }
+    let counts = opts
+        .progress
+        .then(|| std::sync::Arc::new(pump::Counts::default()));
     let popts = pump::Options {
         idle_timeout: opts.idle_timeout,
         end_on_remote_eof: input.is_terminal(),
@@ -87,11 +88,17 @@ pub async fn stream(
             .dump
             .as_ref()
             .map(|s| std::sync::Arc::new(s.traffic(peer))),
-        counts: None,
+        counts: counts.clone(),
+        ways: match (opts.send_only, opts.recv_only) {
+            (true, _) => pump::Ways::SendOnly,
+            (_, true) => pump::Ways::RecvOnly,
+            _ => pump::Ways::Both,
+        },
     };
     let fast = !stream.is_tls()
-        && opts.dump.is_none()
-        && !opts.progress
+        && popts.dump.is_none()
+        && popts.counts.is_none()
+        && popts.ways == pump::Ways::Both
         && input.is_untouched_stdin()
         && !popts.end_on_remote_eof
         && !popts.crlf
@@ -105,19 +112,13 @@ pub async fn stream(
             input,
             output: output.writer(),
         };
-        if opts.progress {
-            let counts = std::sync::Arc::new(pump::Counts::default());
-            let popts = pump::Options {
-                counts: Some(counts.clone()),
-                ..popts
-            };
-            let display = crate::progress::Display::start(counts, crate::progress::stdin_size());
-            let r = pump::pump(stdio, stream, &popts).await;
-            display.finish().await;
-            r
-        } else {
-            pump::pump(stdio, stream, &popts).await
+        let display =
+            counts.map(|c| crate::progress::Display::start(c, crate::progress::stdin_size()));
+        let r = pump::pump(stdio, stream, &popts).await;
+        if let Some(d) = display {
+            d.finish().await;
         }
+        r
     };
     match result {
         Ok(r) => {
@@ -131,64 +132,6 @@ pub async fn stream(
             // stdin or stdout failing is not the connection's failure.
             Err(Error::conversation(peer, &e))
         }
-    }
-}
-
-/// `--send-only` and `--recv-only`: one direction of the conversation, the other ignored.
-async fn one_way(
-    stream: Stream,
-    peer: &Peer,
-    mut input: Input,
-    output: &Output,
-    opts: &Options,
-    started: std::time::Instant,
-) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let moved = if opts.send_only {
-        let r = if opts.crlf {
-            let mut crlf = crate::lines::Crlf::default();
-            let mut total = 0u64;
-            loop {
-                match input.next_chunk().await {
-                    Some(Ok(data)) => {
-                        let data = crlf.convert(&data);
-                        if let Err(e) = wr.write_all(&data).await {
-                            break Err(e);
-                        }
-                        total += data.len() as u64;
-                    }
-                    Some(Err(e)) => break Err(e),
-                    None => break Ok(total),
-                }
-            }
-        } else {
-            tokio::io::copy(&mut input, &mut wr).await
-        };
-        match r {
-            Ok(n) => wr.shutdown().await.map(|()| n),
-            Err(e) => Err(e),
-        }
-    } else {
-        let mut out = output.writer();
-        let r = tokio::io::copy(&mut rd, &mut out).await;
-        match r {
-            Ok(n) => out.flush().await.map(|()| n),
-            Err(e) => Err(e),
-        }
-    };
-    let duration_ms = started.elapsed().as_millis() as u64;
-    match moved {
-        Ok(bytes) => {
-            let way = if opts.send_only {
-                "bytes_out"
-            } else {
-                "bytes_in"
-            };
-            tracing::info!(%peer, bytes, way, duration_ms, "closed");
-            Ok(())
-        }
-        Err(e) => Err(Error::conversation(peer, &e)),
     }
 }
 
@@ -211,12 +154,6 @@ pub async fn datagram(
                 ErrorKind::ConnectionRefused,
                 format!("no answer from {peer}"),
                 "port unreachable (connection refused)",
-            ),
-            // EACCES: sending to a broadcast address without SO_BROADCAST.
-            io::ErrorKind::PermissionDenied => Error::new(
-                ErrorKind::BadArgument,
-                format!("cannot send a datagram to {peer}"),
-                "a broadcast address takes --broadcast",
             ),
             _ if e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error()) => {
                 Error::new(
