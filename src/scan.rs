@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::endpoint::{Endpoint, Host, HostPort};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::{resolve, DialOptions, Dialer, Local};
+use crate::net::{resolve, Local};
 use crate::stdio::Output;
 
 /// The most ports one check takes (a whole range).
@@ -134,14 +134,9 @@ pub async fn run(target: &Target, opts: &Options, output: &Output) -> Result<boo
     let mut probes = JoinSet::new();
     for (i, &port) in target.ports.iter().enumerate() {
         let (limit, opts, udp) = (limit.clone(), opts.clone(), target.udp);
-        let at = SocketAddr::new(addr.ip(), port);
-        let at = match (at, addr) {
-            (SocketAddr::V6(mut a), SocketAddr::V6(scoped)) => {
-                a.set_scope_id(scoped.scope_id());
-                SocketAddr::V6(a)
-            }
-            (a, _) => a,
-        };
+        // The resolved address with this port (a zone id stays).
+        let mut at = addr;
+        at.set_port(port);
         probes.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let open = if udp {
@@ -182,31 +177,26 @@ pub async fn run(target: &Target, opts: &Options, output: &Output) -> Result<boo
     Ok(any)
 }
 
-/// A TCP port is open when a connection completes; it is closed again at once.
+/// A TCP port is open when a connection completes; it is closed again at once. A fixed
+/// source port cannot serve many probes at once: only the source address is kept.
 async fn probe_tcp(at: SocketAddr, opts: &Options) -> bool {
-    let endpoint = Endpoint::Tcp(HostPort {
-        host: Host::Ip(at.ip()),
-        port: at.port(),
-    });
-    let dial = DialOptions {
-        connect_timeout: Some(opts.timeout),
-        local: Local {
-            // A fixed source port cannot serve many probes at once; only the address stays.
-            port: None,
-            ..opts.local
-        },
-        ..DialOptions::default()
+    let local = Local {
+        port: None,
+        ..opts.local
     };
-    match Dialer::new(endpoint, &dial) {
-        Ok(d) => d.dial().await.is_ok(),
-        Err(_) => false,
-    }
+    crate::net::connect_addr(at, &local, Some(opts.timeout))
+        .await
+        .is_ok()
 }
 
 /// A UDP port is closed only when ICMP port unreachable comes back in time.
 async fn probe_udp(at: SocketAddr, opts: &Options) -> bool {
+    let host = match at {
+        SocketAddr::V6(a) if a.scope_id() != 0 => Host::Scoped(*a.ip(), a.scope_id().to_string()),
+        a => Host::Ip(a.ip()),
+    };
     let endpoint = Endpoint::Udp(HostPort {
-        host: Host::Ip(at.ip()),
+        host,
         port: at.port(),
     });
     let local = Local {

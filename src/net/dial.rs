@@ -102,9 +102,13 @@ impl Dialer {
             }
             Endpoint::Tls(hp) => {
                 let (tcp, peer) = connect_tcp(hp, self.connect_timeout, &self.local, what).await?;
-                let client = match &self.tls {
-                    Some(c) => c.clone(),
-                    None => tls::Client::new(&tls::ClientOptions::default())?,
+                // `new` builds the client for every tls:// endpoint.
+                let Some(client) = &self.tls else {
+                    return Err(Error::new(
+                        ErrorKind::Tls,
+                        what(),
+                        "no TLS client was set up",
+                    ));
                 };
                 let endpoint = self.endpoint.to_string();
                 let s = client
@@ -160,16 +164,8 @@ async fn connect_tcp(
         ));
     }
     for addr in addrs {
-        match with_timeout(
-            timeout,
-            connect_keeping_early_bytes(addr, local.bind_for(addr)),
-        )
-        .await
-        {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok((s, Peer::from_ip(addr)));
-            }
+        match connect_addr(addr, local, timeout).await {
+            Ok(s) => return Ok((s, Peer::from_ip(addr))),
             Err(e) => {
                 tracing::debug!(%addr, error = %crate::error::describe_io(&e), "connect attempt failed");
                 last = Some(e);
@@ -178,6 +174,22 @@ async fn connect_tcp(
     }
     let e = last.unwrap_or_else(|| io::Error::other("no address to try"));
     Err(Error::io(what(), &e))
+}
+
+/// One TCP connection to `addr` from where `local` says, within `timeout`, Nagle off: what
+/// every TCP attempt of the crate is (the dial's, and each port of `connect -z`).
+pub(crate) async fn connect_addr(
+    addr: std::net::SocketAddr,
+    local: &Local,
+    timeout: Option<Duration>,
+) -> io::Result<TcpStream> {
+    let s = with_timeout(
+        timeout,
+        connect_keeping_early_bytes(addr, local.bind_for(addr)),
+    )
+    .await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
 }
 
 /// A TCP connect that keeps what a peer sent before resetting at once (a greeting, then

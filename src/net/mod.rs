@@ -19,6 +19,7 @@ pub mod tls;
 pub use datagram::{
     bind_datagram, bind_datagram_on, connect_datagram, connect_datagram_from, Datagram,
 };
+pub(crate) use dial::connect_addr;
 pub use dial::{dial, DialOptions, Dialer};
 pub use listener::{bind, Listener};
 pub use resolve::resolve;
