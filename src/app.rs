@@ -247,20 +247,22 @@ async fn print_generated(output: &Output, text: Vec<u8>) -> Result<()> {
 }
 
 async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {
-    let family = match (args.ipv4, args.ipv6) {
-        (true, _) => Some(Family::V4),
-        (_, true) => Some(Family::V6),
-        _ => None,
+    let local = Local {
+        source: args.source,
+        port: args.source_port,
+        family: match (args.ipv4, args.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        },
+        iface: args.iface,
+        ttl: args.ttl,
+        broadcast: args.broadcast,
     };
     if args.zero_io {
         let target: scan::Target = args.endpoint.parse()?;
         let opts = scan::Options {
-            local: Local {
-                source: args.source,
-                port: args.source_port,
-                family,
-                ..Local::default()
-            },
+            local,
             timeout: args.connect_timeout.unwrap_or(Duration::from_secs(1)),
             concurrency: args.max_conns,
         };
@@ -286,14 +288,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
             connect_timeout: args.connect_timeout,
             handshake_timeout: args.handshake_timeout,
             tls: tls_client_options(&args.tls),
-            local: Local {
-                source: args.source,
-                port: args.source_port,
-                family,
-                iface: args.iface,
-                ttl: args.ttl,
-                broadcast: args.broadcast,
-            },
+            local,
         },
     )?;
     let source = match args.send {

@@ -22,27 +22,9 @@ impl Admission {
         let handler = Arc::new(handler);
         let tls = self.tls_for(listener);
         let deadline = self.limits.handshake_timeout;
-        let mut backoff = Duration::from_millis(10);
+        let mut backoff = Backoff::default();
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(c) => {
-                    backoff = Duration::from_millis(10);
-                    c
-                }
-                Err(e) => {
-                    // Out of descriptors and the like: say so (it drops clients), then wait
-                    // for clients to leave.
-                    tracing::warn!(service = label, error = %crate::error::describe_io(&e),
-                        "cannot accept a client; backing off");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            if !self.limits.access.permits(&peer) {
-                tracing::warn!(service = label, %peer, "refused: not allowed by --allow/--deny");
-                continue;
-            }
+            let (stream, peer) = self.next_permitted(listener, label, &mut backoff).await;
             let Ok(permit) = self.conns.try_acquire() else {
                 tracing::warn!(service = label, %peer, "refused: connection limit reached (--max-conns)");
                 continue;
@@ -66,19 +48,38 @@ impl Admission {
     /// # Errors
     /// None today: accept failures are retried after a pause.
     pub async fn accept_one(&self, listener: &Listener) -> io::Result<(Stream, Peer)> {
-        let tls = self.tls_for(listener);
+        let (tls, deadline) = (self.tls_for(listener), self.limits.handshake_timeout);
+        let mut backoff = Backoff::default();
+        loop {
+            let (stream, peer) = self.next_permitted(listener, "listen", &mut backoff).await;
+            if let Some(s) = layers(tls.clone(), stream, &peer, deadline, "listen").await {
+                return Ok((s, peer));
+            }
+        }
+    }
+
+    /// The next client the access rules let in. A failed accept (out of descriptors and
+    /// the like) is said, since it drops a client, and waited out with a growing pause so
+    /// clients can leave; refused peers are logged.
+    async fn next_permitted(
+        &self,
+        listener: &Listener,
+        label: &str,
+        backoff: &mut Backoff,
+    ) -> (Stream, Peer) {
         loop {
             match listener.accept().await {
-                Ok((stream, peer)) if self.limits.access.permits(&peer) => {
-                    let deadline = self.limits.handshake_timeout;
-                    if let Some(s) = layers(tls.clone(), stream, &peer, deadline, "listen").await {
-                        return Ok((s, peer));
+                Ok((stream, peer)) => {
+                    backoff.reset();
+                    if self.limits.access.permits(&peer) {
+                        return (stream, peer);
                     }
+                    tracing::warn!(service = label, %peer, "refused: not allowed by --allow/--deny");
                 }
-                Ok((_, peer)) => tracing::warn!(%peer, "refused: not allowed by --allow/--deny"),
                 Err(e) => {
-                    tracing::warn!(error = %crate::error::describe_io(&e), "cannot accept a client");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tracing::warn!(service = label, error = %crate::error::describe_io(&e),
+                        "cannot accept a client; backing off");
+                    backoff.wait().await;
                 }
             }
         }
@@ -90,6 +91,26 @@ impl Admission {
         } else {
             None
         }
+    }
+}
+
+/// The pause after a failed accept: 10 ms, doubling up to 1 s, reset by a success.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(10))
+    }
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(1));
     }
 }
 
