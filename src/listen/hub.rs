@@ -91,22 +91,18 @@ impl Hub {
         }
     }
 
-    /// Queues `data` for every client but `except`; drops clients that cannot keep up.
-    fn broadcast(&self, data: &Bytes, except: Option<u64>) {
+    /// stdin's `data` for every client; drops clients that cannot keep up (stdin waits for
+    /// nobody, as the README says; `--broker` lines go through [`Hub::relay`] instead).
+    fn broadcast(&self, data: &Bytes) {
         let mut clients = self.lock();
-        clients.retain(|id, c| {
-            if Some(*id) == except {
-                return true;
+        clients.retain(|_, c| match c.tx.try_send(data.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(peer = %c.peer, "client too slow: its queue is full, dropping it");
+                c.kick.cancel();
+                false
             }
-            match c.tx.try_send(data.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(peer = %c.peer, "client too slow: its queue is full, dropping it");
-                    c.kick.cancel();
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
     }
 }
@@ -186,7 +182,7 @@ async fn distribute_stdin(mut input: Input, hub: Arc<Hub>, crlf: bool) {
                     Some(c) => c.convert(&data),
                     None => data,
                 };
-                hub.broadcast(&data, None);
+                hub.broadcast(&data);
             }
             Err(e) => {
                 tracing::warn!(error = %crate::error::describe_io(&e), "cannot read stdin; clients stay connected");

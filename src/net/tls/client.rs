@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 
 use super::{
-    ca_roots, certificate_problem, explain, fingerprint, key_mismatch, parse_pin, provider,
-    read_certs, read_key, TlsStream,
+    certificate_problem, explain, fingerprint, key_mismatch, parse_pin, provider, read_certs,
+    read_key, roots_of, TlsStream,
 };
 use crate::endpoint::Host;
 use crate::error::{Error, ErrorKind, Result};
@@ -226,7 +226,12 @@ impl Client {
             (Trust::Pinned(pin), name)
         } else {
             let (roots, listed, name) = match &opts.ca {
-                Some(ca) => (ca_roots(ca)?, read_certs(ca)?, "ca"),
+                Some(ca) => {
+                    // Read once: the file is both the trust store and the list of
+                    // certificates trusted as they are.
+                    let listed = read_certs(ca)?;
+                    (roots_of(ca, listed.clone())?, listed, "ca")
+                }
                 None => {
                     let mut roots = RootCertStore::empty();
                     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);

@@ -110,8 +110,13 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 
 /// The certificates of a CA file (`--ca`, `--client-ca`) as a trust store.
 fn ca_roots(ca: &Path) -> Result<RootCertStore> {
+    roots_of(ca, read_certs(ca)?)
+}
+
+/// `certs`, read from the CA file `ca`, as a trust store.
+fn roots_of(ca: &Path, certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(read_certs(ca)?);
+    let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
         return Err(bad_file(
             format!("cannot use {} as a CA", ca.display()),
