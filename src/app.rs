@@ -14,8 +14,8 @@ use sockit::{bench, chat, connect, listen, relay, scan, services, Endpoint};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    self, BenchArgs, BenchMode, ChatArgs, Cli, Command, ConnectArgs, ListenArgs, RelayArgs,
-    ServeArgs, TlsClientArgs, TlsServerArgs,
+    self, BenchArgs, BenchMode, ChatArgs, Cli, Command, ConnectArgs, ExecArgs, ListenArgs,
+    RelayArgs, ServeArgs, TlsClientArgs, TlsServerArgs,
 };
 
 /// Writes one line to stderr. A stderr that cannot take it (`2>/dev/full`, a closed pipe)
@@ -246,6 +246,31 @@ async fn print_generated(output: &Output, text: Vec<u8>) -> Result<()> {
         .map_err(|_| Error::stdout_closed())
 }
 
+/// `--exec`/`--sh-exec`, checked now (a program that cannot run is one error at start);
+/// `stdio_options` names the options that make no sense without stdio.
+fn exec(
+    args: &ExecArgs,
+    stdio_options: &[(&str, bool)],
+    shutdown: &CancellationToken,
+) -> Result<Option<sockit::exec::Exec>> {
+    let program = match (&args.exec, &args.sh_exec) {
+        (Some(words), _) => sockit::exec::Program::exec(words)?,
+        (None, Some(cmd)) => sockit::exec::Program::shell(cmd)?,
+        (None, None) => return Ok(None),
+    };
+    if let Some((name, _)) = stdio_options.iter().find(|(_, on)| *on) {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!("--exec and {name} do not go together"),
+            "with --exec the program, not stdio, talks to the peer",
+        ));
+    }
+    Ok(Some(sockit::exec::Exec {
+        program: std::sync::Arc::new(program),
+        stop: shutdown.clone(),
+    }))
+}
+
 async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {
     let local = Local {
         source: args.source,
@@ -291,6 +316,14 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
             local,
         },
     )?;
+    let exec = exec(
+        &args.exec,
+        &[
+            ("--send", args.send.is_some()),
+            ("--progress", args.progress),
+        ],
+        &shutdown,
+    )?;
     let source = match args.send {
         Some(text) => Source::Once(text.into_bytes().into()),
         None => Source::Lines(Input::stdin()),
@@ -303,6 +336,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         recv_only: args.recv_only,
         dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
         progress: args.progress,
+        exec,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await
 }
@@ -314,7 +348,17 @@ async fn run_listen(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let endpoint: Endpoint = args.endpoint.parse()?;
+    let exec = exec(
+        &args.exec,
+        &[
+            ("--broker", args.broker),
+            ("--progress", args.progress),
+            ("--show-peer", args.show_peer),
+        ],
+        &shutdown,
+    )?;
     let cfg = listen::Config {
+        exec,
         keep_open: args.keep_open || args.broker,
         broker: args.broker,
         show_peer: args.show_peer,

@@ -40,7 +40,8 @@ pub enum Command {
   sockit connect tls://example.org:443                 TLS, verified against the system's roots
   sockit connect --pin AB:CD:...:EF tls://127.0.0.1:8443   trust one (self-signed) certificate
   sockit connect --ca ca.pem --client-cert me.pem --client-key me.key tls://host:8443   mutual TLS
-  sockit connect -z 127.0.0.1:20-25,80                 which ports answer (nc -z)")]
+  sockit connect -z 127.0.0.1:20-25,80                 which ports answer (nc -z)
+  sockit connect --exec 'cat /etc/hostname' 127.0.0.1:8898   a program talks to the peer")]
     Connect(ConnectArgs),
     /// Wait for clients and talk to them: one conversation, or many with -k.
     #[command(after_help = "Examples:
@@ -52,7 +53,10 @@ pub enum Command {
   sockit listen -k --allow 127.0.0.0/8 --max-conns 100 tcp://:8898
   sockit listen tls://:8443                           TLS; prints the certificate's fingerprint
   sockit listen --cert cert.pem --key key.pem tls://:8443
-  sockit listen --cert cert.pem --key key.pem --client-ca ca.pem tls://:8443   mutual TLS")]
+  sockit listen --cert cert.pem --key key.pem --client-ca ca.pem tls://:8443   mutual TLS
+  sockit listen -k --exec 'tr a-z A-Z' tcp://:8898     a program per client (inetd, ncat -e)
+  sockit listen -k --sh-exec 'echo $TCPREMOTEIP; date' tcp://:8898
+  sockit listen -k --exec 'cat' udp://:8898            a program per UDP peer, a line a datagram")]
     Listen(ListenArgs),
     /// Measure an endpoint: throughput, request/response latency, connection rate, fan-out;
     /// every byte that comes back is checked.
@@ -190,7 +194,23 @@ pub struct ConnectArgs {
     #[arg(short = '6')]
     pub ipv6: bool,
     #[command(flatten)]
+    pub exec: ExecArgs,
+    #[command(flatten)]
     pub tls: TlsClientArgs,
+}
+
+/// A program on the connection instead of stdio (`connect` and `listen`).
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Run PROGRAM for the connection instead of using stdio: what the peer sends goes to
+    /// its stdin, what it writes goes to the peer (over UDP a line is a datagram). ARGS are
+    /// split as a shell splits words; no shell runs. It gets PROTO, TCPREMOTEIP,
+    /// TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT and SOCKIT_PEER.
+    #[arg(long, value_name = "PROGRAM ARGS", conflicts_with = "sh_exec")]
+    pub exec: Option<String>,
+    /// As --exec, for a shell command run by /bin/sh -c (pipes, redirections, &).
+    #[arg(long, value_name = "COMMAND")]
+    pub sh_exec: Option<String>,
 }
 
 /// Arguments of `listen`.
@@ -216,6 +236,8 @@ pub struct ListenArgs {
     /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]
     pub hex_dump: Option<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
     /// Multicast (udp://GROUP:PORT): join the group on the interface with this IPv4 address.
     #[arg(long, value_name = "ADDR")]
     pub iface: Option<std::net::IpAddr>,
@@ -332,7 +354,8 @@ pub struct Limits {
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_conns: Option<usize>,
     /// Close a client after SECS seconds without traffic. Defaults: none for stream clients;
-    /// 600 for chat's datagram members, 60 for relay's UDP clients, 10 for a --broker
+    /// 600 for chat's datagram members, 60 for relay's UDP clients and listen -k --exec's UDP
+    /// peers, 10 for a --broker
     /// receiver that takes nothing.
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,

@@ -28,16 +28,17 @@ pub async fn run(
     if dialer.endpoint().is_stream() {
         let (stream, peer) = dialer.dial().await?;
         tracing::info!(%peer, "connected");
+        // A program ends itself on shutdown (its group signalled), so it is not dropped.
         tokio::select! {
             r = session::stream(stream, &peer, source.into_input(), &output, opts) => r,
-            () = shutdown.cancelled() => Ok(()),
+            () = shutdown.cancelled(), if opts.exec.is_none() => Ok(()),
         }
     } else {
         let (sock, peer) = dialer.dial_datagram().await?;
         tracing::info!(%peer, local = %sock.local_endpoint(), "datagram socket ready");
         tokio::select! {
             r = session::datagram(&sock, &peer, source, &output, opts) => r,
-            () = shutdown.cancelled() => Ok(()),
+            () = shutdown.cancelled(), if opts.exec.is_none() => Ok(()),
         }
     }
 }

@@ -30,6 +30,8 @@
 //!   [`chat`] (the transport-free [`chat::Room`], its commands and adapters), [`services`]
 //!   (echo, discard, chargen, daytime with strftime, time, sntp), [`bench`](mod@bench) (the load
 //!   generator, checking every byte).
+//! - [`exec`]: `--exec`/`--sh-exec`, a program in place of stdio: its process group,
+//!   the UCSPI environment, a stream through the pump, a child per datagram peer.
 //! - [`error`]: the one error type, with a kind, a hint and the underlying cause.
 //! - `cli` and `main.rs` (binary only): arguments in, exit status out.
 //!
@@ -51,6 +53,7 @@ pub mod connect;
 pub mod dump;
 pub mod endpoint;
 pub mod error;
+pub mod exec;
 pub mod lines;
 pub mod listen;
 pub mod net;

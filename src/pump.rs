@@ -36,6 +36,9 @@ pub struct Options {
     /// Which directions move (`--send-only`, `--recv-only`); the other is never touched: not
     /// read, not shut down.
     pub ways: Ways,
+    /// The local side is a program that has exited once this fires (`--exec`): when its
+    /// output has been passed on, the pump ends without waiting for the remote's EOF.
+    pub local_exited: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// The directions a pump moves.
@@ -68,6 +71,8 @@ pub enum End {
     RemoteClosed,
     /// Nothing moved for [`Options::idle_timeout`].
     Idle,
+    /// The local program exited and its output was passed on ([`Options::local_exited`]).
+    ProgramExited,
 }
 
 impl End {
@@ -77,6 +82,7 @@ impl End {
             End::Eof => "eof",
             End::RemoteClosed => "peer closed",
             End::Idle => "idle timeout",
+            End::ProgramExited => "program exited",
         }
     }
 }
@@ -160,6 +166,7 @@ where
                 }
             }
             () = activity.idle(opts.idle_timeout) => break End::Idle,
+            () = exited(opts.local_exited.as_ref()), if up_done && !down_done => break End::ProgramExited,
         }
         if up_done && down_done {
             break End::Eof;
@@ -170,6 +177,14 @@ where
         received: received.load(Ordering::Relaxed),
         end,
     })
+}
+
+/// Resolves when the local program has exited; never without one.
+async fn exited(token: Option<&tokio_util::sync::CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// When traffic last moved, shareable between the halves of a connection (and `Send`, so a

@@ -40,6 +40,8 @@ pub struct Options {
     pub dump: Option<std::sync::Arc<crate::dump::Sink>>,
     /// `--progress`: bytes, rate, percent and ETA on stderr.
     pub progress: bool,
+    /// `--exec`/`--sh-exec`: a program talks to the peer instead of stdio.
+    pub exec: Option<crate::exec::Exec>,
 }
 
 /// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
@@ -94,7 +96,11 @@ pub async fn stream(
             (_, true) => pump::Ways::RecvOnly,
             _ => pump::Ways::Both,
         },
+        local_exited: None,
     };
+    if let Some(exec) = &opts.exec {
+        return crate::exec::stream(exec, stream, peer, &popts).await;
+    }
     let fast = !stream.is_tls()
         && popts.dump.is_none()
         && popts.counts.is_none()
@@ -147,6 +153,18 @@ pub async fn datagram(
     opts: &Options,
 ) -> Result<()> {
     let idle_timeout = opts.idle_timeout;
+    if let Some(exec) = &opts.exec {
+        let dump = opts.dump.as_ref().map(|s| s.traffic(peer));
+        return crate::exec::datagram::conversation(
+            exec,
+            sock,
+            peer,
+            None,
+            idle_timeout,
+            dump.as_ref(),
+        )
+        .await;
+    }
     let fail = |e: io::Error| {
         let err = Error::io(format!("no conversation with {peer}"), &e);
         match e.kind() {

@@ -31,6 +31,8 @@ pub struct Config {
     pub dump: Option<std::sync::Arc<crate::dump::Sink>>,
     /// `--progress` for the one conversation (without `-k`).
     pub progress: bool,
+    /// `--exec`/`--sh-exec`: a program per client instead of stdio.
+    pub exec: Option<crate::exec::Exec>,
 }
 
 /// Serves stream clients on `listener`, admitted by `admission` (rules, limit, TLS).
@@ -45,6 +47,9 @@ pub async fn run_stream(
     cfg: &Config,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    if let (Some(exec), true) = (&cfg.exec, cfg.keep_open) {
+        return serve_programs(listener, admission, exec, cfg).await;
+    }
     if cfg.keep_open || cfg.broker {
         return hub::run(listener, admission, input, output, cfg, shutdown).await;
     }
@@ -59,12 +64,50 @@ pub async fn run_stream(
         crlf: cfg.crlf,
         dump: cfg.dump.clone(),
         progress: cfg.progress,
+        exec: cfg.exec.clone(),
         ..session::Options::default()
     };
     tokio::select! {
         r = session::stream(stream, &peer, input, &output, &opts) => r,
-        () = shutdown.cancelled() => Ok(()),
+        () = shutdown.cancelled(), if cfg.exec.is_none() => Ok(()),
     }
+}
+
+/// `listen -k --exec`: a program per admitted client (at most `--max-conns` at once, as the
+/// admission counts them) until shutdown, when every program's group is ended.
+async fn serve_programs(
+    listener: Listener,
+    admission: &Admission,
+    exec: &crate::exec::Exec,
+    cfg: &Config,
+) -> Result<()> {
+    let popts = crate::pump::Options {
+        idle_timeout: admission.limits().idle_timeout,
+        crlf: cfg.crlf,
+        ..crate::pump::Options::default()
+    };
+    let (handler_exec, dump) = (exec.clone(), cfg.dump.clone());
+    let serving = admission.serve(&listener, "listen", move |stream, peer| {
+        let (exec, dump) = (handler_exec.clone(), dump.clone());
+        let popts = crate::pump::Options {
+            dump: dump.map(|s| std::sync::Arc::new(s.traffic(&peer))),
+            ..popts.clone()
+        };
+        async move {
+            if let Err(e) = crate::exec::stream(&exec, stream, &peer, &popts).await {
+                tracing::warn!(%peer, "{e}");
+            }
+        }
+    });
+    tokio::select! {
+        () = serving => {}
+        () = exec.stop.cancelled() => {}
+    }
+    drop(listener);
+    // Each program hears the shutdown and ends its group; wait for them, bounded.
+    admission.tasks().close();
+    let _ = tokio::time::timeout(crate::exec::STOP_WAIT, admission.tasks().wait()).await;
+    Ok(())
 }
 
 /// Serves datagram peers on `sock`, received through `admission`'s gate.
@@ -79,6 +122,10 @@ pub async fn run_datagram(
     cfg: &Config,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    if let (Some(exec), true) = (&cfg.exec, cfg.keep_open) {
+        crate::exec::datagram::serve(exec.clone(), sock, admission, cfg.dump.clone()).await;
+        return Ok(());
+    }
     if cfg.keep_open || cfg.broker {
         return datagram::run(sock, admission, input, output, cfg, shutdown).await;
     }
@@ -88,6 +135,22 @@ pub async fn run_datagram(
         () = shutdown.cancelled() => return Ok(()),
     };
     tracing::info!(%peer, "first datagram");
+    if let Some(exec) = &cfg.exec {
+        sock.connect(&peer)
+            .await
+            .map_err(|e| Error::io(format!("cannot answer {peer}"), &e))?;
+        let dump = cfg.dump.as_ref().map(|s| s.traffic(&peer));
+        let first = bytes::Bytes::copy_from_slice(&buf[..n]);
+        return crate::exec::datagram::conversation(
+            exec,
+            &sock,
+            &peer,
+            Some(first),
+            admission.limits().idle_timeout,
+            dump.as_ref(),
+        )
+        .await;
+    }
     output
         .write(datagram_line(&buf[..n]))
         .await

@@ -253,6 +253,22 @@ impl Datagram {
         gone
     }
 
+    /// Our own address, for an IP socket.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.inner {
+            Inner::Udp(s, _) => s.local_addr().ok(),
+            Inner::Unix(..) => None,
+        }
+    }
+
+    /// The kind as UCSPI's `PROTO` names it (`UDP`; `UNIX` for unixgram).
+    pub fn proto(&self) -> &'static str {
+        match &self.inner {
+            Inner::Udp(..) => "UDP",
+            Inner::Unix(..) => "UNIX",
+        }
+    }
+
     /// The endpoint actually bound: the readiness line.
     pub fn local_endpoint(&self) -> &Endpoint {
         &self.local

@@ -36,6 +36,24 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
+    /// The kind as UCSPI's `PROTO` names it (`TCP`, `TLS`, `UNIX`), for `--exec` children.
+    pub fn proto(&self) -> &'static str {
+        match self {
+            Stream::Tcp(_) => "TCP",
+            Stream::Unix(_) => "UNIX",
+            Stream::Tls(_) => "TLS",
+        }
+    }
+
+    /// Our own address on an IP connection (the address the peer reached).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// Sets SO_LINGER to zero so that closing sends a reset (RST) instead of FIN: for tests and
     /// for dropping abusive peers without leaving TIME_WAIT behind.
     ///

@@ -10,6 +10,7 @@ mod addressing;
 mod bench;
 mod chat;
 mod errors;
+mod exec;
 mod listen;
 mod matrix;
 mod portcheck;

@@ -1,0 +1,75 @@
+//! A stream connection through a program: the pump between the connection and the child's
+//! pipes, with the program's exit ending the connection once its output is sent.
+
+use std::time::Instant;
+
+use super::child::{self, describe};
+use super::{Exec, Origin};
+use crate::error::{Error, Result};
+use crate::net::{Peer, Stream};
+use crate::pump;
+
+/// Runs the program for the connection `stream` with `peer`: the peer's bytes to its stdin,
+/// its stdout to the peer, both half-closes passed on, then the program's process group
+/// ended and reaped. `opts` are the pump's (idle timeout, `-x`, directions).
+///
+/// # Errors
+/// The program could not be started, or the connection failed (a reset).
+pub async fn stream(exec: &Exec, stream: Stream, peer: &Peer, opts: &pump::Options) -> Result<()> {
+    let origin = Origin {
+        proto: stream.proto(),
+        peer: peer.clone(),
+        local: stream.local_addr(),
+    };
+    let program = &exec.program;
+    let started = Instant::now();
+    let (mut running, io) = child::spawn(program, &origin)
+        .map_err(|e| Error::io(format!("cannot start '{program}' for {peer}"), &e))?;
+    tracing::info!(%peer, pid = running.id(), %program, "program started");
+    let counts = opts.counts.clone().unwrap_or_default();
+    let opts = pump::Options {
+        local_exited: Some(running.exit_token()),
+        end_on_remote_eof: false,
+        counts: Some(counts.clone()),
+        ..opts.clone()
+    };
+    let result = {
+        let pump = pump::pump(io, stream, &opts);
+        tokio::pin!(pump);
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                r = &mut pump => break r.map(|r| r.end.as_str()),
+                () = running.exited(), if watching => watching = false,
+                // Shutdown: the connection is abandoned, the program ended below.
+                () = exec.stop.cancelled() => break Ok("shutdown"),
+            }
+        }
+    };
+    if let Ok("eof") = result {
+        // Both directions ended cleanly, but the program may still be finishing what it
+        // was given (`cat > upload`): it gets to exit on its own first.
+        tokio::select! {
+            _ = tokio::time::timeout(super::EXIT_WAIT, running.exited()) => {}
+            () = exec.stop.cancelled() => {}
+        }
+    }
+    let status = running.end().await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (sent, received) = (
+        counts.sent.load(std::sync::atomic::Ordering::Relaxed),
+        counts.received.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    match result {
+        Ok(end) => {
+            tracing::info!(%peer, bytes_out = sent, bytes_in = received, duration_ms,
+                end, status = %describe(status), "program ended");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::info!(%peer, error = %crate::error::describe_io(&e), duration_ms,
+                status = %describe(status), "program ended");
+            Err(Error::conversation(peer, &e))
+        }
+    }
+}
