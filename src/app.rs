@@ -272,6 +272,9 @@ fn exec(
 }
 
 async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationToken) -> Result<()> {
+    if args.explain {
+        sockit::net::explain::enable();
+    }
     let local = Local {
         source: args.source,
         port: args.source_port,
@@ -348,6 +351,9 @@ async fn run_listen(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let endpoint: Endpoint = args.endpoint.parse()?;
+    if args.explain {
+        sockit::net::explain::enable();
+    }
     let exec = exec(
         &args.exec,
         &[
@@ -542,6 +548,9 @@ async fn run_bench(
 }
 
 async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) -> Result<()> {
+    if args.explain {
+        sockit::net::explain::enable();
+    }
     let from: Endpoint = args.listen.parse()?;
     let to: Endpoint = args.target.parse()?;
     if from.is_stream() != to.is_stream() {

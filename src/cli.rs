@@ -41,6 +41,7 @@ pub enum Command {
   sockit connect --pin AB:CD:...:EF tls://127.0.0.1:8443   trust one (self-signed) certificate
   sockit connect --ca ca.pem --client-cert me.pem --client-key me.key tls://host:8443   mutual TLS
   sockit connect -z 127.0.0.1:20-25,80                 which ports answer (nc -z)
+  sockit connect --explain 127.0.0.1:8898              show the socket calls, in Python
   sockit connect --exec 'cat /etc/hostname' 127.0.0.1:8898   a program talks to the peer")]
     Connect(ConnectArgs),
     /// Wait for clients and talk to them: one conversation, or many with -k.
@@ -54,6 +55,7 @@ pub enum Command {
   sockit listen tls://:8443                           TLS; prints the certificate's fingerprint
   sockit listen --cert cert.pem --key key.pem tls://:8443
   sockit listen --cert cert.pem --key key.pem --client-ca ca.pem tls://:8443   mutual TLS
+  sockit listen --explain tcp://127.0.0.1:8898        the tutorial's calls, as they happen
   sockit listen -k --exec 'tr a-z A-Z' tcp://:8898     a program per client (inetd, ncat -e)
   sockit listen -k --sh-exec 'echo $TCPREMOTEIP; date' tcp://:8898
   sockit listen -k --exec 'cat' udp://:8898            a program per UDP peer, a line a datagram")]
@@ -193,6 +195,10 @@ pub struct ConnectArgs {
     /// Use IPv6 addresses only.
     #[arg(short = '6')]
     pub ipv6: bool,
+    /// Print the socket calls as they happen, as the tutorial's Python writes them
+    /// (socket(), bind(), listen(), accept(), connect(), recv(), send(), close()), on stderr.
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
     #[command(flatten)]
@@ -236,6 +242,10 @@ pub struct ListenArgs {
     /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]
     pub hex_dump: Option<String>,
+    /// Print the socket calls as they happen, as the tutorial's Python writes them
+    /// (socket(), bind(), listen(), accept(), connect(), recv(), send(), close()), on stderr.
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
     /// Multicast (udp://GROUP:PORT): join the group on the interface with this IPv4 address.
@@ -430,6 +440,10 @@ pub struct RelayArgs {
     /// (`>` client to target, `<` back), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]
     pub hex_dump: Option<String>,
+    /// Print the socket calls as they happen, as the tutorial's Python writes them
+    /// (socket(), bind(), listen(), accept(), connect(), recv(), send(), close()), on stderr.
+    #[arg(long)]
+    pub explain: bool,
     /// Give up connecting to the target after SECS seconds.
     #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
     pub connect_timeout: Option<Duration>,

@@ -14,8 +14,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
 use crate::dump::{Direction, Traffic};
 use crate::lines::Crlf;
+use crate::net::explain::Conn;
 
 /// Size of the pump's buffer: large enough for bulk transfers to need few system calls.
 const BUF: usize = 128 * 1024;
@@ -39,6 +42,10 @@ pub struct Options {
     /// The local side is a program that has exited once this fires (`--exec`): when its
     /// output has been passed on, the pump ends without waiting for the remote's EOF.
     pub local_exited: Option<tokio_util::sync::CancellationToken>,
+    /// `--explain`: the remote socket's calls (recv, sendall, shutdown).
+    pub explain: Option<Arc<Conn>>,
+    /// `--explain` for a local side that is a socket too (relay's client).
+    pub explain_local: Option<Arc<Conn>>,
 }
 
 /// The directions a pump moves.
@@ -126,6 +133,7 @@ where
         &activity,
         crlf.as_mut(),
         dump.map(|d| (d, Direction::Sent)),
+        (opts.explain_local.as_deref(), opts.explain.as_deref()),
     );
     let down = copy_half(
         &mut rr,
@@ -134,6 +142,7 @@ where
         &activity,
         None,
         dump.map(|d| (d, Direction::Received)),
+        (opts.explain.as_deref(), opts.explain_local.as_deref()),
     );
     tokio::pin!(up, down);
     // A direction that is not moved counts as done from the start.
@@ -247,6 +256,7 @@ async fn copy_half<R, W>(
     activity: &Activity,
     mut crlf: Option<&mut Crlf>,
     dump: Option<(&Traffic, Direction)>,
+    (read_calls, write_calls): (Option<&Conn>, Option<&Conn>),
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -255,31 +265,37 @@ where
     let mut buf = vec![0u8; BUF];
     loop {
         let n = reader.read(&mut buf).await?;
+        if let Some(c) = read_calls {
+            c.recv(&buf[..n]);
+        }
         if n == 0 {
             break;
         }
         activity.touch();
-        match crlf.as_deref_mut() {
+        let converted;
+        let data: &[u8] = match crlf.as_deref_mut() {
             Some(c) => {
-                let data = c.convert(&buf[..n]);
-                if let Some((d, dir)) = dump {
-                    d.record(dir, &data);
-                }
-                writer.write_all(&data).await?
+                converted = c.convert(&buf[..n]);
+                &converted
             }
-            None => {
-                if let Some((d, dir)) = dump {
-                    d.record(dir, &buf[..n]);
-                }
-                writer.write_all(&buf[..n]).await?
-            }
+            None => &buf[..n],
+        };
+        if let Some((d, dir)) = dump {
+            d.record(dir, data);
         }
+        if let Some(c) = write_calls {
+            c.send(data);
+        }
+        writer.write_all(data).await?;
         count.fetch_add(n as u64, Ordering::Relaxed);
         activity.touch();
     }
     writer.flush().await?;
     // Pass the EOF on. A peer that is already gone cannot be told; that is not an error.
     // Over TLS this sends close_notify, which a stalled peer may never take: bounded.
+    if let Some(c) = write_calls {
+        c.shutdown();
+    }
     match tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await {
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,

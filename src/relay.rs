@@ -53,15 +53,24 @@ async fn pair(
 ) {
     let started = std::time::Instant::now();
     let target = dialer.endpoint();
-    let upstream = match dialer.dial().await {
-        Ok((s, _)) => s,
+    let (upstream, upstream_peer) = match dialer.dial().await {
+        Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, "closing the client: {e}");
             return;
         }
     };
     let duration_ms = || started.elapsed().as_millis() as u64;
-    if idle.is_none() && dump.is_none() && !client.is_tls() && !upstream.is_tls() {
+    let (explain_client, explain_target) = (
+        crate::net::explain::Conn::of(peer),
+        crate::net::explain::Conn::of(&upstream_peer),
+    );
+    if idle.is_none()
+        && dump.is_none()
+        && explain_client.is_none()
+        && !client.is_tls()
+        && !upstream.is_tls()
+    {
         // Plain sockets both sides: bytes go through kernel pipes, never through our memory.
         match crate::splice::relay(&client, &upstream).await {
             Ok((up, down, client_first)) => tracing::info!(%peer, %target, bytes_up = up,
@@ -78,6 +87,8 @@ async fn pair(
     let opts = pump::Options {
         idle_timeout: idle,
         dump,
+        explain: explain_target,
+        explain_local: explain_client,
         ..pump::Options::default()
     };
     match pump::pump(client, upstream, &opts).await {

@@ -97,12 +97,15 @@ pub async fn stream(
             _ => pump::Ways::Both,
         },
         local_exited: None,
+        explain: crate::net::explain::Conn::of(peer),
+        explain_local: None,
     };
     if let Some(exec) = &opts.exec {
         return crate::exec::stream(exec, stream, peer, &popts).await;
     }
     let fast = !stream.is_tls()
         && popts.dump.is_none()
+        && popts.explain.is_none()
         && popts.counts.is_none()
         && popts.ways == pump::Ways::Both
         && input.is_untouched_stdin()

@@ -142,6 +142,7 @@ pub(super) async fn run(
         let session = Session {
             id,
             dump: dump.as_ref().map(|s| s.traffic(&peer)),
+            explain: crate::net::explain::Conn::of(&peer),
             peer,
             hub,
             output,
@@ -197,6 +198,8 @@ struct Session {
     id: u64,
     /// `-x`: this client's traffic, dumped.
     dump: Option<crate::dump::Traffic>,
+    /// `--explain`: this client's socket calls.
+    explain: Option<Arc<crate::net::explain::Conn>>,
     peer: Peer,
     hub: Arc<Hub>,
     output: Output,
@@ -289,6 +292,9 @@ impl Session {
                 if let Some(d) = &self.dump {
                     d.record(crate::dump::Direction::Sent, &chunk);
                 }
+                if let Some(c) = &self.explain {
+                    c.send(&chunk);
+                }
                 wr.write_chunk(&chunk).await?;
                 bytes_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 activity.touch();
@@ -304,6 +310,9 @@ impl Session {
                 let n = buf.len();
                 if let Some(d) = &self.dump {
                     d.record(crate::dump::Direction::Received, &buf);
+                }
+                if let Some(c) = &self.explain {
+                    c.recv(&buf);
                 }
                 activity.touch();
                 bytes_in.fetch_add(n as u64, Ordering::Relaxed);
@@ -329,6 +338,9 @@ impl Session {
             let _ = self.deliver(vec![rest]).await;
         }
         if matches!(end, Ok("eof" | "idle timeout")) {
+            if let Some(c) = &self.explain {
+                c.shutdown();
+            }
             wr.finish().await;
         }
         let duration_ms = started.elapsed().as_millis() as u64;

@@ -91,6 +91,7 @@ async fn serve_programs(
         let (exec, dump) = (handler_exec.clone(), dump.clone());
         let popts = crate::pump::Options {
             dump: dump.map(|s| std::sync::Arc::new(s.traffic(&peer))),
+            explain: crate::net::explain::Conn::of(&peer),
             ..popts.clone()
         };
         async move {

@@ -1,5 +1,6 @@
 //! Datagram sockets (udp, unixgram): one type for both, addressed by [`Peer`].
 
+use super::explain;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -96,6 +97,9 @@ fn join_group(sock: &socket2::Socket, local: &Local) -> io::Result<()> {
                 Some(std::net::IpAddr::V4(a)) => a,
                 _ => Ipv4Addr::UNSPECIFIED,
             };
+            explain::say(|| {
+                format!("sk.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton('{group}') + socket.inet_aton('{iface}'))")
+            });
             sock.join_multicast_v4(&group, &iface)
         }
         std::net::IpAddr::V6(group) if group.is_multicast() => sock.join_multicast_v6(&group, 0),
@@ -154,10 +158,25 @@ pub async fn connect_datagram_from(endpoint: &Endpoint, local: &Local) -> Result
             } else {
                 (Ipv6Addr::UNSPECIFIED, 0).into()
             });
+            explain::say(|| {
+                format!(
+                    "sk = socket.socket({}, socket.SOCK_DGRAM)",
+                    explain::family(Some(&addr))
+                )
+            });
+            if local.bind_for(addr).is_some() {
+                explain::say(|| format!("sk.bind({})", explain::addr(&bind_at)));
+            }
             let udp = UdpSocket::bind(bind_at)
                 .await
                 .map_err(|e| Error::io(what.clone(), &e))?;
             prepare_sender(&udp, addr, local).map_err(|e| Error::io(what.clone(), &e))?;
+            explain::say(|| {
+                explain::call(
+                    &format!("sk.connect({})", explain::addr(&addr)),
+                    "no packet is sent: send() now goes there, and only its answers arrive",
+                )
+            });
             udp.connect(addr).await.map_err(|e| match e.kind() {
                 io::ErrorKind::PermissionDenied if !local.broadcast => Error::new(
                     ErrorKind::BadArgument,
@@ -279,6 +298,25 @@ impl Datagram {
     /// # Errors
     /// As `recvfrom(2)`; over UDP an earlier send may surface here as "connection refused".
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Peer)> {
+        let r = self.recv_from_inner(buf).await;
+        explain::say(|| {
+            let code = format!("data, addr = sk.recvfrom({})", buf.len().min(65535));
+            match &r {
+                Ok((n, p)) => explain::call(
+                    &code,
+                    &format!(
+                        "{n} bytes from {}: {}",
+                        explain::peer(p),
+                        explain::bytes(&buf[..*n])
+                    ),
+                ),
+                Err(e) => explain::call(&code, &explain::error(e)),
+            }
+        });
+        r
+    }
+
+    async fn recv_from_inner(&self, buf: &mut [u8]) -> io::Result<(usize, Peer)> {
         match &self.inner {
             Inner::Udp(s, _) => {
                 let (n, a) = s.recv_from(buf).await?;
@@ -296,6 +334,22 @@ impl Datagram {
     /// # Errors
     /// As `sendto(2)`, or `InvalidInput` for a peer of the other kind or without an address.
     pub async fn send_to(&self, buf: &[u8], peer: &Peer) -> io::Result<usize> {
+        let r = self.send_to_inner(buf, peer).await;
+        explain::say(|| {
+            let code = format!(
+                "sk.sendto({}, {})",
+                explain::bytes(buf),
+                explain::peer(peer)
+            );
+            match &r {
+                Ok(n) => explain::call(&code, &format!("{n} bytes")),
+                Err(e) => explain::call(&code, &explain::error(e)),
+            }
+        });
+        r
+    }
+
+    async fn send_to_inner(&self, buf: &[u8], peer: &Peer) -> io::Result<usize> {
         match (&self.inner, peer) {
             (Inner::Udp(s, _), Peer::Ip(a)) => s.send_to(buf, self.map_addr(*a)).await,
             (Inner::Unix(s, _), Peer::Unix(Some(a))) => {
@@ -315,10 +369,18 @@ impl Datagram {
     /// # Errors
     /// As `send(2)`.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        match &self.inner {
+        let r = match &self.inner {
             Inner::Udp(s, _) => s.send(buf).await,
             Inner::Unix(s, _) => s.send(buf).await,
-        }
+        };
+        explain::say(|| {
+            let code = format!("sk.send({})", explain::bytes(buf));
+            match &r {
+                Ok(n) => explain::call(&code, &format!("{n} bytes")),
+                Err(e) => explain::call(&code, &explain::error(e)),
+            }
+        });
+        r
     }
 
     /// Receives one datagram from the connected peer.
@@ -326,10 +388,20 @@ impl Datagram {
     /// # Errors
     /// As `recv(2)`.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match &self.inner {
+        let r = match &self.inner {
             Inner::Udp(s, _) => s.recv(buf).await,
             Inner::Unix(s, _) => s.recv(buf).await,
-        }
+        };
+        explain::say(|| {
+            let code = format!("data = sk.recv({})", buf.len().min(65535));
+            match &r {
+                Ok(n) => {
+                    explain::call(&code, &format!("{n} bytes: {}", explain::bytes(&buf[..*n])))
+                }
+                Err(e) => explain::call(&code, &explain::error(e)),
+            }
+        });
+        r
     }
 
     /// Restricts the socket to one peer (what a server does once its first client wrote).
@@ -337,6 +409,12 @@ impl Datagram {
     /// # Errors
     /// As `connect(2)`.
     pub async fn connect(&self, peer: &Peer) -> io::Result<()> {
+        explain::say(|| {
+            explain::call(
+                &format!("sk.connect({})", explain::peer(peer)),
+                "from now on only this peer is heard and answered",
+            )
+        });
         match (&self.inner, peer) {
             (Inner::Udp(s, _), Peer::Ip(a)) => s.connect(self.map_addr(*a)).await,
             (Inner::Unix(s, _), Peer::Unix(Some(a))) => {

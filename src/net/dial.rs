@@ -16,6 +16,7 @@ use super::tls;
 use super::{resolve, unix_error, unix_sockaddr, Local, Peer, Stream};
 use crate::endpoint::{Endpoint, HostPort, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::explain;
 
 /// How to reach a peer: plain values, as a command line gives them.
 #[derive(Debug, Clone)]
@@ -111,10 +112,24 @@ impl Dialer {
                     ));
                 };
                 let endpoint = self.endpoint.to_string();
-                let s = client
+                let r = client
                     .handshake(&hp.host, tcp, self.handshake_timeout, &endpoint)
-                    .await?;
-                Ok((Stream::Tls(Box::new(s)), peer))
+                    .await;
+                explain::say(|| {
+                    let sk = explain::name_of(&peer);
+                    let code = format!(
+                        "{sk} = ctx.wrap_socket({sk}, server_hostname='{}')",
+                        hp.host
+                    );
+                    match &r {
+                        Ok(s) => explain::call(
+                            &code,
+                            &format!("TLS handshake done: {}", tls::summary(s)),
+                        ),
+                        Err(e) => explain::call(&code, &format!("ssl.SSLError: {e}")),
+                    }
+                });
+                Ok((Stream::Tls(Box::new(r?)), peer))
             }
             Endpoint::Unix(addr) => {
                 let s = with_timeout(self.connect_timeout, connect_unix(addr))
@@ -183,11 +198,27 @@ pub(crate) async fn connect_addr(
     local: &Local,
     timeout: Option<Duration>,
 ) -> io::Result<TcpStream> {
-    let s = with_timeout(
+    let sk = explain::dial_name();
+    let r = with_timeout(
         timeout,
-        connect_keeping_early_bytes(addr, local.bind_for(addr)),
+        connect_keeping_early_bytes(addr, local.bind_for(addr), &sk),
     )
-    .await?;
+    .await;
+    explain::say(|| {
+        let code = format!("{sk}.connect({})", explain::addr(&addr));
+        match &r {
+            Ok(s) => {
+                let me = s
+                    .local_addr()
+                    .map(|a| explain::addr(&a))
+                    .unwrap_or_default();
+                explain::call(&code, &format!("connected, from {me}"))
+            }
+            Err(e) => explain::call(&code, &explain::error(e)),
+        }
+    });
+    let s = r?;
+    explain::connected(&Peer::from_ip(addr), sk);
     let _ = s.set_nodelay(true);
     Ok(s)
 }
@@ -199,14 +230,23 @@ pub(crate) async fn connect_addr(
 async fn connect_keeping_early_bytes(
     addr: std::net::SocketAddr,
     bind: Option<std::net::SocketAddr>,
+    sk: &str,
 ) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
+    explain::say(|| {
+        format!(
+            "{sk} = socket.socket({}, socket.SOCK_STREAM)",
+            explain::family(Some(&addr))
+        )
+    });
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_nonblocking(true)?;
     sock.set_cloexec(true)?;
     if let Some(local) = bind {
         // `-p PORT` again and again (netcat users do): the old connection's TIME_WAIT must
         // not refuse the port.
+        explain::say(|| format!("{sk}.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)"));
+        explain::say(|| format!("{sk}.bind({})", explain::addr(&local)));
         sock.set_reuse_address(true)?;
         sock.bind(&local.into())?;
     }
@@ -230,6 +270,23 @@ async fn connect_keeping_early_bytes(
 }
 
 async fn connect_unix(addr: &UnixAddr) -> io::Result<UnixStream> {
+    let sk = explain::dial_name();
+    explain::say(|| format!("{sk} = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)"));
+    let r = connect_unix_at(addr).await;
+    explain::say(|| {
+        let code = format!("{sk}.connect('{addr}')");
+        match &r {
+            Ok(_) => explain::call(&code, "connected"),
+            Err(e) => explain::call(&code, &explain::error(e)),
+        }
+    });
+    if r.is_ok() {
+        explain::connected(&Peer::Unix(Some(addr.clone())), sk);
+    }
+    r
+}
+
+async fn connect_unix_at(addr: &UnixAddr) -> io::Result<UnixStream> {
     match addr {
         UnixAddr::Path(p) => UnixStream::connect(p).await,
         UnixAddr::Abstract(_) => {

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, UnixListener};
 use super::{holder, resolve, unix_sockaddr, Peer, Stream};
 use crate::endpoint::{Endpoint, Host, HostPort, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::explain;
 
 /// A bound, listening stream socket.
 #[derive(Debug)]
@@ -41,11 +42,15 @@ impl Listener {
             Inner::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
                 let _ = s.set_nodelay(true);
-                Ok((Stream::Tcp(s), Peer::from_ip(addr)))
+                let peer = Peer::from_ip(addr);
+                explain::accepted(&peer);
+                Ok((Stream::Tcp(s), peer))
             }
             Inner::Unix(l, _) => {
                 let (s, addr) = l.accept().await?;
-                Ok((Stream::Unix(s), Peer::from_unix(&addr)))
+                let peer = Peer::from_unix(&addr);
+                explain::accepted(&peer);
+                Ok((Stream::Unix(s), peer))
             }
         }
     }
@@ -75,6 +80,8 @@ pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
         }
         Endpoint::Unix(addr) => {
             let (sock, file) = bind_unix(addr, Type::STREAM, &what)?;
+            explain::serving();
+            explain::say(|| explain::call("sk.listen(1024)", "clients may now connect"));
             sock.listen(1024).map_err(|e| Error::io(what.clone(), &e))?;
             let l =
                 UnixListener::from_std(std::os::unix::net::UnixListener::from(OwnedFd::from(sock)))
@@ -111,22 +118,52 @@ pub(crate) async fn bind_ip(hp: &HostPort, ty: Type, what: &str) -> Result<Socke
 }
 
 fn make_socket(addr: SocketAddr, ty: Type, hp: &HostPort) -> io::Result<Socket> {
+    let stream = ty == Type::STREAM;
+    explain::say(|| {
+        format!(
+            "sk = socket.socket({}, {})",
+            explain::family(Some(&addr)),
+            explain::kind(stream)
+        )
+    });
     let sock = Socket::new(Domain::for_address(addr), ty, None)?;
-    if ty == Type::STREAM {
+    if stream {
         // Restart at once on the same port (the tutorial's "address already in use").
+        explain::say(|| "sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)".into());
         sock.set_reuse_address(true)?;
     }
     if ty == Type::DGRAM && addr.ip().is_multicast() {
         // Several receivers of one group on one machine, as multicast is meant.
+        explain::say(|| "sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)".into());
+        explain::say(|| "sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)".into());
         sock.set_reuse_address(true)?;
         sock.set_reuse_port(true)?;
     }
     if addr.is_ipv6() && matches!(hp.host, Host::Any) {
+        explain::say(|| "sk.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)".into());
         sock.set_only_v6(false)?;
     }
     sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    if ty == Type::STREAM {
+    let bound = sock.bind(&addr.into());
+    explain::say(|| {
+        let code = format!("sk.bind({})", explain::addr(&addr));
+        match &bound {
+            Err(e) => explain::call(&code, &explain::error(e)),
+            Ok(()) if addr.port() == 0 => {
+                let got = sock.local_addr().ok().and_then(|a| a.as_socket());
+                let got = got.map(|a| explain::addr(&a)).unwrap_or_default();
+                explain::call(
+                    &code,
+                    &format!("port 0: the system picks one; bound to {got}"),
+                )
+            }
+            Ok(()) => code,
+        }
+    });
+    bound?;
+    if stream {
+        explain::serving();
+        explain::say(|| explain::call("sk.listen(1024)", "clients may now connect"));
         sock.listen(1024)?;
     }
     Ok(sock)
@@ -153,6 +190,12 @@ pub(crate) fn bind_unix(
     what: &str,
 ) -> Result<(Socket, Option<UnixFile>)> {
     let sockaddr = unix_sockaddr(addr).map_err(|e| Error::io(what, &e))?;
+    explain::say(|| {
+        format!(
+            "sk = socket.socket(socket.AF_UNIX, {})",
+            explain::kind(ty == Type::STREAM)
+        )
+    });
     let sock = Socket::new(Domain::UNIX, ty, None).map_err(|e| Error::io(what, &e))?;
     let path = match addr {
         UnixAddr::Path(p) => Some(p.as_path()),
@@ -161,6 +204,7 @@ pub(crate) fn bind_unix(
     if let Some(p) = path {
         clear_stale(p, ty, what)?;
     }
+    explain::say(|| format!("sk.bind('{addr}')"));
     sock.bind(&sockaddr).map_err(|e| match e.kind() {
         io::ErrorKind::AddrInUse => Error::io(what, &e).with_kind(ErrorKind::UnixInUse),
         _ => Error::io(what, &e),

@@ -10,6 +10,7 @@
 
 mod datagram;
 mod dial;
+pub mod explain;
 mod holder;
 mod listener;
 mod resolve;

@@ -126,7 +126,22 @@ async fn layers(
     let Stream::Tcp(tcp) = stream else {
         return Some(stream);
     };
-    match tls.handshake(tcp, deadline).await {
+    let r = tls.handshake(tcp, deadline).await;
+    crate::net::explain::say(|| {
+        let conn = crate::net::explain::name_of(peer);
+        let code = format!("{conn} = ctx.wrap_socket({conn}, server_side=True)");
+        match &r {
+            Ok(s) => crate::net::explain::call(
+                &code,
+                &format!("TLS handshake done: {}", crate::net::tls::summary(s)),
+            ),
+            Err(e) => crate::net::explain::call(
+                &code,
+                &format!("ssl.SSLError: {}", crate::error::describe_io(e)),
+            ),
+        }
+    });
+    match r {
         Ok(s) => {
             if let Some(cert) = crate::net::tls::client_certificate(&s) {
                 tracing::info!(%peer, client_cert = %crate::net::tls::fingerprint(cert),

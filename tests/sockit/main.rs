@@ -11,6 +11,7 @@ mod bench;
 mod chat;
 mod errors;
 mod exec;
+mod explain;
 mod listen;
 mod matrix;
 mod portcheck;

@@ -41,6 +41,21 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TLS connection over TCP, either side.
 pub type TlsStream = tokio_rustls::TlsStream<TcpStream>;
 
+/// The handshake's outcome in a few words (`TLSv1_3, TLS13_AES_256_GCM_SHA384`), for
+/// `--explain`.
+pub fn summary(s: &TlsStream) -> String {
+    let state = s.get_ref().1;
+    let version = state
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
+    let suite = state
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()))
+        .unwrap_or_default();
+    format!("{}, {suite}", version.replace("TLSv1_", "TLSv1."))
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
