@@ -4,6 +4,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Stdio;
+use std::time::Duration;
 
 use super::tcp;
 use crate::util::*;
@@ -275,4 +276,77 @@ fn broadcast_needs_its_flag() {
         b"x\n",
     );
     assert!(status.success(), "{err}");
+}
+
+/// socat as a real multicast peer both ways: its sender reaches sockit's group member, and
+/// sockit's datagrams to the group reach socat's member (all on the loopback interface).
+#[test]
+#[ignore = "needs socat (apt-get install socat); .ci/run installs it and runs ignored tests"]
+fn multicast_with_socat_as_sender_and_receiver() {
+    let group = format!("239.254.{}.{}", std::process::id() % 250, 9);
+    // socat sends, sockit receives.
+    let mut cmd = sockit();
+    cmd.args([
+        "listen",
+        "-k",
+        "--iface",
+        "127.0.0.1",
+        &format!("udp://{group}:0"),
+    ]);
+    let mut srv = Proc::spawn(cmd, Some(Stdio::null()));
+    let port = srv.port();
+    let out = std::process::Command::new("socat")
+        .args([
+            "-u",
+            "EXEC:echo from-socat",
+            &format!("UDP4-DATAGRAM:{group}:{port},ip-multicast-if=127.0.0.1"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(srv.line(), "from-socat\n");
+    // sockit sends, socat receives (a member of the group on lo, on a port found free).
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut recv = std::process::Command::new("socat");
+    recv.args([
+        "-u",
+        &format!("UDP4-RECV:{port},ip-add-membership={group}:127.0.0.1,reuseaddr"),
+        "STDOUT",
+    ]);
+    let mut member = Proc::spawn(recv, Some(Stdio::null()));
+    // socat prints nothing when it is ready: send until it hears one (bounded).
+    let to_group = format!("udp://{group}:{port}");
+    let end = std::time::Instant::now() + DEADLINE;
+    let got = loop {
+        let (st, _, err) = run(
+            &[
+                "connect",
+                "--iface",
+                "127.0.0.1",
+                "--idle-timeout",
+                "0",
+                "--send",
+                "from-sockit\n",
+                &to_group,
+            ],
+            b"",
+        );
+        assert!(st.success(), "{err}");
+        if let Some(line) = member.line_within(Duration::from_millis(200)) {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "socat never heard the group"
+        );
+    };
+    assert_eq!(got, "from-sockit\n");
 }

@@ -97,3 +97,43 @@ fn bad_port_lists_are_refused_with_an_example() {
         assert!(err.contains("hint:"), "{spec}: {err}");
     }
 }
+
+#[test]
+#[ignore = "needs OpenBSD netcat (apt-get install netcat-openbsd); .ci/run installs it and runs ignored tests"]
+fn the_open_ports_and_the_exit_status_agree_with_nc() {
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (pa, pb, pc) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+        closed_tcp_port(),
+    );
+    let open_by_nc = |ports: &[u16]| {
+        let mut open = Vec::new();
+        let mut any = false;
+        for p in ports {
+            let st = std::process::Command::new("nc")
+                .args(["-z", "-w", "1", "127.0.0.1", &p.to_string()])
+                .status()
+                .unwrap();
+            if st.success() {
+                open.push(format!("tcp://127.0.0.1:{p} open\n"));
+                any = true;
+            }
+        }
+        (any, open.concat())
+    };
+    let mut ports = [pa, pb, pc];
+    ports.sort_unstable();
+    let list = ports.map(|p| p.to_string()).join(",");
+    let (st, out, err) = run(&["connect", "-z", &format!("127.0.0.1:{list}")], b"");
+    let (nc_any, nc_open) = open_by_nc(&ports);
+    assert!(nc_any);
+    assert!(st.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), nc_open);
+    // None open: both exit 1.
+    let (st, _, _) = run(&["connect", "-z", &format!("127.0.0.1:{pc}")], b"");
+    let (nc_any, _) = open_by_nc(&[pc]);
+    assert!(!nc_any);
+    assert_eq!(st.code(), Some(1));
+}

@@ -150,6 +150,22 @@ impl Proc {
         self.buf.drain(..n).collect()
     }
 
+    /// The next stdout line if one comes within `wait` (for peers that print no readiness).
+    pub fn line_within(&mut self, wait: Duration) -> Option<String> {
+        let end = Instant::now() + wait;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(chunk) => self.buf.extend_from_slice(&chunk),
+                Err(_) => return None,
+            }
+        }
+    }
+
     fn fill(&mut self, end: Instant, what: &str) {
         let left = end.saturating_duration_since(Instant::now());
         match self.out.recv_timeout(left) {
