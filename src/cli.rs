@@ -174,7 +174,8 @@ pub struct ConnectArgs {
     /// With -z: ports checked at once (default 100).
     #[arg(long, value_name = "N", value_parser = at_least_one, default_value = "100")]
     pub max_conns: usize,
-    /// Multicast: send through the interface with this IPv4 address (e.g. 127.0.0.1).
+    /// Multicast: send through the interface with this address (IPv4 groups: its IPv4
+    /// address, e.g. 127.0.0.1; IPv6 groups: any of its addresses, e.g. ::1).
     #[arg(long, value_name = "ADDR")]
     pub iface: Option<std::net::IpAddr>,
     /// Multicast: hops a datagram may take (default 1: this network only).
@@ -248,7 +249,8 @@ pub struct ListenArgs {
     pub explain: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
-    /// Multicast (udp://GROUP:PORT): join the group on the interface with this IPv4 address.
+    /// Multicast (udp://GROUP:PORT): join the group on the interface with this address
+    /// (IPv4 groups: its IPv4 address; IPv6 groups: any of its addresses, e.g. ::1).
     #[arg(long, value_name = "ADDR")]
     pub iface: Option<std::net::IpAddr>,
     #[command(flatten)]

@@ -52,6 +52,7 @@ pub async fn bind_datagram_on(endpoint: &Endpoint, local: &Local) -> Result<Data
     let what = format!("cannot listen on {endpoint}");
     match endpoint {
         Endpoint::Udp(hp) => {
+            let hp = &scoped_group(hp, local).map_err(|e| Error::io(what.clone(), &e))?;
             let sock = bind_ip(hp, Type::DGRAM, &what).await?;
             join_group(&sock, local)
                 .map_err(|e| Error::io(format!("cannot join the group of {endpoint}"), &e))?;
@@ -102,9 +103,60 @@ fn join_group(sock: &socket2::Socket, local: &Local) -> io::Result<()> {
             });
             sock.join_multicast_v4(&group, &iface)
         }
-        std::net::IpAddr::V6(group) if group.is_multicast() => sock.join_multicast_v6(&group, 0),
+        std::net::IpAddr::V6(group) if group.is_multicast() => {
+            let index = local.iface.map(iface_index).transpose()?.unwrap_or(0);
+            explain::say(|| {
+                format!("sk.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton(socket.AF_INET6, '{group}') + struct.pack('@I', {index}))")
+            });
+            sock.join_multicast_v6(&group, index)
+        }
         _ => Ok(()),
     }
+}
+
+/// An IPv6 group of interface- or link-local scope (`ff01::`, `ff02::`) is only an address
+/// together with its interface: the one `--iface` names, unless the endpoint has a zone.
+fn scoped_group(
+    hp: &crate::endpoint::HostPort,
+    local: &Local,
+) -> io::Result<crate::endpoint::HostPort> {
+    use crate::endpoint::{Host, HostPort};
+    match (&hp.host, local.iface) {
+        (Host::Ip(std::net::IpAddr::V6(g)), Some(iface))
+            if g.is_multicast() && (g.segments()[0] & 0x000f) <= 2 =>
+        {
+            let index = iface_index(iface)?;
+            let name = nix::net::if_::if_indextoname(index).map_err(io::Error::from)?;
+            Ok(HostPort {
+                host: Host::Scoped(*g, name.to_string_lossy().into_owned()),
+                port: hp.port,
+            })
+        }
+        _ => Ok(hp.clone()),
+    }
+}
+
+/// The index of the interface that has `addr` (IPv6 multicast names interfaces by index;
+/// `--iface` takes an address, as for IPv4).
+fn iface_index(addr: std::net::IpAddr) -> io::Result<u32> {
+    let not_here = || {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface of this machine has the address {addr} (--iface)"),
+        )
+    };
+    let addrs = nix::ifaddrs::getifaddrs().map_err(io::Error::from)?;
+    for a in addrs {
+        let has = a.address.as_ref().is_some_and(|s| {
+            s.as_sockaddr_in().map(|v4| std::net::IpAddr::V4(v4.ip())) == Some(addr)
+                || s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())) == Some(addr)
+        });
+        if has {
+            return nix::net::if_::if_nametoindex(a.interface_name.as_str())
+                .map_err(io::Error::from);
+        }
+    }
+    Err(not_here())
 }
 
 /// Multicast and broadcast sending: the interface, the hops (1 unless told), our own
@@ -123,6 +175,9 @@ fn prepare_sender(udp: &UdpSocket, to: SocketAddr, local: &Local) -> io::Result<
             sock.set_multicast_loop_v4(true)
         }
         std::net::IpAddr::V6(g) if g.is_multicast() => {
+            if let Some(a) = local.iface {
+                sock.set_multicast_if_v6(iface_index(a)?)?;
+            }
             sock.set_multicast_hops_v6(local.ttl.unwrap_or(1))?;
             sock.set_multicast_loop_v6(true)
         }
@@ -150,6 +205,7 @@ pub async fn connect_datagram_from(endpoint: &Endpoint, local: &Local) -> Result
     let what = format!("cannot connect to {endpoint}");
     match endpoint {
         Endpoint::Udp(hp) => {
+            let hp = &scoped_group(hp, local).map_err(|e| Error::io(what.clone(), &e))?;
             let addr = *local.usable(resolve(hp).await?).first().ok_or_else(|| {
                 Error::new(ErrorKind::NotResolved, what.clone(), local.none_left())
             })?;

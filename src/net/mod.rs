@@ -106,8 +106,8 @@ pub struct Local {
     pub port: Option<u16>,
     /// `-4`/`-6`: use only addresses of this family.
     pub family: Option<Family>,
-    /// `--iface ADDR`: the interface (by its IPv4 address) a multicast group is joined on
-    /// or sent through.
+    /// `--iface ADDR`: the interface (by one of its addresses; IPv4 for IPv4 groups) a
+    /// multicast group is joined on or sent through.
     pub iface: Option<IpAddr>,
     /// `--ttl N`: hops a multicast datagram may take (default 1: this network only).
     pub ttl: Option<u32>,
