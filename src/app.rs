@@ -119,6 +119,26 @@ fn tls_client_options(args: &TlsClientArgs) -> tls::ClientOptions {
     }
 }
 
+/// `--proxy URL`, parsed (its error never shows the URL's password).
+fn proxy(url: Option<&str>) -> Result<Option<sockit::net::proxy::Proxy>> {
+    url.map(str::parse).transpose()
+}
+
+/// `--proxy-user USER:PASS` (the error never repeats the password).
+fn proxy_user(s: &str) -> Result<sockit::net::proxy::Credentials> {
+    match s.split_once(':') {
+        Some((user, pass)) if !user.is_empty() => Ok(sockit::net::proxy::Credentials {
+            user: user.to_string(),
+            pass: pass.to_string(),
+        }),
+        _ => Err(Error::new(
+            ErrorKind::BadArgument,
+            "bad --proxy-user",
+            "write USER:PASS, e.g. --proxy-user alice:s3cret",
+        )),
+    }
+}
+
 /// The common server options as the admission takes them.
 fn limits(args: &cli::Limits) -> Result<Limits> {
     Ok(Limits {
@@ -317,6 +337,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
             handshake_timeout: args.handshake_timeout,
             tls: tls_client_options(&args.tls),
             local,
+            proxy: proxy(args.proxy.as_deref())?,
         },
     )?;
     let exec = exec(
@@ -414,6 +435,18 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
             stratum: args.stratum,
             refid: id,
         },
+        proxy: services::proxy::Config {
+            users: args
+                .proxy_user
+                .iter()
+                .map(|u| proxy_user(u))
+                .collect::<Result<_>>()?,
+            targets: services::proxy::Targets::new(Access::parse_flags(
+                &args.allow_target,
+                &args.deny_target,
+                ("--allow-target", "--deny-target"),
+            )?),
+        },
     };
     let endpoints: Vec<&Endpoint> = bindings.iter().map(|b| &b.endpoint).collect();
     let admission = admission(&args.limits, &args.tls, &endpoints, quiet)?;
@@ -491,6 +524,7 @@ async fn run_bench(
             handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             tls: tls_client_options(&args.tls),
             local: Local::default(),
+            proxy: proxy(args.proxy.as_deref())?,
         },
     )?;
     let cfg = bench::Config {
@@ -567,6 +601,7 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
             handshake_timeout: args.limits.handshake_timeout,
             tls: tls_client_options(&args.client_tls),
             local: Local::default(),
+            proxy: proxy(args.proxy.as_deref())?,
         },
     )?;
     let admission = admission(&args.limits, &args.server_tls, &[&from], quiet)?;

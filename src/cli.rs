@@ -42,7 +42,9 @@ pub enum Command {
   sockit connect --ca ca.pem --client-cert me.pem --client-key me.key tls://host:8443   mutual TLS
   sockit connect -z 127.0.0.1:20-25,80                 which ports answer (nc -z)
   sockit connect --explain 127.0.0.1:8898              show the socket calls, in Python
-  sockit connect --exec 'cat /etc/hostname' 127.0.0.1:8898   a program talks to the peer")]
+  sockit connect --exec 'cat /etc/hostname' 127.0.0.1:8898   a program talks to the peer
+  sockit connect --proxy socks5h://127.0.0.1:1080 example.org:80    through a SOCKS5 proxy
+  sockit connect --proxy http://user:pass@proxy:3128 tls://example.org:443   TLS through CONNECT")]
     Connect(ConnectArgs),
     /// Wait for clients and talk to them: one conversation, or many with -k.
     #[command(after_help = "Examples:
@@ -91,14 +93,17 @@ Examples:
     #[command(
         after_help = "Services: echo (RFC 862), discard (863), chargen (864), daytime (867; a UDP
 datagram holding a strftime format such as '%Y %m %d' gets the date in that format),
-time (868: 32-bit seconds since 1900), sntp (RFC 4330, UDP only).
+time (868: 32-bit seconds since 1900), sntp (RFC 4330, UDP only), socks5 (RFC 1928 proxy:
+CONNECT and UDP ASSOCIATE; TCP only), http-proxy (HTTP CONNECT; TCP only).
 
 Examples:
   sockit serve echo=tcp://:7007 echo=udp://:7007 daytime=udp://:9000 time=tcp://:3737
   sockit serve daytime=udp://127.0.0.1:9000          the tutorial's time server
   sockit serve time=tcp://:3737 time=udp://:3737     then: rdate -p -o 3737 HOST
   sockit serve sntp=udp://:1123                      then: rdate -n -p -o 1123 HOST
-  sockit serve echo=tls://:7443                      then: sockit connect --pin FP tls://HOST:7443"
+  sockit serve echo=tls://:7443                      then: sockit connect --pin FP tls://HOST:7443
+  sockit serve socks5=tcp://127.0.0.1:1080           then: curl -x socks5h://127.0.0.1:1080 URL
+  sockit serve --proxy-user alice:s3cret http-proxy=tcp://:3128 --deny-target 10.0.0.0/8"
     )]
     Serve(ServeArgs),
     /// Forward each client of LISTEN to its own connection to TARGET, both ways, half-close
@@ -109,7 +114,8 @@ Examples:
   sockit relay tcp://127.0.0.1:2222 unix:/run/app.sock     a TCP port in front of a Unix socket
   sockit relay udp://:5353 udp://127.0.0.1:53              UDP, one upstream socket per client
   sockit relay --cert c.pem --key k.pem tls://:443 tcp://127.0.0.1:8080   terminate TLS
-  sockit relay --ca ca.pem tcp://127.0.0.1:5433 tls://db.internal:5432    originate TLS")]
+  sockit relay --ca ca.pem tcp://127.0.0.1:5433 tls://db.internal:5432    originate TLS
+  sockit relay --proxy socks5h://127.0.0.1:1080 tcp://127.0.0.1:2222 tcp://host.internal:22")]
     Relay(RelayArgs),
     /// Print a shell completion script (from the same definitions as --help).
     #[command(after_help = "Examples:
@@ -132,6 +138,11 @@ Examples:
 pub struct ConnectArgs {
     /// Where to connect, e.g. tcp://127.0.0.1:8898, udp://[::1]:9000, unix:/tmp/s.sock.
     pub endpoint: String,
+    /// Reach the target through a proxy: socks5://HOST:PORT (names resolved here),
+    /// socks5h:// (names resolved by the proxy), socks4://, socks4a://, or http://HOST:PORT
+    /// (HTTP CONNECT), each with optional USER:PASS@. TLS runs inside the tunnel.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// Send TEXT instead of reading stdin (then half-close, as at the end of stdin).
     #[arg(long, value_name = "TEXT")]
     pub send: Option<String>,
@@ -284,6 +295,18 @@ pub struct ServeArgs {
     /// Reference id the sntp service announces (up to 4 ASCII characters).
     #[arg(long, value_name = "ID", default_value = "LOCL")]
     pub refid: String,
+    /// socks5, http-proxy: accept only this user (repeatable); without it, no
+    /// authentication is asked.
+    #[arg(long, value_name = "USER:PASS")]
+    pub proxy_user: Vec<String>,
+    /// socks5, http-proxy: clients may go only to targets in CIDR (repeatable). Without
+    /// it: everywhere but this machine's own addresses, unless the proxy listens on loopback.
+    #[arg(long, value_name = "CIDR")]
+    pub allow_target: Vec<String>,
+    /// socks5, http-proxy: never to targets in CIDR (repeatable; wins over --allow-target),
+    /// checked on the resolved address, so a name cannot smuggle one through.
+    #[arg(long, value_name = "CIDR")]
+    pub deny_target: Vec<String>,
 }
 
 /// TLS for a server on a `tls://` endpoint.
@@ -412,6 +435,11 @@ pub struct BenchArgs {
     /// Print one JSON object with every figure instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Reach the target through a proxy: socks5://HOST:PORT (names resolved here),
+    /// socks5h:// (names resolved by the proxy), socks4://, socks4a://, or http://HOST:PORT
+    /// (HTTP CONNECT), each with optional USER:PASS@. TLS runs inside the tunnel.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     #[command(flatten)]
     pub tls: TlsClientArgs,
 }
@@ -446,6 +474,11 @@ pub struct RelayArgs {
     /// (socket(), bind(), listen(), accept(), connect(), recv(), send(), close()), on stderr.
     #[arg(long)]
     pub explain: bool,
+    /// Reach TARGET through a proxy: socks5://HOST:PORT (names resolved here),
+    /// socks5h:// (names resolved by the proxy), socks4://, socks4a://, or http://HOST:PORT
+    /// (HTTP CONNECT), each with optional USER:PASS@. TLS runs inside the tunnel.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// Give up connecting to the target after SECS seconds.
     #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
     pub connect_timeout: Option<Duration>,

@@ -206,7 +206,7 @@ impl FromStr for Endpoint {
     }
 }
 
-fn parse_host_port(s: &str) -> Result<HostPort, String> {
+pub(crate) fn parse_host_port(s: &str) -> Result<HostPort, String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let Some((inside, after)) = rest.split_once(']') else {
             return Err("unbalanced '[': an IPv6 address goes inside [ ]".into());

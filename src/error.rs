@@ -49,6 +49,10 @@ pub enum ErrorKind {
     TlsTimedOut,
     /// A configuration file (certificate, key, CA) or option combination was unusable.
     Config,
+    /// A proxy (`--proxy`) refused to open the tunnel, or could not be used.
+    ProxyRefused,
+    /// A proxy's negotiation did not finish in time (`--handshake-timeout`).
+    ProxyTimedOut,
     /// `connect -z` found no open port: exit status 1, nothing to print (netcat's rule).
     NothingOpen,
     /// Any other I/O failure.
@@ -152,6 +156,12 @@ impl Error {
                     .into(),
             ),
             ErrorKind::Unsupported => Some("see `sockit --help` for what this build does".into()),
+            ErrorKind::ProxyRefused => Some(
+                "check --proxy (its scheme, USER:PASS@) and which targets the proxy allows".into(),
+            ),
+            ErrorKind::ProxyTimedOut => Some(
+                "is it that kind of proxy? raise the limit with --handshake-timeout SECS".into(),
+            ),
             ErrorKind::TlsTimedOut => {
                 Some("is it a TLS server? raise the limit with --handshake-timeout SECS".into())
             }

@@ -66,6 +66,7 @@ pub mod services;
 pub mod session;
 mod splice;
 pub mod stdio;
+pub mod tunnel;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind};

@@ -61,39 +61,17 @@ async fn pair(
         }
     };
     let duration_ms = || started.elapsed().as_millis() as u64;
-    let (explain_client, explain_target) = (
-        crate::net::explain::Conn::of(peer),
-        crate::net::explain::Conn::of(&upstream_peer),
-    );
-    if idle.is_none()
-        && dump.is_none()
-        && explain_client.is_none()
-        && !client.is_tls()
-        && !upstream.is_tls()
-    {
-        // Plain sockets both sides: bytes go through kernel pipes, never through our memory.
-        match crate::splice::relay(&client, &upstream).await {
-            Ok((up, down, client_first)) => tracing::info!(%peer, %target, bytes_up = up,
-                bytes_down = down, duration_ms = duration_ms(),
-                end = if client_first { "client closed first" } else { "target closed first" },
-                "pair closed"),
-            Err(e) => {
-                tracing::info!(%peer, %target, error = %crate::error::describe_io(&e), duration_ms = duration_ms(),
-                "pair failed")
-            }
-        }
-        return;
-    }
     let opts = pump::Options {
+        // The client and the target, named as --explain named them when they were made.
+        explain: crate::net::explain::Conn::of(&upstream_peer),
+        explain_local: crate::net::explain::Conn::of(peer),
         idle_timeout: idle,
         dump,
-        explain: explain_target,
-        explain_local: explain_client,
         ..pump::Options::default()
     };
-    match pump::pump(client, upstream, &opts).await {
-        Ok(r) => tracing::info!(%peer, %target, bytes_up = r.sent, bytes_down = r.received,
-            duration_ms = duration_ms(), end = r.end.as_str(), "pair closed"),
+    match crate::tunnel::join(client, upstream, &opts).await {
+        Ok(r) => tracing::info!(%peer, %target, bytes_up = r.up, bytes_down = r.down,
+            duration_ms = duration_ms(), end = r.end, "pair closed"),
         Err(e) => {
             tracing::info!(%peer, %target, error = %crate::error::describe_io(&e), duration_ms = duration_ms(),
             "pair failed")

@@ -29,6 +29,8 @@ pub struct DialOptions {
     pub tls: tls::ClientOptions,
     /// `-s`, `-p`, `-4`/`-6`: where the client's socket comes from.
     pub local: Local,
+    /// `--proxy URL`: the hop every stream connection goes through first.
+    pub proxy: Option<super::proxy::Proxy>,
 }
 
 impl Default for DialOptions {
@@ -38,6 +40,7 @@ impl Default for DialOptions {
             handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             tls: tls::ClientOptions::default(),
             local: Local::default(),
+            proxy: None,
         }
     }
 }
@@ -50,6 +53,7 @@ pub struct Dialer {
     handshake_timeout: Duration,
     tls: Option<tls::Client>,
     local: Local,
+    proxy: Option<super::proxy::Proxy>,
 }
 
 impl Dialer {
@@ -57,8 +61,18 @@ impl Dialer {
     /// is `--insecure`); TLS options given for a plain endpoint are ignored, out loud.
     ///
     /// # Errors
-    /// A bad `--pin`, an unreadable `--ca` or client certificate.
+    /// A bad `--pin`, an unreadable `--ca` or client certificate; `--proxy` for an endpoint
+    /// a proxy cannot carry.
     pub fn new(endpoint: Endpoint, opts: &DialOptions) -> Result<Dialer> {
+        if let Some(p) = &opts.proxy {
+            if !matches!(endpoint, Endpoint::Tcp(_) | Endpoint::Tls(_)) {
+                return Err(Error::new(
+                    ErrorKind::BadArgument,
+                    format!("cannot reach {endpoint} through {p}"),
+                    "--proxy carries TCP connections (tcp://, tls://), not datagrams or Unix sockets",
+                ));
+            }
+        }
         let tls = if endpoint.is_tls() {
             let client = tls::Client::new(&opts.tls)?;
             if client.is_insecure() {
@@ -81,6 +95,7 @@ impl Dialer {
             handshake_timeout: opts.handshake_timeout,
             tls,
             local: opts.local,
+            proxy: opts.proxy.clone(),
         })
     }
 
@@ -98,11 +113,11 @@ impl Dialer {
         let what = || format!("cannot connect to {}", self.endpoint);
         match &self.endpoint {
             Endpoint::Tcp(hp) => {
-                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, &self.local, what).await?;
+                let (tcp, peer) = self.tcp(hp, what).await?;
                 Ok((Stream::Tcp(tcp), peer))
             }
             Endpoint::Tls(hp) => {
-                let (tcp, peer) = connect_tcp(hp, self.connect_timeout, &self.local, what).await?;
+                let (tcp, peer) = self.tcp(hp, what).await?;
                 // `new` builds the client for every tls:// endpoint.
                 let Some(client) = &self.tls else {
                     return Err(Error::new(
@@ -143,6 +158,28 @@ impl Dialer {
                 "a datagram endpoint has no stream connection",
             )),
         }
+    }
+
+    /// The TCP part: straight to `hp`, or a tunnel through the proxy (whose address is then
+    /// the socket's peer).
+    async fn tcp(&self, hp: &HostPort, what: impl Fn() -> String) -> Result<(TcpStream, Peer)> {
+        let Some(proxy) = &self.proxy else {
+            return connect_tcp(hp, self.connect_timeout, &self.local, what).await;
+        };
+        let tcp = super::proxy::open(
+            proxy,
+            hp,
+            &self.local,
+            self.connect_timeout,
+            self.handshake_timeout,
+        )
+        .await?;
+        let peer = tcp
+            .peer_addr()
+            .map(Peer::from_ip)
+            .map_err(|e| Error::io(what(), &e))?;
+        tracing::debug!(%proxy, target = %hp, "tunnel open");
+        Ok((tcp, peer))
     }
 
     /// Opens a datagram socket aimed at a datagram endpoint.

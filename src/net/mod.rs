@@ -13,6 +13,7 @@ mod dial;
 pub mod explain;
 mod holder;
 mod listener;
+pub mod proxy;
 mod resolve;
 mod stream;
 pub mod tls;

@@ -23,6 +23,14 @@ impl Access {
     /// # Errors
     /// [`ErrorKind::BadArgument`] naming the rule that is not a CIDR or an address.
     pub fn parse(allow: &[String], deny: &[String]) -> Result<Access> {
+        Access::parse_flags(allow, deny, ("--allow", "--deny"))
+    }
+
+    /// As [`Access::parse`], for rules given under other flags (`--allow-target`).
+    ///
+    /// # Errors
+    /// As [`Access::parse`], naming `flags`.
+    pub fn parse_flags(allow: &[String], deny: &[String], flags: (&str, &str)) -> Result<Access> {
         let parse = |flag: &str, rules: &[String]| -> Result<Vec<IpNet>> {
             rules
                 .iter()
@@ -40,9 +48,31 @@ impl Access {
                 .collect()
         };
         Ok(Access {
-            allow: parse("--allow", allow)?,
-            deny: parse("--deny", deny)?,
+            allow: parse(flags.0, allow)?,
+            deny: parse(flags.1, deny)?,
         })
+    }
+
+    /// Whether no rule was given at all.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// Whether `ip` is denied by a rule.
+    pub fn denies(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.deny.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether `ip` passes the rules: not denied, and allowed when there are allow rules.
+    pub fn permits_ip(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        !self.denies(ip) && (self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Whether there are allow rules (which then replace any default).
+    pub fn has_allow(&self) -> bool {
+        !self.allow.is_empty()
     }
 
     /// Whether `peer` may talk to us.

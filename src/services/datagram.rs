@@ -56,6 +56,8 @@ fn answer<'a>(
         Service::Daytime => Some(Cow::Owned(daytime(request, cfg.utc).into_bytes())),
         Service::Time => Some(Cow::Owned(clock::rfc868_now().to_vec())),
         Service::Sntp => sntp::answer(request, received, &cfg.sntp).map(|a| Cow::Owned(a.to_vec())),
+        // Refused when parsing the binding: the proxies run over TCP.
+        Service::Socks5 | Service::HttpProxy => None,
     }
 }
 

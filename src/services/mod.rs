@@ -10,6 +10,7 @@
 pub mod chargen;
 pub mod clock;
 mod datagram;
+pub mod proxy;
 pub mod ratelimit;
 pub mod sntp;
 mod stream;
@@ -43,6 +44,10 @@ pub enum Service {
     Time,
     /// RFC 4330 SNTP server (UDP only).
     Sntp,
+    /// RFC 1928 SOCKS5 proxy (TCP only).
+    Socks5,
+    /// HTTP CONNECT proxy (TCP only).
+    HttpProxy,
 }
 
 impl Service {
@@ -55,6 +60,8 @@ impl Service {
             Service::Daytime => "daytime",
             Service::Time => "time",
             Service::Sntp => "sntp",
+            Service::Socks5 => "socks5",
+            Service::HttpProxy => "http-proxy",
         }
     }
 }
@@ -75,13 +82,13 @@ impl FromStr for Service {
             "daytime" => Service::Daytime,
             "time" => Service::Time,
             "sntp" | "ntp" => Service::Sntp,
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::BadArgument,
-                    format!("unknown service '{s}'"),
-                    "services are echo, discard, chargen, daytime, time and sntp",
-                ))
-            }
+            "socks5" | "socks" => Service::Socks5,
+            "http-proxy" | "http_proxy" => Service::HttpProxy,
+            _ => return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("unknown service '{s}'"),
+                "services are echo, discard, chargen, daytime, time, sntp, socks5 and http-proxy",
+            )),
         })
     }
 }
@@ -114,6 +121,15 @@ impl FromStr for Binding {
                 "sntp runs over datagrams only, e.g. sntp=udp://:123",
             ));
         }
+        if matches!(service, Service::Socks5 | Service::HttpProxy)
+            && !matches!(endpoint, Endpoint::Tcp(_))
+        {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("bad service '{s}'"),
+                format!("{service} runs over tcp:// only, e.g. {service}=tcp://127.0.0.1:1080"),
+            ));
+        }
         Ok(Binding { service, endpoint })
     }
 }
@@ -127,6 +143,8 @@ pub struct Config {
     pub udp_rate: u32,
     /// What the SNTP service announces.
     pub sntp: sntp::Options,
+    /// Credentials and target rules of the proxy services.
+    pub proxy: proxy::Config,
 }
 
 impl Default for Config {
@@ -135,6 +153,7 @@ impl Default for Config {
             utc: false,
             udp_rate: 50,
             sntp: sntp::Options::default(),
+            proxy: proxy::Config::default(),
         }
     }
 }

@@ -27,6 +27,26 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
 ) {
     let (utc, idle) = (cfg.utc, admission.limits().idle_timeout);
+    if matches!(service, Service::Socks5 | Service::HttpProxy) {
+        let proxy = std::sync::Arc::new(cfg.proxy);
+        let deadline = admission.limits().handshake_timeout;
+        let handler = move |stream, peer| {
+            let proxy = proxy.clone();
+            async move {
+                match service {
+                    Service::Socks5 => {
+                        super::proxy::socks5::client(stream, peer, &proxy, deadline).await
+                    }
+                    _ => super::proxy::http::client(stream, peer, &proxy, deadline).await,
+                }
+            }
+        };
+        tokio::select! {
+            () = admission.serve(&listener, service.name(), handler) => {}
+            () = shutdown.cancelled() => {}
+        }
+        return;
+    }
     // No per-client shutdown watch on the hot path: when serving stops, the runtime that
     // owns these tasks ends them.
     let handler = move |stream, peer| client(service, stream, peer, utc, idle);
@@ -100,7 +120,8 @@ async fn talk(
         Service::Chargen => Box::pin(chargen(stream, activity, bytes_out)).await,
         Service::Daytime => send_and_close(stream, clock::daytime(utc).as_bytes(), bytes_out).await,
         Service::Time => send_and_close(stream, &clock::rfc868_now(), bytes_out).await,
-        Service::Sntp => Ok(()), // refused when parsing the binding
+        // Refused when parsing the binding (sntp), served by `proxy` (the proxies).
+        Service::Sntp | Service::Socks5 | Service::HttpProxy => Ok(()),
     }
 }
 

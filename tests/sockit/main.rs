@@ -15,6 +15,7 @@ mod explain;
 mod listen;
 mod matrix;
 mod portcheck;
+mod proxy;
 mod relay;
 mod serve;
 mod tls;
