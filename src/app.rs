@@ -73,6 +73,13 @@ fn raise_open_file_limit() {
     }
 }
 
+/// The end of the drain, fired by the signal watcher: process-wide, as signals are.
+static CUT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::new();
+
+fn cut() -> CancellationToken {
+    CUT.get_or_init(CancellationToken::new).clone()
+}
+
 /// Runs the command to its end; stdout is flushed before this returns.
 pub fn run(cli: Cli) -> Result<()> {
     raise_open_file_limit();
@@ -83,7 +90,16 @@ pub fn run(cli: Cli) -> Result<()> {
     let (output, stdout_thread) = Output::stdout();
     let result = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
+        let cut = CancellationToken::new();
+        let drain = match &cli.command {
+            Command::Listen(a) => Some(a.limits.drain),
+            Command::Relay(a) => Some(a.limits.drain),
+            Command::Serve(a) => Some(a.limits.drain),
+            Command::Chat(a) => Some(a.limits.drain),
+            _ => None,
+        };
+        tokio::spawn(watch_signals(shutdown.clone(), cut.clone(), drain));
+        let _ = CUT.set(cut);
         let quiet = cli.quiet;
         match cli.command {
             Command::Connect(args) => run_connect(args, output, shutdown).await,
@@ -146,6 +162,8 @@ fn limits(args: &cli::Limits) -> Result<Limits> {
         max_conns: args.max_conns,
         idle_timeout: args.idle_timeout,
         handshake_timeout: args.handshake_timeout,
+        drain: args.drain,
+        cut: cut(),
     })
 }
 
@@ -218,8 +236,13 @@ fn tls_server(
 
 /// Ctrl-C, SIGTERM and SIGHUP all stop the run the same way: stop accepting, tell chat
 /// members, flush, remove Unix socket files (SIGHUP's default would leave the files behind
-/// and the members without a word).
-async fn watch_signals(shutdown: CancellationToken) {
+/// and the members without a word). A server's open connections then get `drain` to finish
+/// (`cut` fires at its end); a second signal cuts them at once.
+async fn watch_signals(
+    shutdown: CancellationToken,
+    cut: CancellationToken,
+    drain: Option<Duration>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (term, hup) = match (
         signal(SignalKind::terminate()),
@@ -239,6 +262,13 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
     shutdown.cancel();
     tracing::info!("signal received; shutting down");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("second signal: cutting open connections"),
+        _ = term.recv() => tracing::info!("second signal: cutting open connections"),
+        _ = hup.recv() => {}
+        () = tokio::time::sleep(drain.unwrap_or_default()) => {}
+    }
+    cut.cancel();
 }
 
 /// A completion script for `shell`, from the clap definitions.
@@ -272,6 +302,7 @@ fn exec(
     args: &ExecArgs,
     stdio_options: &[(&str, bool)],
     shutdown: &CancellationToken,
+    server: bool,
 ) -> Result<Option<sockit::exec::Exec>> {
     let program = match (&args.exec, &args.sh_exec) {
         (Some(words), _) => sockit::exec::Program::exec(words)?,
@@ -285,9 +316,11 @@ fn exec(
             "with --exec the program, not stdio, talks to the peer",
         ));
     }
+    // Clients (connect) end their program at shutdown; servers at the drain's end.
+    let stop = if server { cut() } else { shutdown.clone() };
     Ok(Some(sockit::exec::Exec {
         program: std::sync::Arc::new(program),
-        stop: shutdown.clone(),
+        stop,
     }))
 }
 
@@ -347,6 +380,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
             ("--progress", args.progress),
         ],
         &shutdown,
+        false,
     )?;
     let source = match args.send {
         Some(text) => Source::Once(text.into_bytes().into()),
@@ -383,6 +417,7 @@ async fn run_listen(
             ("--show-peer", args.show_peer),
         ],
         &shutdown,
+        true,
     )?;
     let cfg = listen::Config {
         exec,

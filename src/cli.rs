@@ -394,9 +394,15 @@ pub struct Limits {
     /// receiver that takes nothing.
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,
-    /// A client must finish its TLS handshake within SECS seconds, or it is closed.
+    /// A client must finish its TLS handshake (or proxy negotiation) within SECS seconds,
+    /// or it is closed.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
     pub handshake_timeout: Duration,
+    /// At SIGTERM or Ctrl-C, stop accepting at once and give open connections (relay
+    /// pairs, clients, --exec programs, proxy tunnels) up to SECS seconds to finish; a second
+    /// Ctrl-C cuts them at once.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
+    pub drain: Duration,
 }
 
 /// Arguments of `bench`.

@@ -38,9 +38,13 @@ pub async fn run_stream(
         async move { pair(client, &peer, &target, idle, dump).await }
     };
     tokio::select! {
-        () = admission.serve(&listener, "relay", handler) => Ok(()),
-        () = shutdown.cancelled() => Ok(()),
+        () = admission.serve(&listener, "relay", handler) => {}
+        () = shutdown.cancelled() => {}
     }
+    // Stop accepting at once; the pairs in flight finish (or the drain ends them).
+    drop(listener);
+    admission.drain().await;
+    Ok(())
 }
 
 /// One client joined to its own connection to `target`, until both directions end.

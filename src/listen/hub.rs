@@ -121,7 +121,7 @@ pub(super) async fn run(
     let (broker, show_peer, dump) = (cfg.broker, cfg.show_peer, cfg.dump.clone());
     let idle = admission.limits().idle_timeout;
     let (handler_hub, handler_output, handler_shutdown) =
-        (hub.clone(), output.clone(), shutdown.clone());
+        (hub.clone(), output.clone(), admission.limits().cut.clone());
     let handler = move |stream: Stream, peer: Peer| {
         let (hub, output, shutdown) = (
             handler_hub.clone(),
@@ -130,6 +130,7 @@ pub(super) async fn run(
         );
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE);
+        // Clients are cut when the drain is over, not when shutdown begins.
         let kick = shutdown.child_token();
         hub.lock().insert(
             id,
@@ -159,10 +160,13 @@ pub(super) async fn run(
     };
     stdin_task.abort();
     if shutdown.is_cancelled() {
-        // Every client's session is a child of `shutdown` and ends now: let them flush the
-        // lines they hold.
+        drop(listener);
+        // Conversations in flight go on until the drain is over; then every client's
+        // session (a child of the cut) ends: let them flush the lines they hold.
         let tasks = admission.tasks();
-        tasks.close();
+        if admission.drain().await {
+            return result;
+        }
         if tokio::time::timeout(FINISH_TIMEOUT, tasks.wait())
             .await
             .is_err()

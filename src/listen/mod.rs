@@ -48,7 +48,7 @@ pub async fn run_stream(
     shutdown: CancellationToken,
 ) -> Result<()> {
     if let (Some(exec), true) = (&cfg.exec, cfg.keep_open) {
-        return serve_programs(listener, admission, exec, cfg).await;
+        return serve_programs(listener, admission, exec, cfg, &shutdown).await;
     }
     if cfg.keep_open || cfg.broker {
         return hub::run(listener, admission, input, output, cfg, shutdown).await;
@@ -67,9 +67,10 @@ pub async fn run_stream(
         exec: cfg.exec.clone(),
         ..session::Options::default()
     };
+    // The conversation in flight finishes (or the drain ends it); a program ends itself.
     tokio::select! {
         r = session::stream(stream, &peer, input, &output, &opts) => r,
-        () = shutdown.cancelled(), if cfg.exec.is_none() => Ok(()),
+        () = admission.limits().cut.cancelled(), if cfg.exec.is_none() => Ok(()),
     }
 }
 
@@ -80,6 +81,7 @@ async fn serve_programs(
     admission: &Admission,
     exec: &crate::exec::Exec,
     cfg: &Config,
+    shutdown: &CancellationToken,
 ) -> Result<()> {
     let popts = crate::pump::Options {
         idle_timeout: admission.limits().idle_timeout,
@@ -102,12 +104,14 @@ async fn serve_programs(
     });
     tokio::select! {
         () = serving => {}
-        () = exec.stop.cancelled() => {}
+        () = shutdown.cancelled() => {}
     }
     drop(listener);
-    // Each program hears the shutdown and ends its group; wait for them, bounded.
-    admission.tasks().close();
-    let _ = tokio::time::timeout(crate::exec::STOP_WAIT, admission.tasks().wait()).await;
+    // Programs in flight finish; at the drain's end each hears `exec.stop` and ends its
+    // group: wait for that too, bounded.
+    if !admission.drain().await {
+        let _ = tokio::time::timeout(crate::exec::STOP_WAIT, admission.tasks().wait()).await;
+    }
     Ok(())
 }
 

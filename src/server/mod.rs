@@ -15,12 +15,16 @@ mod stream;
 
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use access::{Access, ConnLimit};
 pub use datagram::Incoming;
 
 use crate::net::tls;
+
+/// How long open connections may finish after SIGTERM or Ctrl-C, unless `--drain` says.
+pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// Who may come in and how many at once: the common server options, as plain values.
 #[derive(Debug, Clone)]
@@ -31,8 +35,14 @@ pub struct Limits {
     pub max_conns: Option<usize>,
     /// `--idle-timeout`: a client quiet this long is closed (each command says how).
     pub idle_timeout: Option<Duration>,
-    /// `--handshake-timeout`: the deadline of every layer's handshake (TLS).
+    /// `--handshake-timeout`: the deadline of every layer's handshake (TLS, proxy
+    /// negotiation).
     pub handshake_timeout: Duration,
+    /// `--drain`: how long open connections may go on after shutdown begins.
+    pub drain: Duration,
+    /// Fires when the drain is over (its time is up, or a second Ctrl-C): what is still
+    /// open is cut. The command line's signal watcher owns it.
+    pub cut: CancellationToken,
 }
 
 impl Default for Limits {
@@ -42,6 +52,8 @@ impl Default for Limits {
             max_conns: None,
             idle_timeout: None,
             handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+            drain: DRAIN,
+            cut: CancellationToken::new(),
         }
     }
 }
@@ -75,6 +87,28 @@ impl Admission {
     /// The client tasks it started: a server waits on them at shutdown (chat's farewell).
     pub fn tasks(&self) -> &TaskTracker {
         &self.tasks
+    }
+
+    /// Shutdown has begun and the caller accepts nobody new: the open connections get to
+    /// finish, until they all have or the drain is over ([`Limits::cut`]). Returns whether
+    /// every one finished.
+    pub async fn drain(&self) -> bool {
+        self.tasks.close();
+        if self.tasks.is_empty() {
+            return true;
+        }
+        tracing::warn!(
+            open = self.tasks.len(),
+            drain_s = self.limits.drain.as_secs_f64(),
+            "letting open connections finish (Ctrl-C again to stop now)"
+        );
+        tokio::select! {
+            () = self.tasks.wait() => true,
+            () = self.limits.cut.cancelled() => {
+                tracing::warn!(open = self.tasks.len(), "drain over: cutting what is still open");
+                false
+            }
+        }
     }
 }
 

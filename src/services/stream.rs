@@ -30,14 +30,22 @@ pub(super) async fn serve(
     if matches!(service, Service::Socks5 | Service::HttpProxy) {
         let proxy = std::sync::Arc::new(cfg.proxy);
         let deadline = admission.limits().handshake_timeout;
+        // The address it is bound to (none: every interface, not loopback).
+        let on = match listener.local_endpoint() {
+            crate::endpoint::Endpoint::Tcp(hp) => match hp.host {
+                crate::endpoint::Host::Ip(ip) => Some(ip),
+                _ => None,
+            },
+            _ => None,
+        };
         let handler = move |stream, peer| {
             let proxy = proxy.clone();
             async move {
                 match service {
                     Service::Socks5 => {
-                        super::proxy::socks5::client(stream, peer, &proxy, deadline).await
+                        super::proxy::socks5::client(stream, peer, &proxy, deadline, on).await
                     }
-                    _ => super::proxy::http::client(stream, peer, &proxy, deadline).await,
+                    _ => super::proxy::http::client(stream, peer, &proxy, deadline, on).await,
                 }
             }
         };
@@ -45,6 +53,9 @@ pub(super) async fn serve(
             () = admission.serve(&listener, service.name(), handler) => {}
             () = shutdown.cancelled() => {}
         }
+        drop(listener);
+        // Tunnels in flight finish first (or the drain ends them).
+        admission.drain().await;
         return;
     }
     // No per-client shutdown watch on the hot path: when serving stops, the runtime that
@@ -54,6 +65,8 @@ pub(super) async fn serve(
         () = admission.serve(&listener, service.name(), handler) => {}
         () = shutdown.cancelled() => {}
     }
+    drop(listener);
+    admission.drain().await;
 }
 
 async fn client(

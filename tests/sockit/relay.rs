@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::net::{TcpStream, UdpSocket};
 use std::process::Stdio;
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -122,4 +123,58 @@ fn tcp_to_unix_keeps_every_byte_both_ways() {
         &up,
         &down,
     );
+}
+
+/// A SIGTERM in the middle of a transfer stops new clients at once and lets the transfer
+/// finish (the drain); a second signal cuts it.
+#[test]
+fn sigterm_drains_a_transfer_in_flight_and_a_second_one_cuts() {
+    let dir = temp_dir("relay-drain");
+    let data = random_bytes(24 << 20, 3);
+    let path = dir.join("big");
+    std::fs::write(&path, &data).unwrap();
+    for cut in [false, true] {
+        let mut sink = python("slow_sink.py", &[], None);
+        let port: u16 = sink
+            .line()
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (mut relay, rport) = server(&[
+            "relay",
+            "tcp://127.0.0.1:0",
+            &format!("tcp://127.0.0.1:{port}"),
+        ]);
+        let mut cmd = sockit();
+        cmd.args(["connect", &format!("127.0.0.1:{rport}")]);
+        let mut client = Proc::spawn(cmd, Some(Stdio::from(std::fs::File::open(&path).unwrap())));
+        // Once the relay carries the transfer (the sink is reading), stop it.
+        let end = std::time::Instant::now() + DEADLINE;
+        while open_fds(&relay) < 8 {
+            assert!(
+                std::time::Instant::now() < end,
+                "the relay never took the client"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        relay.terminate();
+        // No new client is accepted meanwhile.
+        relay.stderr_contains("letting open connections finish");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", rport)).is_err());
+        if cut {
+            relay.terminate();
+            assert!(relay.wait().success());
+            let total: usize = sink.line().trim().parse().unwrap();
+            assert!(total < data.len(), "a second signal must cut the transfer");
+        } else {
+            let total: usize = sink.line().trim().parse().unwrap();
+            assert_eq!(total, data.len(), "the drain let the transfer finish");
+            assert!(relay.wait().success());
+        }
+        let _ = client.wait();
+    }
 }

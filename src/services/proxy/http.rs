@@ -19,12 +19,19 @@ use crate::net::{Peer, Stream};
 const HEAD_LIMIT: usize = 16 * 1024;
 
 /// One client: its CONNECT request, then the tunnel.
-pub async fn client(stream: Stream, peer: Peer, cfg: &Config, deadline: Duration) {
+/// `listening_on` as for [`super::socks5::client`].
+pub async fn client(
+    stream: Stream,
+    peer: Peer,
+    cfg: &Config,
+    deadline: Duration,
+    listening_on: Option<IpAddr>,
+) {
     let Stream::Tcp(mut tcp) = stream else {
         tracing::warn!(service = "http-proxy", %peer, "only plain TCP clients are served");
         return;
     };
-    let listener = tcp.local_addr().ok().map(|a| a.ip());
+    let listener = listening_on;
     let target = match tokio::time::timeout(deadline, request(&mut tcp, cfg)).await {
         Ok(Ok(t)) => t,
         Ok(Err((status, why))) => {

@@ -49,8 +49,18 @@ enum Version {
 }
 
 /// One SOCKS5 client: negotiation under `deadline`, then its tunnel or its association.
-pub async fn client(mut stream: Stream, peer: Peer, cfg: &Config, deadline: Duration) {
-    let listener = stream.local_addr().map(|a| a.ip());
+///
+/// `listening_on` is the address the proxy is bound to (its target rules' default depends on
+/// whether that is loopback).
+pub async fn client(
+    mut stream: Stream,
+    peer: Peer,
+    cfg: &Config,
+    deadline: Duration,
+    listening_on: Option<IpAddr>,
+) {
+    let listener = listening_on;
+    let here = stream.local_addr().map(|a| a.ip());
     let request = match tokio::time::timeout(deadline, negotiate(&mut stream, cfg)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -86,7 +96,7 @@ pub async fn client(mut stream: Stream, peer: Peer, cfg: &Config, deadline: Dura
             tracing::info!(service = "socks5", %peer, target = %format!("{host}:{port}"), "tunnel open");
             super::tunnel("socks5", stream, Stream::Tcp(upstream), &peer).await;
         }
-        Request::Associate(from) => associate(stream, peer, from, listener, cfg).await,
+        Request::Associate(from) => associate(stream, peer, from, (here, listener), cfg).await,
     }
 }
 
@@ -280,10 +290,11 @@ async fn associate(
     mut stream: Stream,
     peer: Peer,
     from: Option<SocketAddr>,
-    listener: Option<IpAddr>,
+    (here, listener): (Option<IpAddr>, Option<IpAddr>),
     cfg: &Config,
 ) {
-    let bind_ip = listener.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    // The relay is reached where the client reached us.
+    let bind_ip = here.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let sock = match UdpSocket::bind(SocketAddr::new(bind_ip, 0)).await {
         Ok(s) => s,
         Err(e) => {

@@ -39,9 +39,10 @@ impl Targets {
         Targets { rules, own }
     }
 
-    /// Whether a client of a proxy listening on `listener` may go to `ip`. Allow rules, when
+    /// Whether a client of a proxy bound to `listener` may go to `ip`. Allow rules, when
     /// given, say where; otherwise everywhere but this machine itself, unless the proxy
-    /// listens on loopback (then its clients are on this machine already). Deny always wins.
+    /// listens on loopback only (then its clients are on this machine already). Deny always
+    /// wins.
     pub fn permits(&self, ip: IpAddr, listener: Option<IpAddr>) -> bool {
         let ip = ip.to_canonical();
         if self.rules.denies(ip) {
