@@ -12,6 +12,7 @@ mod chat;
 mod errors;
 mod exec;
 mod explain;
+mod faults;
 mod listen;
 mod matrix;
 mod portcheck;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // reason: each test uses a different subset of these helpers
 
+pub mod fault;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
