@@ -503,7 +503,21 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
             .map(|e| e.parse())
             .collect::<Result<Vec<Endpoint>>>()?
     };
+    let node = chat::bus::node_id();
+    let bus = args
+        .bus
+        .as_ref()
+        .map(|url| {
+            chat::bus::Bus::new(chat::bus::BusConfig {
+                url: url.clone(),
+                room: args.room.clone(),
+                node: node.clone(),
+            })
+        })
+        .transpose()?;
+    let guest_suffix = bus.as_ref().map(|_| node[..4].to_string());
     let cfg = chat::Config {
+        bus,
         member: chat::MemberOptions {
             max_line: usize::try_from(args.max_line).unwrap_or(usize::MAX),
             rate: args.rate,
@@ -516,6 +530,7 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
     let admission = admission(&args.limits, &args.tls, &endpoints, quiet)?;
     let room = chat::Room::new(chat::RoomConfig {
         max_members: args.max_members,
+        guest_suffix,
         ..chat::RoomConfig::default()
     });
     let bound = Bound::bind_all(&endpoints).await?;

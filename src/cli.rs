@@ -85,7 +85,8 @@ Examples:
   sockit chat                                          tcp://127.0.0.1:8898
   sockit chat tcp://:8898 udp://:8898 unix:/tmp/chat.sock   one room, three ways in
   sockit connect tcp://127.0.0.1:8898                  join (or: nc 127.0.0.1 8898)
-  sockit chat --rate 0 --max-members 500 tcp://:8898   no rate limit, at most 500 members"
+  sockit chat --rate 0 --max-members 500 tcp://:8898   no rate limit, at most 500 members
+  sockit chat --bus redis://10.0.0.5:6379 --room ops tcp://:8898   one room on several machines"
     )]
     Chat(ChatArgs),
     /// Run the classic small services (echo, discard, chargen, daytime, time) and SNTP, on
@@ -369,6 +370,13 @@ pub struct ChatArgs {
     /// be forged.
     #[arg(long)]
     pub udp_open: bool,
+    /// One room across machines: every chat with the same bus and --room is one room,
+    /// through Redis pub/sub (redis://[USER:PASS@]HOST:PORT[/DB]).
+    #[arg(long, value_name = "URL")]
+    pub bus: Option<String>,
+    /// The room's name on the bus.
+    #[arg(long, value_name = "NAME", default_value = "lobby", requires = "bus")]
+    pub room: String,
     #[command(flatten)]
     pub limits: Limits,
     #[command(flatten)]

@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod bus;
 pub mod command;
 mod datagram;
 pub mod framing;
@@ -73,6 +74,8 @@ impl Default for MemberOptions {
 pub struct Config {
     /// Per-member reading rules.
     pub member: MemberOptions,
+    /// `--bus`: the room spans every node on this bus.
+    pub bus: Option<bus::Bus>,
 }
 
 /// The readiness line of a chat endpoint: `chat listening on tcp://127.0.0.1:8898`.
@@ -97,6 +100,11 @@ pub async fn run(
 ) -> Result<()> {
     let tracker = admission.tasks().clone();
     let mut serving = tokio::task::JoinSet::new();
+    let bus_stop = CancellationToken::new();
+    let bus = cfg
+        .bus
+        .clone()
+        .map(|b| tokio::spawn(b.run(room.clone(), bus_stop.clone())));
     for b in bound {
         let (room, admission, opts) = (room.clone(), admission.clone(), cfg.member.clone());
         match b {
@@ -115,6 +123,11 @@ pub async fn run(
     }
     shutdown.cancelled().await;
     serving.shutdown().await;
+    if let Some(task) = bus {
+        // The other nodes hear this one go (`* NICK left (node stopped)`).
+        bus_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     tracing::info!(members = room.len(), "shutting down the room");
     room.close("* server shutting down");
     tracker.close();

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::command::Command;
@@ -41,6 +41,9 @@ pub struct RoomConfig {
     pub grace: Duration,
     /// Bytes of private lines (answers, errors) one member may leave unread.
     pub private_limit: usize,
+    /// Appended to default nicks (`guest3-4f1a`) so that they are unique across the nodes
+    /// of a room shared through a bus; none for a room on one node.
+    pub guest_suffix: Option<String>,
 }
 
 impl Default for RoomConfig {
@@ -52,6 +55,7 @@ impl Default for RoomConfig {
             soft_lag: 256 * 1024,
             grace: Duration::from_secs(1),
             private_limit: 256 * 1024,
+            guest_suffix: None,
         }
     }
 }
@@ -144,6 +148,35 @@ struct State {
     sent: u64,
     /// Entries sent to the log so far.
     entries: u64,
+    /// Where this room's own events go to reach the other nodes (`--bus`); none on one node.
+    bus: Option<mpsc::Sender<Outgoing>>,
+    /// The members of the other nodes, as their latest rosters said, by node.
+    remote: HashMap<String, Vec<String>>,
+}
+
+/// What a room on several nodes tells the others through its bus (see `chat::bus`).
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// Lines every member elsewhere gets, as they are (text, `/me`, joins, leaves, renames).
+    Say(Bytes),
+    /// A line for the member called `to`, wherever it is.
+    Private {
+        /// The nick.
+        to: String,
+        /// The line.
+        data: Bytes,
+    },
+    /// A local member wants `nick` (a join or `/nick`): claim it in the registry.
+    Claim {
+        /// Who.
+        id: MemberId,
+        /// The nick wanted.
+        nick: String,
+        /// The nick it had (to go back to if the claim fails).
+        old: Option<String>,
+    },
+    /// A local nick is free again.
+    Release(String),
 }
 
 /// One chat room. Share it as `Arc<Room>` between every transport.
@@ -226,8 +259,11 @@ impl Room {
         }
         let nick = loop {
             st.next_guest += 1;
-            let candidate = format!("guest{}", st.next_guest);
-            if !st.nicks.contains_key(&nick_key(&candidate)) {
+            let candidate = match &self.cfg.guest_suffix {
+                Some(s) => format!("guest{}-{s}", st.next_guest),
+                None => format!("guest{}", st.next_guest),
+            };
+            if !st.nicks.contains_key(&nick_key(&candidate)) && !Self::remote_has(&st, &candidate) {
                 break candidate;
             }
         };
@@ -238,7 +274,7 @@ impl Room {
         let taken = Arc::new(AtomicU64::new(st.entries));
         let log = self.log.subscribe();
         let kick = CancellationToken::new();
-        let others = st.members.len();
+        let others = st.members.len() + st.remote.values().map(Vec::len).sum::<usize>();
         st.members.insert(
             id,
             Member {
@@ -263,6 +299,14 @@ impl Room {
             )),
         );
         self.broadcast(&mut st, Some(id), line(format!("* {nick} joined")));
+        Self::publish(
+            &st,
+            Outgoing::Claim {
+                id,
+                nick: nick.clone(),
+                old: None,
+            },
+        );
         tracing::info!(%nick, members = st.members.len(), "member joined");
         Ok(Joined {
             id,
@@ -409,6 +453,7 @@ impl Room {
     fn remove(st: &mut State, id: MemberId) -> Option<Member> {
         let m = st.members.remove(&id)?;
         st.nicks.remove(&nick_key(&m.nick));
+        Self::publish(st, Outgoing::Release(m.nick.clone()));
         Some(m)
     }
 
@@ -454,7 +499,28 @@ impl Room {
         }
     }
 
+    /// Puts `data` in the log and, on a room of several nodes, on the bus.
     fn send_log(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
+        Self::publish(st, Outgoing::Say(data.clone()));
+        self.log_only(st, except, data);
+    }
+
+    /// Hands `out` to the bus, if there is one. A full bus (it is reconnecting) drops it:
+    /// across nodes delivery is at most once, and nothing waits or queues without bound.
+    fn publish(st: &State, out: Outgoing) {
+        if let Some(bus) = &st.bus {
+            if bus.try_send(out).is_err() {
+                tracing::debug!("the bus is behind; an event for the other nodes is dropped");
+            }
+        }
+    }
+
+    fn remote_has(st: &State, nick: &str) -> bool {
+        let key = nick_key(nick);
+        st.remote.values().flatten().any(|n| nick_key(n) == key)
+    }
+
+    fn log_only(&self, st: &mut State, except: Option<MemberId>, data: Bytes) {
         st.sent += data.len() as u64;
         st.entries += 1;
         // Lines are never for their sender: it is not behind on them (its writer skips them
@@ -493,7 +559,12 @@ impl Room {
                 Flow::Stay
             }
             Command::Who => {
-                let mut nicks: Vec<&str> = st.members.values().map(|m| m.nick.as_str()).collect();
+                let mut nicks: Vec<&str> = st
+                    .members
+                    .values()
+                    .map(|m| m.nick.as_str())
+                    .chain(st.remote.values().flatten().map(String::as_str))
+                    .collect();
                 nicks.sort_unstable_by_key(|n| n.to_lowercase());
                 let total = nicks.len();
                 let shown = nicks
@@ -519,6 +590,15 @@ impl Room {
                     let to_nick = st.members.get(&target).map_or(to, |m| m.nick.as_str());
                     let echo = line(format!("* to {to_nick}: {msg}"));
                     self.tell(st, id, echo);
+                } else if Self::remote_has(st, to) {
+                    Self::publish(
+                        st,
+                        Outgoing::Private {
+                            to: to.to_string(),
+                            data: line(format!("<{nick}> (private) {msg}")),
+                        },
+                    );
+                    self.tell(st, id, line(format!("* to {to}: {msg}")));
                 } else {
                     self.tell(
                         st,
@@ -570,6 +650,9 @@ impl Room {
             }
             _ => {}
         }
+        if nick_key(old) != key && Self::remote_has(st, new) {
+            return self.tell(st, id, line(format!("! the nick {new} is taken")));
+        }
         if old == new {
             return self.tell(st, id, line(format!("* you are already {new}")));
         }
@@ -581,6 +664,115 @@ impl Room {
         tracing::info!(old, new, "nick changed");
         self.tell(st, id, line(format!("* you are now {new}")));
         self.broadcast(st, Some(id), line(format!("* {old} is now {new}")));
+        Self::publish(
+            st,
+            Outgoing::Claim {
+                id,
+                nick: new.to_string(),
+                old: Some(old.to_string()),
+            },
+        );
+    }
+
+    // ---- The bus's side: what the other nodes said, applied to this node's members. ----
+
+    /// Connects the room to its bus: its own events go to `tx` from now on.
+    pub fn attach_bus(&self, tx: mpsc::Sender<Outgoing>) {
+        self.lock().bus = Some(tx);
+    }
+
+    /// Lines from another node, for every member here (never published again).
+    pub fn remote_say(&self, data: Bytes) {
+        let mut st = self.lock();
+        self.log_only(&mut st, None, data);
+        self.drop_laggards(&mut st);
+    }
+
+    /// A private line from another node for the member called `to`, if it is here.
+    pub fn remote_private(&self, to: &str, data: Bytes) {
+        let mut st = self.lock();
+        if let Some(&id) = st.nicks.get(&nick_key(to)) {
+            self.tell(&mut st, id, data);
+        }
+    }
+
+    /// Another node's members, as its roster says now.
+    pub fn remote_roster(&self, node: &str, nicks: Vec<String>) {
+        self.lock().remote.insert(node.to_string(), nicks);
+    }
+
+    /// A node that stopped answering: each of its members is announced as gone.
+    pub fn node_lost(&self, node: &str, reason: &str) {
+        let mut st = self.lock();
+        if let Some(nicks) = st.remote.remove(node) {
+            for n in nicks {
+                self.log_only(&mut st, None, line(format!("* {n} left ({reason})")));
+            }
+            self.drop_laggards(&mut st);
+        }
+    }
+
+    /// The nicks of this node's members, for its roster.
+    pub fn local_nicks(&self) -> Vec<String> {
+        self.lock()
+            .members
+            .values()
+            .map(|m| m.nick.clone())
+            .collect()
+    }
+
+    /// Every member here hears `text` (a notice about the room, such as its bus).
+    pub fn notice(&self, text: &str) {
+        let mut st = self.lock();
+        self.log_only(&mut st, None, line(text));
+        self.drop_laggards(&mut st);
+    }
+
+    /// The registry gave `nick` to a member of another node first: the member here goes
+    /// back to `old` (or to a fresh guest nick), and is told why.
+    pub fn claim_lost(&self, id: MemberId, nick: &str, old: Option<&str>) {
+        let mut st = self.lock();
+        let Some(current) = st.members.get(&id).map(|m| m.nick.clone()) else {
+            return;
+        };
+        if nick_key(&current) != nick_key(nick) {
+            return;
+        }
+        let back = match old {
+            Some(o) if !st.nicks.contains_key(&nick_key(o)) => o.to_string(),
+            _ => {
+                st.next_guest += 1;
+                match &self.cfg.guest_suffix {
+                    Some(s) => format!("guest{}-{s}", st.next_guest),
+                    None => format!("guest{}", st.next_guest),
+                }
+            }
+        };
+        st.nicks.remove(&nick_key(&current));
+        st.nicks.insert(nick_key(&back), id);
+        if let Some(m) = st.members.get_mut(&id) {
+            m.nick.clone_from(&back);
+        }
+        self.tell(
+            &mut st,
+            id,
+            line(format!(
+                "! the nick {nick} is taken on another node; you are {back}"
+            )),
+        );
+        self.broadcast(
+            &mut st,
+            Some(id),
+            line(format!("* {current} is now {back}")),
+        );
+        Self::publish(
+            &st,
+            Outgoing::Claim {
+                id,
+                nick: back,
+                old: None,
+            },
+        );
     }
 }
 

@@ -9,6 +9,7 @@ mod util;
 mod addressing;
 mod bench;
 mod chat;
+mod chat_bus;
 mod errors;
 mod exec;
 mod explain;

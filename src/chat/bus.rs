@@ -1,0 +1,396 @@
+//! One room across nodes (`--bus redis://... --room NAME`): every node publishes its room's
+//! events on one Redis pub/sub channel and delivers what the others publish to its own
+//! members, as Socket.IO's Redis adapter does. The room stays transport-free; this is one more
+//! adapter, next to the socket ones.
+//!
+//! - Events: lines as the room formatted them (text, `/me`, joins, leaves, renames), private
+//!   lines for a nick elsewhere, and a roster of each node's nicks every [`ROSTER_EVERY`]
+//!   (what `/who` shows of the others, and how a node that died is noticed: no roster for
+//!   [`NODE_LOST_AFTER`] and its members are announced `left (node lost)`).
+//! - Nicks: a registry in Redis, one key per nick with a lease ([`LEASE`]) that its node
+//!   renews with every roster; a claim that loses (`SET NX` refused) sends the member back.
+//! - Redis down, restarted, or cutting a slow subscriber off: the node goes on serving its
+//!   own members, tells them once that the room is cut off, reconnects with a growing pause,
+//!   claims its nicks again and says when the room is whole. Events meanwhile are dropped,
+//!   never queued without bound: across nodes delivery is at most once, and there is no
+//!   history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::room::{Outgoing, Room};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How often a node says who is here and renews its nicks' leases.
+pub const ROSTER_EVERY: Duration = Duration::from_secs(3);
+/// A node not heard from for this long is lost (its members are announced gone).
+pub const NODE_LOST_AFTER: Duration = Duration::from_secs(10);
+/// The lease of a nick in the registry (renewed every roster).
+pub const LEASE: Duration = Duration::from_secs(12);
+/// Events waiting for the bus at most; beyond, they are dropped (see the module notes).
+pub const OUTBOX: usize = 4096;
+
+/// `--bus` and `--room`.
+#[derive(Clone)]
+pub struct BusConfig {
+    /// The Redis URL (may hold a password: never shown).
+    pub url: String,
+    /// The room's name: nodes with the same bus and name are one room.
+    pub room: String,
+    /// This node's id, unique per process.
+    pub node: String,
+}
+
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BusConfig({}, room {})", shown(&self.url), self.room)
+    }
+}
+
+/// The URL without its credentials, for logs and errors.
+pub fn shown(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => url.to_string(),
+    }
+}
+
+/// A node id: random enough to tell processes apart, short enough for nicks (`guest3-4f1a`).
+pub fn node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:06x}", h.finish() & 0xff_ffff)
+}
+
+/// A bus ready to run: its configuration and its (not yet connected) client.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    /// What it joins.
+    pub cfg: BusConfig,
+    client: redis::Client,
+}
+
+impl Bus {
+    /// Checks the URL now: a bad one is one error at start.
+    ///
+    /// # Errors
+    /// A URL Redis does not accept, or `rediss://`.
+    pub fn new(cfg: BusConfig) -> Result<Bus> {
+        let client = client(&cfg)?;
+        Ok(Bus { cfg, client })
+    }
+
+    /// Runs it for `room` until `stop` (see [`run`]).
+    pub async fn run(self, room: Arc<Room>, stop: CancellationToken) {
+        run(room, self.cfg, self.client, stop).await;
+    }
+}
+
+/// Checks the URL now (a bad one is one error at start) and returns the client.
+///
+/// # Errors
+/// A URL Redis does not accept.
+pub fn client(cfg: &BusConfig) -> Result<redis::Client> {
+    if cfg.url.starts_with("rediss://") {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("cannot use the bus {}", shown(&cfg.url)),
+            "rediss:// (Redis over TLS) is not in this build yet; use redis:// on a trusted network",
+        ));
+    }
+    redis::Client::open(cfg.url.as_str()).map_err(|e| {
+        Error::new(
+            ErrorKind::BadArgument,
+            format!("bad --bus {}", shown(&cfg.url)),
+            format!(
+                "{}; write redis://[USER:PASS@]HOST:PORT[/DB]",
+                e.detail().unwrap_or("not a Redis URL")
+            ),
+        )
+    })
+}
+
+/// Runs the bus for `room` until `stop`: reconnects as long as it runs.
+pub async fn run(room: Arc<Room>, cfg: BusConfig, client: redis::Client, stop: CancellationToken) {
+    let (tx, mut outbox) = mpsc::channel(OUTBOX);
+    room.attach_bus(tx);
+    let channel = format!("sockit:chat:{}", cfg.room);
+    let mut pause = Duration::from_millis(250);
+    // Whether the members were told the room is cut off (and so must hear it is whole).
+    let mut cut_off = false;
+    loop {
+        let ended = connected(
+            &room,
+            &cfg,
+            &client,
+            &channel,
+            &mut outbox,
+            &stop,
+            (&mut cut_off, &mut pause),
+        )
+        .await;
+        if stop.is_cancelled() {
+            return;
+        }
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "bus session ended");
+        }
+        if !cut_off {
+            room.notice(
+                "* the room is cut off from its other nodes (its bus is unreachable); reconnecting",
+            );
+            tracing::warn!(bus = %shown(&cfg.url), "the bus is unreachable; serving this node's members, reconnecting");
+            cut_off = true;
+        }
+        // Nothing waits for a bus that is not there: events meanwhile are dropped.
+        let until = Instant::now() + pause;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                () = stop.cancelled() => return,
+                o = outbox.recv() => if o.is_none() { return },
+            }
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connected stretch: subscribe, claim this node's nicks, then publish and deliver until
+/// the connection fails. `Ok` when it had connected before failing (or `stop`).
+async fn connected(
+    room: &Arc<Room>,
+    cfg: &BusConfig,
+    client: &redis::Client,
+    channel: &str,
+    outbox: &mut mpsc::Receiver<Outgoing>,
+    stop: &CancellationToken,
+    (cut_off, pause): (&mut bool, &mut Duration),
+) -> std::result::Result<(), redis::RedisError> {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        Ok::<_, redis::RedisError>((pubsub, conn))
+    };
+    let (pubsub, mut conn) = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
+    let mut messages = pubsub.into_on_message();
+    // Claim every nick this node has (again, after a cut): one taken meanwhile is given up.
+    for nick in room.local_nicks() {
+        let key = nick_key(cfg, &nick);
+        let won: bool = claim(&mut conn, &key, &cfg.node).await?;
+        if !won {
+            tracing::warn!(%nick, "nick taken on another node while the bus was cut");
+        }
+    }
+    publish_roster(room, cfg, &mut conn, channel).await?;
+    tracing::info!(bus = %shown(&cfg.url), room = %cfg.room, node = %cfg.node, "bus connected");
+    if *cut_off {
+        room.notice("* the room is whole again: its other nodes are reachable");
+        *cut_off = false;
+    }
+    // Connected: a later cut starts the pauses over.
+    *pause = Duration::from_millis(250);
+    let mut heard: HashMap<String, Instant> = HashMap::new();
+    let mut roster = tokio::time::interval(ROSTER_EVERY);
+    roster.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => {
+                let bye = serde_json::json!({"n": cfg.node, "t": "bye"}).to_string();
+                let _: std::result::Result<(), _> = conn.publish(channel, bye).await;
+                for nick in room.local_nicks() {
+                    let _: std::result::Result<(), _> = conn.del(nick_key(cfg, &nick)).await;
+                }
+                return Ok(());
+            }
+            m = messages.next() => {
+                let Some(m) = m else {
+                    return Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+                };
+                deliver(room, cfg, m.get_payload_bytes(), &mut heard);
+            }
+            o = outbox.recv() => {
+                let Some(o) = o else { return Ok(()) };
+                send(room, cfg, &mut conn, channel, o).await?;
+            }
+            _ = roster.tick() => {
+                publish_roster(room, cfg, &mut conn, channel).await?;
+                let now = Instant::now();
+                heard.retain(|node, at| {
+                    let alive = now.duration_since(*at) < NODE_LOST_AFTER;
+                    if !alive {
+                        tracing::warn!(%node, "a node of the room is lost");
+                        room.node_lost(node, "node lost");
+                    }
+                    alive
+                });
+            }
+        }
+    }
+}
+
+fn nick_key(cfg: &BusConfig, nick: &str) -> String {
+    format!(
+        "sockit:chat:{}:nick:{}",
+        cfg.room,
+        super::text::nick_key(nick)
+    )
+}
+
+/// `SET key node NX PX lease`; true when this node holds it (now, or already).
+async fn claim(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    node: &str,
+) -> std::result::Result<bool, redis::RedisError> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(node)
+        .arg("NX")
+        .arg("PX")
+        .arg(LEASE.as_millis() as u64)
+        .query_async(conn)
+        .await?;
+    if set.is_some() {
+        return Ok(true);
+    }
+    let owner: Option<String> = conn.get(key).await?;
+    Ok(owner.as_deref() == Some(node))
+}
+
+async fn publish_roster(
+    room: &Room,
+    cfg: &BusConfig,
+    conn: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+) -> std::result::Result<(), redis::RedisError> {
+    let nicks = room.local_nicks();
+    for n in &nicks {
+        // Renew the lease of what this node holds (claim again what lapsed).
+        let key = nick_key(cfg, n);
+        let owner: Option<String> = conn.get(&key).await?;
+        match owner.as_deref() {
+            Some(o) if o == cfg.node => {
+                let _: () = conn.pexpire(&key, LEASE.as_millis() as i64).await?;
+            }
+            None => {
+                let _ = claim(conn, &key, &cfg.node).await?;
+            }
+            Some(_) => {}
+        }
+    }
+    let msg = serde_json::json!({"n": cfg.node, "t": "roster", "nicks": nicks}).to_string();
+    conn.publish(channel, msg).await
+}
+
+async fn send(
+    room: &Room,
+    cfg: &BusConfig,
+    conn: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+    out: Outgoing,
+) -> std::result::Result<(), redis::RedisError> {
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    match out {
+        Outgoing::Say(data) => {
+            let msg = serde_json::json!({"n": cfg.node, "t": "say", "d": text(&data)});
+            conn.publish(channel, msg.to_string()).await
+        }
+        Outgoing::Private { to, data } => {
+            let msg = serde_json::json!({"n": cfg.node, "t": "msg", "to": to, "d": text(&data)});
+            conn.publish(channel, msg.to_string()).await
+        }
+        Outgoing::Claim { id, nick, old } => {
+            if !claim(conn, &nick_key(cfg, &nick), &cfg.node).await? {
+                room.claim_lost(id, &nick, old.as_deref());
+            } else if let Some(o) = old {
+                release(conn, cfg, &o).await?;
+            }
+            // The others learn the new roster at once (for /who and their own claims).
+            publish_roster(room, cfg, conn, channel).await
+        }
+        Outgoing::Release(nick) => release(conn, cfg, &nick).await,
+    }
+}
+
+/// Frees `nick` in the registry if this node holds it.
+async fn release(
+    conn: &mut redis::aio::MultiplexedConnection,
+    cfg: &BusConfig,
+    nick: &str,
+) -> std::result::Result<(), redis::RedisError> {
+    let key = nick_key(cfg, nick);
+    let owner: Option<String> = conn.get(&key).await?;
+    if owner.as_deref() == Some(cfg.node.as_str()) {
+        let _: () = conn.del(&key).await?;
+    }
+    Ok(())
+}
+
+/// Applies what another node published; our own publications are ignored.
+fn deliver(room: &Room, cfg: &BusConfig, payload: &[u8], heard: &mut HashMap<String, Instant>) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        tracing::debug!("a message on the bus that is not ours; ignored");
+        return;
+    };
+    let Some(node) = v.get("n").and_then(|n| n.as_str()) else {
+        return;
+    };
+    if node == cfg.node {
+        return;
+    }
+    heard.insert(node.to_string(), Instant::now());
+    let data = || {
+        v.get("d")
+            .and_then(|d| d.as_str())
+            .map(|d| Bytes::copy_from_slice(d.as_bytes()))
+    };
+    match v.get("t").and_then(|t| t.as_str()) {
+        Some("say") => {
+            if let Some(d) = data() {
+                room.remote_say(d);
+            }
+        }
+        Some("msg") => {
+            if let (Some(to), Some(d)) = (v.get("to").and_then(|t| t.as_str()), data()) {
+                room.remote_private(to, d);
+            }
+        }
+        Some("roster") => {
+            let nicks = v
+                .get("nicks")
+                .and_then(|n| n.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            room.remote_roster(node, nicks);
+        }
+        Some("bye") => {
+            heard.remove(node);
+            room.node_lost(node, "node stopped");
+        }
+        _ => {}
+    }
+}
