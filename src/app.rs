@@ -508,11 +508,14 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
         .bus
         .as_ref()
         .map(|url| {
-            chat::bus::Bus::new(chat::bus::BusConfig {
-                url: url.clone(),
-                room: args.room.clone(),
-                node: node.clone(),
-            })
+            chat::bus::Bus::new(
+                chat::bus::BusConfig {
+                    url: url.clone(),
+                    room: args.room.clone(),
+                    node: node.clone(),
+                },
+                tls_client_options(&args.bus_tls),
+            )
         })
         .transpose()?;
     let guest_suffix = bus.as_ref().map(|_| node[..4].to_string());
@@ -589,6 +592,11 @@ async fn run_bench(
         hold: args.hold,
         timeout: args.timeout,
         progress: !quiet && !args.json,
+        sender: args
+            .send_to
+            .as_deref()
+            .map(|e| -> Result<Dialer> { Dialer::new(e.parse()?, &DialOptions::default()) })
+            .transpose()?,
     };
     let report = bench::run(&cfg, shutdown).await?;
     let text = if args.json {

@@ -377,6 +377,9 @@ pub struct ChatArgs {
     /// The room's name on the bus.
     #[arg(long, value_name = "NAME", default_value = "lobby", requires = "bus")]
     pub room: String,
+    /// How a rediss:// bus is trusted (as connect trusts a tls:// server).
+    #[command(flatten)]
+    pub bus_tls: TlsClientArgs,
     #[command(flatten)]
     pub limits: Limits,
     #[command(flatten)]
@@ -449,6 +452,10 @@ pub struct BenchArgs {
     /// Print one JSON object with every figure instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// fanout: the sender joins at ENDPOINT instead (another node of a room on a bus), the
+    /// receivers at the target.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub send_to: Option<String>,
     /// Reach the target through a proxy: socks5://HOST:PORT (names resolved here),
     /// socks5h:// (names resolved by the proxy), socks4://, socks4a://, or http://HOST:PORT
     /// (HTTP CONNECT), each with optional USER:PASS@. TLS runs inside the tunnel.

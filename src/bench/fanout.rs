@@ -54,7 +54,10 @@ pub(super) async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) ->
             }
         });
     }
-    let mut sender = open(cfg).await?;
+    let mut sender = match &cfg.sender {
+        Some(d) => d.dial().await?.0,
+        None => open(cfg).await?,
+    };
     let want = cfg.conns.max(1) as u64;
     // Tell receivers apart from the room's own chatter (welcome lines, joins): wait until
     // each has seen a sync line, then start counting.

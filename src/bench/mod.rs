@@ -74,6 +74,9 @@ pub struct Config {
     pub timeout: Duration,
     /// Show the live progress line on stderr.
     pub progress: bool,
+    /// fanout: the sender joins here instead of at the target (another node of a room that
+    /// spans several, `--send-to`).
+    pub sender: Option<Dialer>,
 }
 
 /// What a run measured.

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::room::{Outgoing, Room};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::{DialOptions, Dialer};
 
 /// How often a node says who is here and renews its nicks' leases.
 pub const ROSTER_EVERY: Duration = Duration::from_secs(3);
@@ -77,56 +78,98 @@ pub fn node_id() -> String {
     format!("{:06x}", h.finish() & 0xff_ffff)
 }
 
-/// A bus ready to run: its configuration and its (not yet connected) client.
+/// A bus ready to run: what it joins, and how it reaches Redis: through the one dial, so
+/// `rediss://` is TLS with sockit's own trust options (`--ca`, `--pin`, `--insecure`, a
+/// client certificate), as for `connect tls://`.
 #[derive(Debug, Clone)]
 pub struct Bus {
     /// What it joins.
     pub cfg: BusConfig,
-    client: redis::Client,
+    dialer: Dialer,
+    info: redis::RedisConnectionInfo,
 }
 
 impl Bus {
-    /// Checks the URL now: a bad one is one error at start.
+    /// Checks the URL and the TLS options now: bad ones are one error at start.
     ///
     /// # Errors
-    /// A URL Redis does not accept, or `rediss://`.
-    pub fn new(cfg: BusConfig) -> Result<Bus> {
-        let client = client(&cfg)?;
-        Ok(Bus { cfg, client })
+    /// A URL that is not `redis://` or `rediss://` with a host, or unusable TLS options.
+    pub fn new(cfg: BusConfig, tls: crate::net::tls::ClientOptions) -> Result<Bus> {
+        let bad = |why: String| {
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("bad --bus {}", shown(&cfg.url)),
+                format!("{why}; write redis://[USER:PASS@]HOST:PORT[/DB] or rediss://..."),
+            )
+        };
+        let (secure, rest) = match cfg.url.split_once("://") {
+            Some(("redis", rest)) => (false, rest),
+            Some(("rediss", rest)) => (true, rest),
+            _ => return Err(bad("the scheme is redis:// or rediss://".into())),
+        };
+        // Parsed as redis:// (the crate's own parser), dialled by us.
+        let parsed: redis::ConnectionInfo =
+            format!("redis://{rest}")
+                .parse()
+                .map_err(|e: redis::RedisError| {
+                    bad(e.detail().unwrap_or("not a Redis URL").to_string())
+                })?;
+        let redis::ConnectionAddr::Tcp(host, port) = &parsed.addr else {
+            return Err(bad("it names no host".into()));
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let scheme = if secure { "tls" } else { "tcp" };
+        let endpoint: crate::Endpoint = format!("{scheme}://{host}:{port}").parse()?;
+        let dialer = Dialer::new(
+            endpoint,
+            &DialOptions {
+                connect_timeout: Some(CONNECT_TIMEOUT),
+                tls,
+                ..DialOptions::default()
+            },
+        )?;
+        Ok(Bus {
+            cfg,
+            dialer,
+            info: parsed.redis,
+        })
     }
 
     /// Runs it for `room` until `stop` (see [`run`]).
     pub async fn run(self, room: Arc<Room>, stop: CancellationToken) {
-        run(room, self.cfg, self.client, stop).await;
+        run(room, self, stop).await;
+    }
+
+    /// A subscriber and a command connection, each over its own dial.
+    async fn connect(&self) -> std::result::Result<(redis::aio::PubSub, Conn), redis::RedisError> {
+        let dial = || async {
+            self.dialer
+                .dial()
+                .await
+                .map(|(s, _)| s)
+                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))
+        };
+        let pubsub = redis::aio::PubSub::new(&self.info, dial().await?).await?;
+        let (conn, driver) =
+            redis::aio::MultiplexedConnection::new(&self.info, dial().await?).await?;
+        tokio::spawn(driver);
+        Ok((pubsub, conn))
     }
 }
 
-/// Checks the URL now (a bad one is one error at start) and returns the client.
-///
-/// # Errors
-/// A URL Redis does not accept.
-pub fn client(cfg: &BusConfig) -> Result<redis::Client> {
-    if cfg.url.starts_with("rediss://") {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("cannot use the bus {}", shown(&cfg.url)),
-            "rediss:// (Redis over TLS) is not in this build yet; use redis:// on a trusted network",
-        ));
-    }
-    redis::Client::open(cfg.url.as_str()).map_err(|e| {
-        Error::new(
-            ErrorKind::BadArgument,
-            format!("bad --bus {}", shown(&cfg.url)),
-            format!(
-                "{}; write redis://[USER:PASS@]HOST:PORT[/DB]",
-                e.detail().unwrap_or("not a Redis URL")
-            ),
-        )
-    })
-}
+/// The command connection.
+type Conn = redis::aio::MultiplexedConnection;
+
+/// How long reaching Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the bus for `room` until `stop`: reconnects as long as it runs.
-pub async fn run(room: Arc<Room>, cfg: BusConfig, client: redis::Client, stop: CancellationToken) {
+async fn run(room: Arc<Room>, bus: Bus, stop: CancellationToken) {
+    let cfg = &bus.cfg;
     let (tx, mut outbox) = mpsc::channel(OUTBOX);
     room.attach_bus(tx);
     let channel = format!("sockit:chat:{}", cfg.room);
@@ -136,8 +179,7 @@ pub async fn run(room: Arc<Room>, cfg: BusConfig, client: redis::Client, stop: C
     loop {
         let ended = connected(
             &room,
-            &cfg,
-            &client,
+            &bus,
             &channel,
             &mut outbox,
             &stop,
@@ -147,14 +189,16 @@ pub async fn run(room: Arc<Room>, cfg: BusConfig, client: redis::Client, stop: C
         if stop.is_cancelled() {
             return;
         }
-        if let Err(e) = ended {
-            tracing::debug!(error = %e, "bus session ended");
-        }
+        let why = match &ended {
+            Err(e) => e.to_string(),
+            Ok(()) => "its connection ended".into(),
+        };
+        tracing::debug!(error = %why, "bus session ended");
         if !cut_off {
             room.notice(
                 "* the room is cut off from its other nodes (its bus is unreachable); reconnecting",
             );
-            tracing::warn!(bus = %shown(&cfg.url), "the bus is unreachable; serving this node's members, reconnecting");
+            tracing::warn!(bus = %shown(&cfg.url), error = %why, "the bus is unreachable; serving this node's members, reconnecting");
             cut_off = true;
         }
         // Nothing waits for a bus that is not there: events meanwhile are dropped.
@@ -174,20 +218,19 @@ pub async fn run(room: Arc<Room>, cfg: BusConfig, client: redis::Client, stop: C
 /// the connection fails. `Ok` when it had connected before failing (or `stop`).
 async fn connected(
     room: &Arc<Room>,
-    cfg: &BusConfig,
-    client: &redis::Client,
+    bus: &Bus,
     channel: &str,
     outbox: &mut mpsc::Receiver<Outgoing>,
     stop: &CancellationToken,
     (cut_off, pause): (&mut bool, &mut Duration),
 ) -> std::result::Result<(), redis::RedisError> {
+    let cfg = &bus.cfg;
     let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
+        let (mut pubsub, conn) = bus.connect().await?;
         pubsub.subscribe(channel).await?;
-        let conn = client.get_multiplexed_async_connection().await?;
         Ok::<_, redis::RedisError>((pubsub, conn))
     };
-    let (pubsub, mut conn) = tokio::time::timeout(Duration::from_secs(5), connect)
+    let (pubsub, mut conn) = tokio::time::timeout(CONNECT_TIMEOUT * 2, connect)
         .await
         .map_err(|_| {
             redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
@@ -230,7 +273,9 @@ async fn connected(
             }
             o = outbox.recv() => {
                 let Some(o) = o else { return Ok(()) };
-                send(room, cfg, &mut conn, channel, o).await?;
+                for o in batched(o, outbox) {
+                    send(room, cfg, &mut conn, channel, o).await?;
+                }
             }
             _ = roster.tick() => {
                 publish_roster(room, cfg, &mut conn, channel).await?;
@@ -248,6 +293,28 @@ async fn connected(
     }
 }
 
+/// Largest payload one publication carries when lines waiting together are merged.
+const BATCH: usize = 64 * 1024;
+
+/// `first` and whatever else is waiting, with neighbouring lines merged into one
+/// publication (one round trip to Redis instead of one per event), order kept.
+fn batched(first: Outgoing, outbox: &mut mpsc::Receiver<Outgoing>) -> Vec<Outgoing> {
+    let mut out: Vec<Outgoing> = vec![first];
+    while out.len() < 256 {
+        let Ok(next) = outbox.try_recv() else { break };
+        match (out.last_mut(), next) {
+            (Some(Outgoing::Say(acc)), Outgoing::Say(d)) if acc.len() + d.len() <= BATCH => {
+                let mut joined = bytes::BytesMut::with_capacity(acc.len() + d.len());
+                joined.extend_from_slice(acc);
+                joined.extend_from_slice(&d);
+                *acc = joined.freeze();
+            }
+            (_, next) => out.push(next),
+        }
+    }
+    out
+}
+
 fn nick_key(cfg: &BusConfig, nick: &str) -> String {
     format!(
         "sockit:chat:{}:nick:{}",
@@ -258,7 +325,7 @@ fn nick_key(cfg: &BusConfig, nick: &str) -> String {
 
 /// `SET key node NX PX lease`; true when this node holds it (now, or already).
 async fn claim(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut Conn,
     key: &str,
     node: &str,
 ) -> std::result::Result<bool, redis::RedisError> {
@@ -280,7 +347,7 @@ async fn claim(
 async fn publish_roster(
     room: &Room,
     cfg: &BusConfig,
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut Conn,
     channel: &str,
 ) -> std::result::Result<(), redis::RedisError> {
     let nicks = room.local_nicks();
@@ -305,7 +372,7 @@ async fn publish_roster(
 async fn send(
     room: &Room,
     cfg: &BusConfig,
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut Conn,
     channel: &str,
     out: Outgoing,
 ) -> std::result::Result<(), redis::RedisError> {
@@ -334,7 +401,7 @@ async fn send(
 
 /// Frees `nick` in the registry if this node holds it.
 async fn release(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut Conn,
     cfg: &BusConfig,
     nick: &str,
 ) -> std::result::Result<(), redis::RedisError> {

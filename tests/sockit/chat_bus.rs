@@ -245,3 +245,73 @@ fn redis_killed_and_restarted_cuts_the_room_off_and_back() {
     a.say("after the restart");
     b.until("<alice> after the restart");
 }
+
+#[test]
+#[ignore = "needs redis-server (apt-get install redis-server); .ci/run installs it and runs ignored tests"]
+fn a_rediss_bus_is_tls_with_sockits_own_trust() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
+    let cert = |f: &str| certs.join(f).display().to_string();
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--tls-cert-file",
+        &cert("localhost.pem"),
+        "--tls-key-file",
+        &cert("localhost.key"),
+        "--tls-ca-cert-file",
+        &cert("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let _redis = Proc::spawn(cmd, Some(Stdio::null()));
+    let end = Instant::now() + DEADLINE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "redis-server (TLS) did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("rediss://localhost:{port}");
+    let start = |ca: &str| {
+        let mut c = sockit();
+        c.args([
+            "chat",
+            "-v",
+            "--bus",
+            &url,
+            "--ca",
+            ca,
+            "--room",
+            "tls",
+            "tcp://127.0.0.1:0",
+        ]);
+        let mut p = Proc::spawn(c, Some(Stdio::null()));
+        let port = p.port();
+        (p, port)
+    };
+    let (mut na, pa) = start(&cert("ca.pem"));
+    na.stderr_contains("bus connected");
+    let (mut nb, pb) = start(&cert("ca.pem"));
+    nb.stderr_contains("bus connected");
+    let mut a = Member::join(pa);
+    let mut b = Member::join(pb);
+    a.nick("alice");
+    wait_for_roster(&mut b, 2);
+    a.say("over tls");
+    b.until("<alice> over tls");
+    // A node that does not trust the server's certificate stays cut off, and says why.
+    let (mut nc, _) = start(&cert("stranger.pem"));
+    nc.stderr_contains("the bus is unreachable");
+}
