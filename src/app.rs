@@ -597,6 +597,11 @@ async fn run_bench(
             .as_deref()
             .map(|e| -> Result<Dialer> { Dialer::new(e.parse()?, &DialOptions::default()) })
             .transpose()?,
+        receivers_also: args
+            .receivers_also
+            .iter()
+            .map(|e| Dialer::new(e.parse()?, &DialOptions::default()))
+            .collect::<Result<_>>()?,
     };
     let report = bench::run(&cfg, shutdown).await?;
     let text = if args.json {

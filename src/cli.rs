@@ -456,6 +456,10 @@ pub struct BenchArgs {
     /// receivers at the target.
     #[arg(long, value_name = "ENDPOINT")]
     pub send_to: Option<String>,
+    /// fanout: spread the receivers over the target and ENDPOINT (repeatable), in turn: the
+    /// nodes of one room on a bus.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub receivers_also: Vec<String>,
     /// Reach the target through a proxy: socks5://HOST:PORT (names resolved here),
     /// socks5h:// (names resolved by the proxy), socks4://, socks4a://, or http://HOST:PORT
     /// (HTTP CONNECT), each with optional USER:PASS@. TLS runs inside the tunnel.

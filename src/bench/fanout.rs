@@ -44,7 +44,11 @@ pub(super) async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) ->
     let synced = Arc::new(AtomicU64::new(0));
     let mut receivers = JoinSet::new();
     for id in 0..cfg.conns.max(1) {
-        let s = open(cfg).await?;
+        // In turn over the target and `--receivers-also` (the nodes of one room).
+        let s = match id % (cfg.receivers_also.len() + 1) {
+            0 => open(cfg).await?,
+            k => cfg.receivers_also[k - 1].dial().await?.0,
+        };
         let (sh, synced) = (sh.clone(), synced.clone());
         let grace = cfg.timeout;
         receivers.spawn(async move {

@@ -77,6 +77,8 @@ pub struct Config {
     /// fanout: the sender joins here instead of at the target (another node of a room that
     /// spans several, `--send-to`).
     pub sender: Option<Dialer>,
+    /// fanout: receivers are spread over the target and these (`--receivers-also`), in turn.
+    pub receivers_also: Vec<Dialer>,
 }
 
 /// What a run measured.
