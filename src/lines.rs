@@ -104,6 +104,21 @@ pub fn prefixed(prefix: Option<&str>, lines: &[Bytes]) -> Bytes {
     out.freeze()
 }
 
+/// How long a datagram line that input has begun but not ended waits for its newline: then
+/// it is sent as it is (as `ncat -u` sends what a pipe gave it), so `printf hi` into an open
+/// pipe is not held back.
+pub const PARTIAL_QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// A received datagram as a line of output: its bytes, then a newline if it had none.
+pub fn datagram_line(data: &[u8]) -> Bytes {
+    let mut out = bytes::BytesMut::with_capacity(data.len() + 1);
+    out.extend_from_slice(data);
+    if !data.ends_with(b"\n") {
+        out.extend_from_slice(b"\n");
+    }
+    out.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,11 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
+pub use crate::lines::{datagram_line, PARTIAL_QUIET};
 use crate::lines::{trim_newline, Lines};
 use crate::net::{Datagram, Peer, Stream, MAX_DATAGRAM};
 use crate::pump;
@@ -16,10 +17,6 @@ use crate::stdio::{Input, Output, Stdio};
 
 /// How long a datagram session waits for replies after input ended, unless told otherwise.
 pub const DATAGRAM_IDLE: Duration = Duration::from_secs(2);
-/// How long a datagram line that input has begun but not ended waits for its newline: then
-/// it is sent as it is (as `ncat -u` sends what a pipe gave it), so `printf hi` into an open
-/// pipe is not held back.
-pub const PARTIAL_QUIET: Duration = Duration::from_millis(300);
 
 /// How a conversation runs once it is connected.
 #[derive(Debug, Clone, Default)]
@@ -282,14 +279,4 @@ async fn next_chunk(input: &mut Option<Input>) -> Option<io::Result<Bytes>> {
         Some(i) => i.next_chunk().await,
         None => None,
     }
-}
-
-/// A received datagram as a line of output: its bytes, then a newline if it had none.
-pub fn datagram_line(data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len() + 1);
-    out.extend_from_slice(data);
-    if !data.ends_with(b"\n") {
-        out.extend_from_slice(b"\n");
-    }
-    out.freeze()
 }

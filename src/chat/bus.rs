@@ -244,7 +244,7 @@ async fn connected(
             tracing::warn!(%nick, "nick taken on another node while the bus was cut");
         }
     }
-    publish_roster(room, cfg, &mut conn, channel).await?;
+    publish_roster(room, cfg, &mut conn, channel, true).await?;
     tracing::info!(bus = %shown(&cfg.url), room = %cfg.room, node = %cfg.node, "bus connected");
     if *cut_off {
         room.notice("* the room is whole again: its other nodes are reachable");
@@ -278,7 +278,7 @@ async fn connected(
                 }
             }
             _ = roster.tick() => {
-                publish_roster(room, cfg, &mut conn, channel).await?;
+                publish_roster(room, cfg, &mut conn, channel, true).await?;
                 let now = Instant::now();
                 heard.retain(|node, at| {
                     let alive = now.duration_since(*at) < NODE_LOST_AFTER;
@@ -344,14 +344,18 @@ async fn claim(
     Ok(owner.as_deref() == Some(node))
 }
 
+/// Says who is here; with `renew`, also renews the leases of this node's nicks (claiming
+/// again what lapsed). A join or a rename only announces: renewing a hundred leases per
+/// join would hold up delivery while a crowd arrives.
 async fn publish_roster(
     room: &Room,
     cfg: &BusConfig,
     conn: &mut Conn,
     channel: &str,
+    renew: bool,
 ) -> std::result::Result<(), redis::RedisError> {
     let nicks = room.local_nicks();
-    for n in &nicks {
+    for n in nicks.iter().filter(|_| renew) {
         // Renew the lease of what this node holds (claim again what lapsed).
         let key = nick_key(cfg, n);
         let owner: Option<String> = conn.get(&key).await?;
@@ -393,7 +397,7 @@ async fn send(
                 release(conn, cfg, &o).await?;
             }
             // The others learn the new roster at once (for /who and their own claims).
-            publish_roster(room, cfg, conn, channel).await
+            publish_roster(room, cfg, conn, channel, false).await
         }
         Outgoing::Release(nick) => release(conn, cfg, &nick).await,
     }

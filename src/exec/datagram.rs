@@ -17,11 +17,11 @@ use super::child::{self, describe};
 use super::{Exec, Origin, Program};
 use crate::dump::{Direction, Traffic};
 use crate::error::{Error, Result};
+use crate::lines::{datagram_line, PARTIAL_QUIET};
 use crate::lines::{trim_newline, Lines};
 use crate::net::{Datagram, Peer, MAX_DATAGRAM};
 use crate::pump::Activity;
 use crate::server::Admission;
-use crate::session::{datagram_line, PARTIAL_QUIET};
 
 /// How long a quiet peer keeps its child under `listen -k` without `--idle-timeout`.
 pub const PEER_IDLE: Duration = Duration::from_secs(60);
