@@ -315,3 +315,28 @@ fn a_rediss_bus_is_tls_with_sockits_own_trust() {
     let (mut nc, _) = start(&cert("stranger.pem"));
     nc.stderr_contains("the bus is unreachable");
 }
+
+#[test]
+#[ignore = "needs redis-server and OpenBSD nc; .ci/run installs them and runs ignored tests"]
+fn nc_members_talk_across_nodes() {
+    let (_redis, rport) = redis(None);
+    let (_na, pa) = node(rport);
+    let (_nb, pb) = node(rport);
+    let mut a = Member::join(pa);
+    a.nick("alice");
+    let mut nc = Command::new("nc");
+    nc.args(["127.0.0.1", &pb.to_string()]);
+    let mut nc = Proc::spawn(nc, None);
+    assert!(nc.line().starts_with("* welcome"));
+    nc.write(b"/nick ncuser\n");
+    assert_eq!(nc.line(), "* you are now ncuser\n");
+    wait_for_roster(&mut a, 2);
+    a.say("hello nc");
+    loop {
+        if nc.line() == "<alice> hello nc\n" {
+            break;
+        }
+    }
+    nc.write(b"hello alice\n");
+    a.until("<ncuser> hello alice");
+}
