@@ -11,24 +11,23 @@ use crate::util::*;
 
 /// A redis-server of this test on `port` (a fresh one on a free port when `None`).
 fn redis(port: Option<u16>) -> (Proc, u16) {
-    let port = port.unwrap_or_else(|| {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    });
+    let port = port.unwrap_or_else(free_port);
+    redis_with(port, &["--port", &port.to_string()])
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// redis-server with `args` (its ports among them), once it takes connections on `port`.
+fn redis_with(port: u16, args: &[&str]) -> (Proc, u16) {
     let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]);
+    cmd.args(args)
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     let p = Proc::spawn(cmd, Some(Stdio::null()));
     let end = Instant::now() + DEADLINE;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -249,40 +248,26 @@ fn redis_killed_and_restarted_cuts_the_room_off_and_back() {
 #[test]
 #[ignore = "needs redis-server (apt-get install redis-server); .ci/run installs it and runs ignored tests"]
 fn a_rediss_bus_is_tls_with_sockits_own_trust() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
     let cert = |f: &str| certs.join(f).display().to_string();
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        "0",
-        "--tls-port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--tls-cert-file",
-        &cert("localhost.pem"),
-        "--tls-key-file",
-        &cert("localhost.key"),
-        "--tls-ca-cert-file",
-        &cert("ca.pem"),
-        "--tls-auth-clients",
-        "no",
-    ]);
-    let _redis = Proc::spawn(cmd, Some(Stdio::null()));
-    let end = Instant::now() + DEADLINE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "redis-server (TLS) did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _redis = redis_with(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert("localhost.pem"),
+            "--tls-key-file",
+            &cert("localhost.key"),
+            "--tls-ca-cert-file",
+            &cert("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
     let url = format!("rediss://localhost:{port}");
     let start = |ca: &str| {
         let mut c = sockit();

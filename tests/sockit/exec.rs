@@ -23,6 +23,13 @@ fn exchange(port: u16, data: Vec<u8>) -> Vec<u8> {
     got
 }
 
+/// The pid a `sleep 100 & echo $!` program printed first on the connection.
+fn background_pid(s: &mut std::net::TcpStream) -> u32 {
+    let mut first = [0u8; 32];
+    let n = s.read(&mut first).unwrap();
+    String::from_utf8_lossy(&first[..n]).trim().parse().unwrap()
+}
+
 /// Waits (bounded) until no process with `pid` exists: gone, reaped, not a zombie.
 fn wait_gone(pid: u32) {
     let end = Instant::now() + DEADLINE;
@@ -132,9 +139,7 @@ fn a_background_process_is_ended_with_its_connection_no_orphan_no_zombie() {
         "tcp://127.0.0.1:0",
     ]);
     let mut s = tcp(port);
-    let mut first = [0u8; 32];
-    let n = s.read(&mut first).unwrap();
-    let pid: u32 = String::from_utf8_lossy(&first[..n]).trim().parse().unwrap();
+    let pid = background_pid(&mut s);
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     s.write_all(b"x\n").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
@@ -285,9 +290,7 @@ fn sigterm_ends_every_programs_group_before_exit() {
         "tcp://127.0.0.1:0",
     ]);
     let mut s = tcp(port);
-    let mut first = [0u8; 32];
-    let n = s.read(&mut first).unwrap();
-    let pid: u32 = String::from_utf8_lossy(&first[..n]).trim().parse().unwrap();
+    let pid = background_pid(&mut s);
     srv.terminate();
     assert!(srv.wait().success());
     wait_gone(pid);

@@ -196,7 +196,16 @@ async fn http_connect(
                 "the HTTP proxy closed the connection without an answer".into()
             }
         })?;
-    let text = String::from_utf8_lossy(&head);
+    reply(&head).map(|()| tcp)
+}
+
+/// An HTTP proxy's reply head: a 2xx opens the tunnel (whatever Content-Length says);
+/// anything else is refused with its status line in words.
+///
+/// # Errors
+/// The refusal in words.
+pub fn reply(head: &[u8]) -> std::result::Result<(), String> {
+    let text = String::from_utf8_lossy(head);
     let status_line = text.lines().next().unwrap_or_default().trim().to_string();
     let mut parts = status_line.splitn(3, ' ');
     let (version, code) = (
@@ -211,7 +220,7 @@ async fn http_connect(
     }
     if code.starts_with('2') {
         // A 2xx CONNECT reply has no body, whatever Content-Length says: the tunnel starts here.
-        return Ok(tcp);
+        return Ok(());
     }
     let reason = status_line.split_once(' ').map_or("", |(_, r)| r);
     Err(format!("the HTTP proxy answered {}", shorten(reason)))

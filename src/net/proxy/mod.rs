@@ -14,6 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub(crate) use client::open;
+pub use client::reply;
 
 use crate::endpoint::{Host, HostPort};
 use crate::error::{Error, ErrorKind, Result};
@@ -113,7 +114,14 @@ impl FromStr for Proxy {
                 ))
             }
         };
-        let rest = rest.trim_end_matches('/');
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') {
+            // The authority ends at the first '/': anything after it would be a path, which
+            // a proxy URL does not have (and a '/' cannot hide inside USER:PASS unescaped).
+            return Err(bad(
+                "a proxy URL has no path; percent-encode a '/' in USER:PASS as %2F",
+            ));
+        }
         let (auth, hostport) = match rest.rsplit_once('@') {
             Some((userinfo, hp)) => {
                 let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
@@ -186,6 +194,10 @@ mod tests {
         assert_eq!(p.to_string(), "http://proxy.example:3128");
         let p: Proxy = "socks4a://[::1]".parse().unwrap();
         assert_eq!(p.to_string(), "socks4a://[::1]:1080");
+        // Found by the proxy URL fuzzer: a '/' before the '@' is not part of USER:PASS.
+        assert!("socks5://h0/h0:/rr@rr".parse::<Proxy>().is_err());
+        let p: Proxy = "socks5://u:a%2Fb@h:1".parse().unwrap();
+        assert_eq!(p.auth.unwrap().pass, "a/b");
         let e = "ftp://u:topsecret@x:1"
             .parse::<Proxy>()
             .unwrap_err()

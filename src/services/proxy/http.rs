@@ -81,7 +81,19 @@ async fn request(
             ("400 Bad Request", "the client closed mid-request")
         }
     })?;
-    let text = String::from_utf8_lossy(&head);
+    parse_request(&head, cfg)
+}
+
+/// A request head checked: the CONNECT target, or the status to refuse with and why.
+///
+/// # Errors
+/// The status line and the reason: not HTTP/1 (400), not CONNECT (501), credentials missing
+/// or wrong (407), a target that is not HOST:PORT (400).
+pub fn parse_request(
+    head: &[u8],
+    cfg: &Config,
+) -> Result<(String, u16), (&'static str, &'static str)> {
+    let text = String::from_utf8_lossy(head);
     let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
     let first = lines.next().unwrap_or_default();
     let mut parts = first.split(' ');

@@ -8,7 +8,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
 use super::targets::{self, Failure};
@@ -100,6 +100,25 @@ pub async fn client(
     }
 }
 
+/// What negotiation `input` (a client's first bytes) comes to, in words: for fuzzing and
+/// tests, which drive the parser without a socket.
+///
+/// # Errors
+/// The reason the negotiation is refused.
+pub async fn negotiation(input: &[u8], cfg: &Config) -> io::Result<String> {
+    let mut s = tokio::io::join(input, tokio::io::sink());
+    Ok(match negotiate(&mut s, cfg).await? {
+        Request::Connect(host, port, Version::V5) => format!("CONNECT {host}:{port}"),
+        Request::Connect(host, port, Version::V4) => format!("SOCKS4 CONNECT {host}:{port}"),
+        Request::Associate(from) => format!("UDP ASSOCIATE from {from:?}"),
+    })
+}
+
+/// A client's UDP datagram, split into its target and its data (`None` when malformed).
+pub fn udp_request(d: &[u8]) -> Option<((String, u16), &[u8])> {
+    parse_udp(d)
+}
+
 fn code(f: &Failure) -> u8 {
     match f {
         Failure::Denied => reply::NOT_ALLOWED,
@@ -111,7 +130,10 @@ fn code(f: &Failure) -> u8 {
 }
 
 /// Method selection, authentication, and the request.
-async fn negotiate(s: &mut Stream, cfg: &Config) -> io::Result<Request> {
+async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    cfg: &Config,
+) -> io::Result<Request> {
     let mut hello = [0u8; 2];
     s.read_exact(&mut hello).await?;
     if hello[0] == 4 {
@@ -180,7 +202,11 @@ async fn negotiate(s: &mut Stream, cfg: &Config) -> io::Result<Request> {
 
 /// A SOCKS4 or 4a request (after its version byte and command): PORT, IP, USERID, and with
 /// IP 0.0.0.x a name (4a).
-async fn negotiate4(s: &mut Stream, cmd: u8, cfg: &Config) -> io::Result<Request> {
+async fn negotiate4<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    cmd: u8,
+    cfg: &Config,
+) -> io::Result<Request> {
     let mut fixed = [0u8; 6];
     s.read_exact(&mut fixed).await?;
     let port = u16::from_be_bytes([fixed[0], fixed[1]]);
@@ -205,7 +231,7 @@ async fn negotiate4(s: &mut Stream, cmd: u8, cfg: &Config) -> io::Result<Request
     Ok(Request::Connect(host, port, Version::V4))
 }
 
-async fn read_nul_terminated(s: &mut Stream) -> io::Result<Vec<u8>> {
+async fn read_nul_terminated<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let mut b = [0u8; 1];
@@ -221,14 +247,17 @@ async fn read_nul_terminated(s: &mut Stream) -> io::Result<Vec<u8>> {
 }
 
 /// A SOCKS4 reply: granted (0x5A) or rejected (0x5B).
-async fn answer4(s: &mut Stream, granted: bool) -> io::Result<()> {
+async fn answer4<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, granted: bool) -> io::Result<()> {
     s.write_all(&[0, if granted { 0x5a } else { 0x5b }, 0, 0, 0, 0, 0, 0])
         .await?;
     s.flush().await
 }
 
 /// DST.ADDR and DST.PORT of a request; a name stays a name (resolved under the rules).
-async fn read_address(s: &mut Stream, atyp: u8) -> io::Result<(String, u16)> {
+async fn read_address<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    atyp: u8,
+) -> io::Result<(String, u16)> {
     let host = match atyp {
         1 => {
             let mut a = [0u8; 4];
@@ -255,7 +284,11 @@ async fn read_address(s: &mut Stream, atyp: u8) -> io::Result<(String, u16)> {
 }
 
 /// A reply with `code` and the bound address (zeros when there is none).
-async fn answer(s: &mut Stream, code: u8, bound: Option<SocketAddr>) -> io::Result<()> {
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    code: u8,
+    bound: Option<SocketAddr>,
+) -> io::Result<()> {
     let mut out = vec![VERSION, code, 0];
     put_address(
         &mut out,
@@ -379,6 +412,21 @@ fn parse_udp(d: &[u8]) -> Option<((String, u16), &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn negotiations_parse_without_a_socket() {
+        let cfg = Config::default();
+        let v5 = [5, 1, 0, 5, 1, 0, 1, 1, 2, 3, 4, 0, 80];
+        assert_eq!(negotiation(&v5, &cfg).await.unwrap(), "CONNECT 1.2.3.4:80");
+        let v4a = [4, 1, 0, 80, 0, 0, 0, 1, b'u', 0, b'h', b'o', b's', b't', 0];
+        assert_eq!(
+            negotiation(&v4a, &cfg).await.unwrap(),
+            "SOCKS4 CONNECT host:80"
+        );
+        // Cut short, or another version: refused, never a panic.
+        assert!(negotiation(&v5[..7], &cfg).await.is_err());
+        assert!(negotiation(b"GET / HTTP/1.1\r\n", &cfg).await.is_err());
+    }
 
     #[test]
     fn udp_requests_parse() {
