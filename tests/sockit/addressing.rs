@@ -223,12 +223,8 @@ fn binary_datagrams_are_sent_and_written_as_they_are() {
     assert!(err.contains("65,507 bytes"), "{err}");
 }
 
-/// `listen udp://GROUP:PORT` joins the group (here on the loopback interface, so nothing
-/// leaves this machine) and hears only the group's datagrams; `connect` sends to the group
-/// through `--iface`.
-#[test]
-fn multicast_groups_are_joined_and_sent_to() {
-    let group = format!("239.255.{}.{}", std::process::id() % 250, 7);
+/// `sockit listen -k` as a member of `group` on the loopback interface, on a free port.
+fn group_member(group: &str) -> (Proc, u16) {
     let mut cmd = sockit();
     cmd.args([
         "listen",
@@ -239,6 +235,16 @@ fn multicast_groups_are_joined_and_sent_to() {
     ]);
     let mut srv = Proc::spawn(cmd, Some(Stdio::null()));
     let port = srv.port();
+    (srv, port)
+}
+
+/// `listen udp://GROUP:PORT` joins the group (here on the loopback interface, so nothing
+/// leaves this machine) and hears only the group's datagrams; `connect` sends to the group
+/// through `--iface`.
+#[test]
+fn multicast_groups_are_joined_and_sent_to() {
+    let group = format!("239.255.{}.{}", std::process::id() % 250, 7);
+    let (mut srv, port) = group_member(&group);
     // Straight to the port, not to the group: not for this listener.
     let direct = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let _ = direct.send_to(b"direct\n", ("127.0.0.1", port));
@@ -285,16 +291,7 @@ fn broadcast_needs_its_flag() {
 fn multicast_with_socat_as_sender_and_receiver() {
     let group = format!("239.254.{}.{}", std::process::id() % 250, 9);
     // socat sends, sockit receives.
-    let mut cmd = sockit();
-    cmd.args([
-        "listen",
-        "-k",
-        "--iface",
-        "127.0.0.1",
-        &format!("udp://{group}:0"),
-    ]);
-    let mut srv = Proc::spawn(cmd, Some(Stdio::null()));
-    let port = srv.port();
+    let (mut srv, port) = group_member(&group);
     let out = std::process::Command::new("socat")
         .args([
             "-u",

@@ -23,11 +23,21 @@ fn exchange(port: u16, data: Vec<u8>) -> Vec<u8> {
     got
 }
 
-/// The pid a `sleep 100 & echo $!` program printed first on the connection.
-fn background_pid(s: &mut std::net::TcpStream) -> u32 {
+/// `listen -k` running `sleep 100 & echo $!; cat` (the shell child that outlives its
+/// stdin), a client connected to it, and the pid of the background `sleep`.
+fn background_server() -> (Proc, std::net::TcpStream, u32) {
+    let (srv, port) = server(&[
+        "listen",
+        "-k",
+        "--sh-exec",
+        "sleep 100 & echo $!; cat",
+        "tcp://127.0.0.1:0",
+    ]);
+    let mut s = tcp(port);
     let mut first = [0u8; 32];
     let n = s.read(&mut first).unwrap();
-    String::from_utf8_lossy(&first[..n]).trim().parse().unwrap()
+    let pid = String::from_utf8_lossy(&first[..n]).trim().parse().unwrap();
+    (srv, s, pid)
 }
 
 /// Waits (bounded) until no process with `pid` exists: gone, reaped, not a zombie.
@@ -131,15 +141,7 @@ fn the_program_gets_the_ucspi_variables() {
 #[test]
 fn a_background_process_is_ended_with_its_connection_no_orphan_no_zombie() {
     // The shell child that outlives its stdin.
-    let (_srv, port) = server(&[
-        "listen",
-        "-k",
-        "--sh-exec",
-        "sleep 100 & echo $!; cat",
-        "tcp://127.0.0.1:0",
-    ]);
-    let mut s = tcp(port);
-    let pid = background_pid(&mut s);
+    let (_srv, mut s, pid) = background_server();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     s.write_all(b"x\n").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
@@ -282,15 +284,7 @@ fn connect_exec_talks_to_the_server_and_ends_with_the_program() {
 
 #[test]
 fn sigterm_ends_every_programs_group_before_exit() {
-    let (mut srv, port) = server(&[
-        "listen",
-        "-k",
-        "--sh-exec",
-        "sleep 100 & echo $!; cat",
-        "tcp://127.0.0.1:0",
-    ]);
-    let mut s = tcp(port);
-    let pid = background_pid(&mut s);
+    let (mut srv, _s, pid) = background_server();
     srv.terminate();
     assert!(srv.wait().success());
     wait_gone(pid);
