@@ -391,13 +391,15 @@ async fn send(
             conn.publish(channel, msg.to_string()).await
         }
         Outgoing::Claim { id, nick, old } => {
+            // The others learn the new roster first (for /who, their own claims, and whom
+            // to announce if this node is lost), then the registry decides.
+            publish_roster(room, cfg, conn, channel, false).await?;
             if !claim(conn, &nick_key(cfg, &nick), &cfg.node).await? {
                 room.claim_lost(id, &nick, old.as_deref());
             } else if let Some(o) = old {
                 release(conn, cfg, &o).await?;
             }
-            // The others learn the new roster at once (for /who and their own claims).
-            publish_roster(room, cfg, conn, channel, false).await
+            Ok(())
         }
         Outgoing::Release(nick) => release(conn, cfg, &nick).await,
     }

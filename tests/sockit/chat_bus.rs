@@ -106,13 +106,18 @@ impl Member {
     }
 }
 
-/// Waits until every node's roster lists `want` members in all (the rosters go out every 3 s).
+/// Waits until every node's roster lists `want` members in all (the rosters go out every 3 s
+/// and at each join or rename), `named` among them.
 fn wait_for_roster(m: &mut Member, want: usize) {
+    wait_for_roster_with(m, want, &[]);
+}
+
+fn wait_for_roster_with(m: &mut Member, want: usize, named: &[&str]) {
     let end = Instant::now() + DEADLINE;
     loop {
         m.say("/who");
         let who = m.until(" here: ");
-        if who.starts_with(&format!("* {want} here")) {
+        if who.starts_with(&format!("* {want} here")) && named.iter().all(|n| who.contains(n)) {
             return;
         }
         assert!(Instant::now() < end, "roster never reached {want}: {who}");
@@ -131,8 +136,8 @@ fn three_nodes_are_one_room_with_lines_exactly_once() {
     a.nick("alice");
     b.nick("bob");
     c.nick("carol");
-    wait_for_roster(&mut a, 3);
-    wait_for_roster(&mut c, 3);
+    wait_for_roster_with(&mut a, 3, &["alice", "bob", "carol"]);
+    wait_for_roster_with(&mut c, 3, &["alice", "bob", "carol"]);
     // Every line reaches every other member once, in the sender's order.
     for i in 0..50 {
         a.say(&format!("line {i} from alice"));
@@ -190,7 +195,7 @@ fn a_killed_node_is_announced_and_its_nicks_freed() {
     let mut a = Member::join(pa);
     let mut b = Member::join(pb);
     a.nick("alice");
-    wait_for_roster(&mut b, 2);
+    wait_for_roster_with(&mut b, 2, &["alice"]);
     let killed = Instant::now();
     let _ = Command::new("kill")
         .args(["-KILL", &na.child.id().to_string()])
