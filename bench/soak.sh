@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Soak: one set of servers under mixed load for MINUTES, watching their memory and descriptors.
 #
-# Servers: `serve` (echo over tcp and udp, socks5), `chat --rate 0`, `relay` in front of the
-# echo, `listen -k --exec cat`. Load, round after round until the time is up, each piece
+# Servers: `serve` (echo over tcp and udp without the UDP rate limit, socks5), `chat --rate
+# 0`, `relay` in front of the echo, `listen -k --max-conns 64 --exec cat`. Load, round after round until the time is up, each piece
 # bounded in count and time: echo rr over tcp and udp, chat fan-out, relay streams, exec churn
 # (a program per connection), proxy tunnels, and clients that reset their connections (RST)
 # mid-conversation. After each round every server's RSS and open descriptors are sampled; the
@@ -20,11 +20,13 @@ source bench/lib.sh
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 ECHO=$(free_port); SOCKS=$(free_port); UDP=$(free_port)
-bg "$SOCKIT" serve -q "echo=tcp://127.0.0.1:$ECHO" "echo=udp://127.0.0.1:$UDP" "socks5=tcp://127.0.0.1:$SOCKS"
+bg "$SOCKIT" serve -q --udp-rate 0 "echo=tcp://127.0.0.1:$ECHO" "echo=udp://127.0.0.1:$UDP" "socks5=tcp://127.0.0.1:$SOCKS"
 wait_tcp "$ECHO"; SERVE=${STARTED[-1]}
 CHAT=$(free_port); bg "$SOCKIT" chat -q --rate 0 "tcp://127.0.0.1:$CHAT"; wait_tcp "$CHAT"; CHATP=${STARTED[-1]}
 RELAY=$(free_port); bg "$SOCKIT" relay -q "tcp://127.0.0.1:$RELAY" "tcp://127.0.0.1:$ECHO"; wait_tcp "$RELAY"; RELAYP=${STARTED[-1]}
-EXEC=$(free_port); bg "$SOCKIT" listen -q -k --exec cat "tcp://127.0.0.1:$EXEC"; wait_tcp "$EXEC"; EXECP=${STARTED[-1]}
+# A program per connection is bounded as a real deployment would bound it: a bare connect
+# storm arrives faster than programs start (see the README), the excess is refused.
+EXEC=$(free_port); bg "$SOCKIT" listen -q -k --max-conns 64 --exec cat "tcp://127.0.0.1:$EXEC"; wait_tcp "$EXEC"; EXECP=${STARTED[-1]}
 NAMES=(serve chat relay exec)
 declare -A PID=([serve]=$SERVE [chat]=$CHATP [relay]=$RELAYP [exec]=$EXECP)
 
