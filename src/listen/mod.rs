@@ -48,7 +48,7 @@ pub async fn run_stream(
     shutdown: CancellationToken,
 ) -> Result<()> {
     if let (Some(exec), true) = (&cfg.exec, cfg.keep_open) {
-        return serve_programs(listener, admission, exec, cfg, &shutdown).await;
+        return serve_programs(listener, admission, exec, &output, cfg, &shutdown).await;
     }
     if cfg.keep_open || cfg.broker {
         return hub::run(listener, admission, input, output, cfg, shutdown).await;
@@ -80,24 +80,25 @@ async fn serve_programs(
     listener: Listener,
     admission: &Admission,
     exec: &crate::exec::Exec,
+    output: &Output,
     cfg: &Config,
     shutdown: &CancellationToken,
 ) -> Result<()> {
-    let popts = crate::pump::Options {
+    // Each client is the conversation `listen` has with its one client, a program in place
+    // of stdio: the session builds the pump's options (idle timeout, CRLF, -x, --explain).
+    let opts = session::Options {
         idle_timeout: admission.limits().idle_timeout,
         crlf: cfg.crlf,
-        ..crate::pump::Options::default()
+        dump: cfg.dump.clone(),
+        exec: Some(exec.clone()),
+        ..session::Options::default()
     };
-    let (handler_exec, dump) = (exec.clone(), cfg.dump.clone());
+    let output = output.clone();
     let serving = admission.serve(&listener, "listen", move |stream, peer| {
-        let (exec, dump) = (handler_exec.clone(), dump.clone());
-        let popts = crate::pump::Options {
-            dump: dump.map(|s| std::sync::Arc::new(s.traffic(&peer))),
-            explain: crate::net::explain::Conn::of(&peer),
-            ..popts.clone()
-        };
+        let (opts, output) = (opts.clone(), output.clone());
         async move {
-            if let Err(e) = crate::exec::stream(&exec, stream, &peer, &popts).await {
+            let nothing = Input::from_bytes(bytes::Bytes::new());
+            if let Err(e) = session::stream(stream, &peer, nothing, &output, &opts).await {
                 tracing::warn!(%peer, "{e}");
             }
         }
