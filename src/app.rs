@@ -6,7 +6,7 @@ use std::time::Duration;
 use sockit::dump::Sink;
 use sockit::endpoint::Host;
 use sockit::error::{Error, ErrorKind, Result};
-use sockit::net::{tls, Bound, DialOptions, Dialer, Family, Local};
+use sockit::net::{tls, ws, Bound, DialOptions, Dialer, Family, Local};
 use sockit::server::{Access, Admission, Limits};
 use sockit::session::{self, Source};
 use sockit::stdio::{Input, Output};
@@ -155,6 +155,35 @@ fn proxy_user(s: &str) -> Result<sockit::net::proxy::Credentials> {
     }
 }
 
+/// The WebSocket options of a command: its framing, `--ping`, `--max-message`, and for
+/// clients the upgrade's `--header`s and `--origin`.
+fn ws_options(
+    framing: ws::Framing,
+    args: &cli::WsArgs,
+    client: Option<&cli::WsClientArgs>,
+) -> Result<ws::Options> {
+    let headers = client
+        .map(|c| {
+            c.headers
+                .iter()
+                .map(|h| {
+                    ws::parse_header(h).map_err(|why| {
+                        Error::new(ErrorKind::BadArgument, format!("bad --header '{h}'"), why)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    Ok(ws::Options {
+        framing,
+        ping: args.ping,
+        max_message: usize::try_from(args.max_message).unwrap_or(usize::MAX),
+        headers,
+        origin: client.and_then(|c| c.origin.clone()),
+    })
+}
+
 /// The common server options as the admission takes them.
 fn limits(args: &cli::Limits) -> Result<Limits> {
     Ok(Limits {
@@ -167,17 +196,36 @@ fn limits(args: &cli::Limits) -> Result<Limits> {
     })
 }
 
-/// The one admission of a server command: its limits, and TLS for its `tls://` endpoints.
+/// The one admission of a server command: its limits, TLS for its `tls://` and `wss://`
+/// endpoints, and the WebSocket options of its `ws://` and `wss://` ones.
 fn admission(
     limits_args: &cli::Limits,
     tls_args: &TlsServerArgs,
     endpoints: &[&Endpoint],
+    ws: ws::Options,
+    page: Option<&'static str>,
     quiet: bool,
 ) -> Result<Admission> {
-    Ok(Admission::new(
+    if let Some(e) = endpoints
+        .iter()
+        .find(|e| matches!(e, Endpoint::Http(_)) && page.is_none())
+    {
+        let hp = e.host_port().map(ToString::to_string).unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!("cannot serve {e} here"),
+            format!("http:// is chat's web page (sockit chat {e}); a WebSocket endpoint is ws://{hp}/PATH"),
+        ));
+    }
+    let admission = Admission::new(
         limits(limits_args)?,
         tls_server(tls_args, endpoints, quiet)?,
-    ))
+    )
+    .with_ws(ws);
+    Ok(match page {
+        Some(p) => admission.with_page(p),
+        None => admission,
+    })
 }
 
 /// TLS for the `tls://` endpoints among `endpoints` (none: `None`), with the certificate's
@@ -191,13 +239,14 @@ fn tls_server(
         .iter()
         .filter_map(|e| match e {
             Endpoint::Tls(hp) => Some(&hp.host),
+            Endpoint::Wss(a) => Some(&a.hp.host),
             _ => None,
         })
         .collect();
     if hosts.is_empty() {
         if args.cert.is_some() || args.client_ca.is_some() {
             tracing::warn!(
-                "--cert, --key and --client-ca apply to tls:// endpoints only; ignored here"
+                "--cert, --key and --client-ca apply to tls:// and wss:// endpoints only; ignored here"
             );
         }
         return Ok(None);
@@ -371,6 +420,15 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
             tls: tls_client_options(&args.tls),
             local,
             proxy: proxy(args.proxy.as_deref())?,
+            ws: ws_options(
+                if args.binary {
+                    ws::Framing::Binary
+                } else {
+                    ws::Framing::Lines
+                },
+                &args.ws,
+                Some(&args.ws_client),
+            )?,
         },
     )?;
     let exec = exec(
@@ -428,7 +486,13 @@ async fn run_listen(
         dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
         progress: args.progress,
     };
-    let admission = admission(&args.limits, &args.tls, &[&endpoint], quiet)?;
+    let framing = if args.binary {
+        ws::Framing::Binary
+    } else {
+        ws::Framing::Lines
+    };
+    let ws = ws_options(framing, &args.ws, None)?;
+    let admission = admission(&args.limits, &args.tls, &[&endpoint], ws, None, quiet)?;
     let local = Local {
         iface: args.iface,
         ..Local::default()
@@ -484,7 +548,8 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
         },
     };
     let endpoints: Vec<&Endpoint> = bindings.iter().map(|b| &b.endpoint).collect();
-    let admission = admission(&args.limits, &args.tls, &endpoints, quiet)?;
+    let ws = ws_options(ws::Framing::Binary, &args.ws, None)?;
+    let admission = admission(&args.limits, &args.tls, &endpoints, ws, None, quiet)?;
     let bound = services::bind(&bindings).await?;
     if !quiet {
         for b in &bound {
@@ -530,7 +595,9 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
         },
     };
     let endpoints: Vec<&Endpoint> = endpoints.iter().collect();
-    let admission = admission(&args.limits, &args.tls, &endpoints, quiet)?;
+    let ws = ws_options(ws::Framing::Lines, &args.ws, None)?;
+    let page = Some(chat::web::PAGE);
+    let admission = admission(&args.limits, &args.tls, &endpoints, ws, page, quiet)?;
     let room = chat::Room::new(chat::RoomConfig {
         max_members: args.max_members,
         guest_suffix,
@@ -578,6 +645,7 @@ async fn run_bench(
             tls: tls_client_options(&args.tls),
             local: Local::default(),
             proxy: proxy(args.proxy.as_deref())?,
+            ws: ws_options(ws::Framing::Binary, &args.ws, Some(&args.ws_client))?,
         },
     )?;
     let cfg = bench::Config {
@@ -654,7 +722,7 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
         return Err(Error::new(
             ErrorKind::BadArgument,
             format!("cannot relay {from} to {to}"),
-            "both sides must be streams (tcp, tls, unix) or both datagrams (udp, unixgram)",
+            "both sides must be streams (tcp, tls, unix, ws, wss) or both datagrams (udp, unixgram)",
         ));
     }
     let target = Dialer::new(
@@ -665,9 +733,11 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
             tls: tls_client_options(&args.client_tls),
             local: Local::default(),
             proxy: proxy(args.proxy.as_deref())?,
+            ws: ws_options(ws::Framing::Binary, &args.ws, Some(&args.ws_client))?,
         },
     )?;
-    let admission = admission(&args.limits, &args.server_tls, &[&from], quiet)?;
+    let ws = ws_options(ws::Framing::Binary, &args.ws, None)?;
+    let admission = admission(&args.limits, &args.server_tls, &[&from], ws, None, quiet)?;
     let bound = Bound::bind(&from).await?;
     if !quiet {
         say(format_args!("listening on {}", bound.local_endpoint()));

@@ -175,7 +175,8 @@ pub struct ConnectArgs {
     #[arg(short = 'x', long, value_name = "FILE")]
     pub hex_dump: Option<String>,
     /// Datagrams: each read of stdin is one datagram as it is, and datagrams are written
-    /// raw (no newline added), for protocols that are not text.
+    /// raw (no newline added), for protocols that are not text. WebSocket: stdin chunks go
+    /// as binary messages and messages are written raw (default: a line is a text message).
     #[arg(long)]
     pub binary: bool,
     /// Check which ports answer, sending no data: ENDPOINT is HOST:PORTS or udp://HOST:PORTS,
@@ -215,7 +216,36 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub exec: ExecArgs,
     #[command(flatten)]
+    pub ws: WsArgs,
+    #[command(flatten)]
+    pub ws_client: WsClientArgs,
+    #[command(flatten)]
     pub tls: TlsClientArgs,
+}
+
+/// WebSocket options, the same on every command (`ws://`, `wss://`).
+#[derive(Debug, Args)]
+pub struct WsArgs {
+    /// WebSocket: send a ping every SECS seconds, so an idle connection stays open through
+    /// proxies and NATs (pings from the peer are always answered).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub ping: Option<Duration>,
+    /// WebSocket: refuse a message bigger than BYTES with close code 1009 (fragments are
+    /// reassembled first).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
+    pub max_message: u64,
+}
+
+/// What a WebSocket client adds to its upgrade request.
+#[derive(Debug, Args)]
+pub struct WsClientArgs {
+    /// WebSocket: an extra header of the upgrade request, 'Name: value' (repeatable), e.g.
+    /// 'Authorization: Bearer TOKEN'.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// WebSocket: the Origin header of the upgrade request, for servers that check it.
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
 }
 
 /// A program on the connection instead of stdio (`connect` and `listen`).
@@ -272,6 +302,12 @@ pub struct ListenArgs {
     pub crlf: bool,
     #[command(flatten)]
     pub tls: TlsServerArgs,
+    /// WebSocket: binary messages (each read is one) and messages written raw; by default
+    /// a text message is a line.
+    #[arg(long)]
+    pub binary: bool,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 /// Arguments of `serve`.
@@ -308,6 +344,8 @@ pub struct ServeArgs {
     /// checked on the resolved address, so a name cannot smuggle one through.
     #[arg(long, value_name = "CIDR")]
     pub deny_target: Vec<String>,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 /// TLS for a server on a `tls://` endpoint.
@@ -384,6 +422,8 @@ pub struct ChatArgs {
     pub limits: Limits,
     #[command(flatten)]
     pub tls: TlsServerArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 /// Access and limits, the same on every server command.
@@ -467,6 +507,10 @@ pub struct BenchArgs {
     pub proxy: Option<String>,
     #[command(flatten)]
     pub tls: TlsClientArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
+    #[command(flatten)]
+    pub ws_client: WsClientArgs,
 }
 
 /// `bench --mode`.
@@ -511,6 +555,10 @@ pub struct RelayArgs {
     pub server_tls: TlsServerArgs,
     #[command(flatten)]
     pub client_tls: TlsClientArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
+    #[command(flatten)]
+    pub ws_client: WsClientArgs,
 }
 
 /// A count that 0 would make meaningless (a limit of 0 refuses everybody).

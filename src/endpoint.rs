@@ -27,6 +27,22 @@ pub enum Endpoint {
     Unix(UnixAddr),
     /// Unix datagram socket, written `unixgram:PATH` or `unixgram:@NAME`.
     UnixGram(UnixAddr),
+    /// WebSocket over TCP, written `ws://HOST:PORT/PATH`.
+    Ws(WsAddr),
+    /// WebSocket over TLS, written `wss://HOST:PORT/PATH`.
+    Wss(WsAddr),
+    /// `chat` only: a web page at `/` and the room's WebSocket at `/ws`, written
+    /// `http://HOST:PORT`.
+    Http(HostPort),
+}
+
+/// Where a WebSocket lives: a host, a port and the path of the upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsAddr {
+    /// The host and port of the TCP part.
+    pub hp: HostPort,
+    /// The request path (with its query, if any); `/` when none was written.
+    pub path: String,
 }
 
 /// A host and a port, as in `tcp://HOST:PORT`.
@@ -61,17 +77,40 @@ pub enum UnixAddr {
 }
 
 impl Endpoint {
-    /// True for the kinds that carry a byte stream (tcp, tls, unix).
+    /// True for the kinds that carry a byte stream (tcp, tls, unix, ws, wss, http).
     pub fn is_stream(&self) -> bool {
-        matches!(
-            self,
-            Endpoint::Tcp(_) | Endpoint::Tls(_) | Endpoint::Unix(_)
-        )
+        !matches!(self, Endpoint::Udp(_) | Endpoint::UnixGram(_))
     }
 
-    /// True for endpoints with a TLS layer (`tls://`).
+    /// True for endpoints with a TLS layer (`tls://`, `wss://`).
     pub fn is_tls(&self) -> bool {
-        matches!(self, Endpoint::Tls(_))
+        matches!(self, Endpoint::Tls(_) | Endpoint::Wss(_))
+    }
+
+    /// True for endpoints with a WebSocket layer (`ws://`, `wss://`, and chat's `http://`).
+    pub fn is_ws(&self) -> bool {
+        matches!(self, Endpoint::Ws(_) | Endpoint::Wss(_) | Endpoint::Http(_))
+    }
+
+    /// The path a WebSocket upgrade goes to: as written for `ws://`/`wss://`, `/ws` for
+    /// chat's `http://`.
+    pub fn ws_path(&self) -> Option<&str> {
+        match self {
+            Endpoint::Ws(a) | Endpoint::Wss(a) => Some(&a.path),
+            Endpoint::Http(_) => Some("/ws"),
+            _ => None,
+        }
+    }
+
+    /// The host and port of an IP endpoint (the TCP or UDP part of any layer).
+    pub fn host_port(&self) -> Option<&HostPort> {
+        match self {
+            Endpoint::Tcp(hp) | Endpoint::Udp(hp) | Endpoint::Tls(hp) | Endpoint::Http(hp) => {
+                Some(hp)
+            }
+            Endpoint::Ws(a) | Endpoint::Wss(a) => Some(&a.hp),
+            Endpoint::Unix(_) | Endpoint::UnixGram(_) => None,
+        }
     }
 
     /// The scheme as written in endpoints, without `://` or `:`.
@@ -82,6 +121,9 @@ impl Endpoint {
             Endpoint::Tls(_) => "tls",
             Endpoint::Unix(_) => "unix",
             Endpoint::UnixGram(_) => "unixgram",
+            Endpoint::Ws(_) => "ws",
+            Endpoint::Wss(_) => "wss",
+            Endpoint::Http(_) => "http",
         }
     }
 
@@ -94,6 +136,15 @@ impl Endpoint {
         match self {
             Endpoint::Udp(_) => Endpoint::Udp(hp),
             Endpoint::Tls(_) => Endpoint::Tls(hp),
+            Endpoint::Http(_) => Endpoint::Http(hp),
+            Endpoint::Ws(a) => Endpoint::Ws(WsAddr {
+                hp,
+                path: a.path.clone(),
+            }),
+            Endpoint::Wss(a) => Endpoint::Wss(WsAddr {
+                hp,
+                path: a.path.clone(),
+            }),
             _ => Endpoint::Tcp(hp),
         }
     }
@@ -136,8 +187,11 @@ impl fmt::Display for UnixAddr {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp(hp) | Endpoint::Udp(hp) | Endpoint::Tls(hp) => {
+            Endpoint::Tcp(hp) | Endpoint::Udp(hp) | Endpoint::Tls(hp) | Endpoint::Http(hp) => {
                 write!(f, "{}://{hp}", self.scheme())
+            }
+            Endpoint::Ws(a) | Endpoint::Wss(a) => {
+                write!(f, "{}://{}{}", self.scheme(), a.hp, a.path)
             }
             // A path that starts with `//` is written `unix:////x`: parsing reads a leading
             // `//` as the URL spelling (`unix:///tmp/x`), so it must survive the round trip.
@@ -179,7 +233,7 @@ impl FromStr for Endpoint {
                 // `tcp:127.0.0.1:7007`: a scheme with one colon, not a host.
                 if let Some((scheme, _)) = s.split_once(':') {
                     let lower = scheme.to_ascii_lowercase();
-                    if ["tcp", "udp", "tls", "ssl"].contains(&lower.as_str()) {
+                    if ["tcp", "udp", "tls", "ssl", "ws", "wss", "http"].contains(&lower.as_str()) {
                         return Err(bad(
                             format!("write the scheme with '://' ({lower}://...)"),
                             &format!("{lower}://127.0.0.1:8898"),
@@ -189,10 +243,37 @@ impl FromStr for Endpoint {
                 ("tcp", s)
             }
         };
-        let make: fn(HostPort) -> Endpoint = match scheme.to_ascii_lowercase().as_str() {
+        let lower = scheme.to_ascii_lowercase();
+        if lower == "ws" || lower == "wss" {
+            let example = format!("{lower}://127.0.0.1:8898/chat");
+            let (hp, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            let hp = parse_host_port(hp).map_err(|why| bad(why, &example))?;
+            let path = check_path(path).map_err(|why| bad(why, &example))?;
+            let addr = WsAddr { hp, path };
+            return Ok(if lower == "ws" {
+                Endpoint::Ws(addr)
+            } else {
+                Endpoint::Wss(addr)
+            });
+        }
+        let make: fn(HostPort) -> Endpoint = match lower.as_str() {
             "tcp" => Endpoint::Tcp,
             "udp" => Endpoint::Udp,
             "tls" | "ssl" => Endpoint::Tls,
+            "http" => {
+                if let Some(i) = rest.find('/') {
+                    if &rest[i..] != "/" {
+                        return Err(bad(
+                            "http:// is chat's web page: the page is at / and its WebSocket at /ws, so it takes no path".into(),
+                            "http://127.0.0.1:8080",
+                        ));
+                    }
+                }
+                Endpoint::Http
+            }
             "unix" | "unixgram" => {
                 return Err(bad(
                     format!("{scheme} endpoints are written without '//'"),
@@ -206,11 +287,36 @@ impl FromStr for Endpoint {
                 ))
             }
         };
-        let example = format!("{}://127.0.0.1:8898", scheme.to_ascii_lowercase());
+        let example = format!("{lower}://127.0.0.1:8898");
+        let rest = if lower == "http" {
+            rest.strip_suffix('/').unwrap_or(rest)
+        } else {
+            rest
+        };
         parse_host_port(rest)
             .map(make)
             .map_err(|why| bad(why, &example))
     }
+}
+
+/// The longest request path a WebSocket endpoint takes (far below any server's limit).
+const MAX_PATH: usize = 2048;
+
+/// A WebSocket path as it goes on the request line: printable ASCII without spaces
+/// (anything else percent-encoded), so what is sent is exactly what was written.
+fn check_path(path: &str) -> Result<String, String> {
+    if path.len() > MAX_PATH {
+        return Err(format!("the path is longer than {MAX_PATH} bytes"));
+    }
+    if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "the path holds {c:?}: write spaces and other characters percent-encoded (%20)"
+        ));
+    }
+    if path.contains('#') {
+        return Err("a WebSocket path has no '#fragment'".into());
+    }
+    Ok(path.to_string())
 }
 
 pub(crate) fn parse_host_port(s: &str) -> Result<HostPort, String> {
@@ -370,6 +476,10 @@ mod tests {
             "unix:@chat",
             "unixgram:/tmp/dg.sock",
             "tcp://localhost:0",
+            "ws://127.0.0.1:6080/",
+            "ws://[::1]:80/chat?room=a",
+            "wss://example.org:443/ssh",
+            "http://127.0.0.1:8080",
         ] {
             assert_eq!(ok(s).to_string(), s);
         }
@@ -458,6 +568,21 @@ mod tests {
         assert!(err(&format!("unix:/{}", "a".repeat(200))).contains("longer"));
         assert!(err("unix://").contains("empty"));
         assert!(err("").contains("empty"));
+    }
+
+    #[test]
+    fn websocket_endpoints() {
+        assert_eq!(ok("ws://h:1").to_string(), "ws://h:1/");
+        assert_eq!(ok("ws://h:1").ws_path(), Some("/"));
+        assert_eq!(ok("http://h:1/").ws_path(), Some("/ws"));
+        assert!(ok("wss://h:1/x").is_tls());
+        assert!(ok("wss://h:1/x").is_ws() && ok("ws://h:1/x").is_stream());
+        assert!(!ok("ws://h:1/x").is_tls());
+        assert!(err("ws://h:1/a b").contains("percent-encoded"));
+        assert!(err("ws://h:1/a#b").contains("fragment"));
+        assert!(err("ws://h/x").contains("missing port"));
+        assert!(err("http://h:1/chat").contains("no path"));
+        assert!(err("ws:h:1").contains("'://'"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub enum ErrorKind {
     Tls,
     /// A TLS handshake did not finish in time (`--handshake-timeout`, not `-w`).
     TlsTimedOut,
+    /// A WebSocket upgrade was refused or failed (a wrong path, not a WebSocket server).
+    Ws,
     /// A configuration file (certificate, key, CA) or option combination was unusable.
     Config,
     /// A proxy (`--proxy`) refused to open the tunnel, or could not be used.
@@ -161,6 +163,10 @@ impl Error {
             ),
             ErrorKind::ProxyTimedOut => Some(
                 "is it that kind of proxy? raise the limit with --handshake-timeout SECS".into(),
+            ),
+            ErrorKind::Ws => Some(
+                "check the path (ws://HOST:PORT/PATH) and that the server speaks WebSocket there"
+                    .into(),
             ),
             ErrorKind::TlsTimedOut => {
                 Some("is it a TLS server? raise the limit with --handshake-timeout SECS".into())

@@ -100,7 +100,7 @@ pub async fn stream(
     if let Some(exec) = &opts.exec {
         return crate::exec::stream(exec, stream, peer, &popts).await;
     }
-    let fast = !stream.is_tls()
+    let fast = !stream.is_layered()
         && popts.dump.is_none()
         && popts.explain.is_none()
         && popts.counts.is_none()

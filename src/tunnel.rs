@@ -28,8 +28,8 @@ pub async fn join(client: Stream, target: Stream, opts: &pump::Options) -> io::R
         && opts.dump.is_none()
         && opts.explain.is_none()
         && opts.explain_local.is_none()
-        && !client.is_tls()
-        && !target.is_tls();
+        && !client.is_layered()
+        && !target.is_layered();
     if plain {
         let (up, down, client_first) = crate::splice::relay(&client, &target).await?;
         let end = if client_first {

@@ -1,12 +1,14 @@
-//! `sockit chat`: one room on any number of endpoints (tcp, tls, udp, unix, unixgram),
-//! joined with any line client.
+//! `sockit chat`: one room on any number of endpoints (tcp, tls, udp, unix, unixgram, ws,
+//! wss, and http for a browser), joined with any line client.
 //!
 //! - [`room`]: the transport-free room ([`Room`]): members, nicks, commands, fan-out.
 //! - [`command`]: what a line means (text or a slash command), parsed into an enum.
 //! - [`text`]: what may reach a screen (escapes and controls removed) and what a nick may be.
 //! - [`framing`]: lines with a hard length cap, and the per-member rate.
 //! - `mailbox`: delivery, one shared log read by every member at its own pace.
-//! - `stream` and `datagram`: the transports, thin adapters around the room.
+//! - `stream` and `datagram`: the transports, thin adapters around the room (a WebSocket
+//!   member is a stream member: its text messages are lines).
+//! - [`web`]: the page of `http://` endpoints.
 //!
 //! ```no_run
 //! # async fn demo() -> sockit::error::Result<()> {
@@ -27,6 +29,7 @@ mod mailbox;
 pub mod room;
 mod stream;
 pub mod text;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;

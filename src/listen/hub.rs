@@ -271,7 +271,7 @@ impl ChunkWrite for WriteHalf<Stream> {
 
 impl Session {
     async fn serve(self, stream: Stream, rx: mpsc::Receiver<Bytes>, kick: CancellationToken) {
-        if stream.is_tls() {
+        if stream.is_layered() {
             let (rd, wr) = tokio::io::split(stream);
             self.converse(rd, wr, rx, kick).await;
         } else {

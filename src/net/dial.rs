@@ -1,6 +1,6 @@
 //! The one dial: every command that connects (connect, relay's target, bench, the examples)
-//! reaches its peer through [`Dialer`], so a layer (TLS today; a proxy hop and WebSocket
-//! framing next) is added here once and every command has it.
+//! reaches its peer through [`Dialer`], so a layer (a proxy hop, TLS, WebSocket framing, in
+//! that order) is added here once and every command has it.
 //!
 //! The run of types: an [`Endpoint`] and plain [`DialOptions`] make a [`Dialer`] (TLS trust
 //! built once, bad options refused at start); each [`Dialer::dial`] gives a [`Stream`] with
@@ -13,8 +13,8 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::datagram::{connect_datagram_from, Datagram};
 use super::tls;
-use super::{resolve, unix_error, unix_sockaddr, Local, Peer, Stream};
-use crate::endpoint::{Endpoint, HostPort, UnixAddr};
+use super::{resolve, unix_error, unix_sockaddr, ws, Local, Peer, Stream};
+use crate::endpoint::{Endpoint, Host, HostPort, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::explain;
 
@@ -31,6 +31,8 @@ pub struct DialOptions {
     pub local: Local,
     /// `--proxy URL`: the hop every stream connection goes through first.
     pub proxy: Option<super::proxy::Proxy>,
+    /// `ws://`, `wss://`: framing, pings, the message limit, the upgrade's headers.
+    pub ws: ws::Options,
 }
 
 impl Default for DialOptions {
@@ -41,6 +43,7 @@ impl Default for DialOptions {
             tls: tls::ClientOptions::default(),
             local: Local::default(),
             proxy: None,
+            ws: ws::Options::default(),
         }
     }
 }
@@ -54,6 +57,7 @@ pub struct Dialer {
     tls: Option<tls::Client>,
     local: Local,
     proxy: Option<super::proxy::Proxy>,
+    ws: ws::Options,
 }
 
 impl Dialer {
@@ -65,13 +69,23 @@ impl Dialer {
     /// a proxy cannot carry.
     pub fn new(endpoint: Endpoint, opts: &DialOptions) -> Result<Dialer> {
         if let Some(p) = &opts.proxy {
-            if !matches!(endpoint, Endpoint::Tcp(_) | Endpoint::Tls(_)) {
+            if !matches!(
+                endpoint,
+                Endpoint::Tcp(_) | Endpoint::Tls(_) | Endpoint::Ws(_) | Endpoint::Wss(_)
+            ) {
                 return Err(Error::new(
                     ErrorKind::BadArgument,
                     format!("cannot reach {endpoint} through {p}"),
-                    "--proxy carries TCP connections (tcp://, tls://), not datagrams or Unix sockets",
+                    "--proxy carries TCP connections (tcp://, tls://, ws://, wss://), not datagrams or Unix sockets",
                 ));
             }
+        }
+        if let Endpoint::Http(hp) = &endpoint {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("cannot connect to {endpoint}"),
+                format!("http:// is chat's web page; its room is reached at ws://{hp}/ws"),
+            ));
         }
         let tls = if endpoint.is_tls() {
             let client = tls::Client::new(&opts.tls)?;
@@ -84,7 +98,7 @@ impl Dialer {
         } else {
             if opts.tls.is_set() {
                 tracing::warn!(
-                    "--ca, --pin, --insecure and --client-cert apply to tls:// endpoints only; ignored here"
+                    "--ca, --pin, --insecure and --client-cert apply to tls:// and wss:// endpoints only; ignored here"
                 );
             }
             None
@@ -96,6 +110,7 @@ impl Dialer {
             tls,
             local: opts.local,
             proxy: opts.proxy.clone(),
+            ws: opts.ws.clone(),
         })
     }
 
@@ -111,53 +126,82 @@ impl Dialer {
     /// tls://host:443: connection refused`, `TLS handshake with ... failed: ...`).
     pub async fn dial(&self) -> Result<(Stream, Peer)> {
         let what = || format!("cannot connect to {}", self.endpoint);
-        match &self.endpoint {
-            Endpoint::Tcp(hp) => {
-                let (tcp, peer) = self.tcp(hp, what).await?;
-                Ok((Stream::Tcp(tcp), peer))
-            }
-            Endpoint::Tls(hp) => {
-                let (tcp, peer) = self.tcp(hp, what).await?;
-                // `new` builds the client for every tls:// endpoint.
-                let Some(client) = &self.tls else {
-                    return Err(Error::new(
-                        ErrorKind::Tls,
-                        what(),
-                        "no TLS client was set up",
-                    ));
-                };
-                let endpoint = self.endpoint.to_string();
-                let r = client
-                    .handshake(&hp.host, tcp, self.handshake_timeout, &endpoint)
-                    .await;
-                explain::say(|| {
-                    let sk = explain::name_of(&peer);
-                    let code = format!(
-                        "{sk} = ctx.wrap_socket({sk}, server_hostname='{}')",
-                        hp.host
-                    );
-                    match &r {
-                        Ok(s) => explain::call(
-                            &code,
-                            &format!("TLS handshake done: {}", tls::summary(s)),
-                        ),
-                        Err(e) => explain::call(&code, &format!("ssl.SSLError: {e}")),
-                    }
-                });
-                Ok((Stream::Tls(Box::new(r?)), peer))
-            }
+        let (hp, ws) = match &self.endpoint {
+            Endpoint::Tcp(hp) | Endpoint::Tls(hp) => (hp, None),
+            Endpoint::Ws(a) | Endpoint::Wss(a) => (&a.hp, Some(a)),
             Endpoint::Unix(addr) => {
                 let s = with_timeout(self.connect_timeout, connect_unix(addr))
                     .await
                     .map_err(|e| unix_error(what(), &e))?;
-                Ok((Stream::Unix(s), Peer::Unix(Some(addr.clone()))))
+                return Ok((Stream::Unix(s), Peer::Unix(Some(addr.clone()))));
             }
-            Endpoint::Udp(_) | Endpoint::UnixGram(_) => Err(Error::new(
-                ErrorKind::BadArgument,
+            Endpoint::Udp(_) | Endpoint::UnixGram(_) | Endpoint::Http(_) => {
+                return Err(Error::new(
+                    ErrorKind::BadArgument,
+                    what(),
+                    "a datagram endpoint has no stream connection",
+                ))
+            }
+        };
+        let (tcp, peer) = self.tcp(hp, what).await?;
+        let stream = match &self.tls {
+            Some(client) => self.tls(client, &hp.host, tcp, &peer).await?,
+            None => Stream::Tcp(tcp),
+        };
+        let Some(addr) = ws else {
+            return Ok((stream, peer));
+        };
+        let secure = self.tls.is_some();
+        let r = tokio::time::timeout(
+            self.handshake_timeout,
+            ws::client::upgrade(stream, addr, secure, &self.ws, &what()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::TimedOut,
                 what(),
-                "a datagram endpoint has no stream connection",
-            )),
-        }
+                format!(
+                    "no answer to the WebSocket upgrade within {} s (--handshake-timeout)",
+                    self.handshake_timeout.as_secs_f64()
+                ),
+            ))
+        });
+        explain::say(|| {
+            let sk = explain::name_of(&peer);
+            let code = format!("{sk} = websocket.connect('{}')", self.endpoint);
+            match &r {
+                Ok(_) => explain::call(
+                    &code,
+                    "101 Switching Protocols: WebSocket frames from now on",
+                ),
+                Err(e) => explain::call(&code, &e.to_string()),
+            }
+        });
+        Ok((Stream::Ws(Box::new(r?)), peer))
+    }
+
+    /// The TLS layer over `tcp`, said under `--explain`.
+    async fn tls(
+        &self,
+        client: &tls::Client,
+        host: &Host,
+        tcp: TcpStream,
+        peer: &Peer,
+    ) -> Result<Stream> {
+        let endpoint = self.endpoint.to_string();
+        let r = client
+            .handshake(host, tcp, self.handshake_timeout, &endpoint)
+            .await;
+        explain::say(|| {
+            let sk = explain::name_of(peer);
+            let code = format!("{sk} = ctx.wrap_socket({sk}, server_hostname='{host}')");
+            match &r {
+                Ok(s) => explain::call(&code, &format!("TLS handshake done: {}", tls::summary(s))),
+                Err(e) => explain::call(&code, &format!("ssl.SSLError: {e}")),
+            }
+        });
+        Ok(Stream::Tls(Box::new(r?)))
     }
 
     /// The TCP part: straight to `hp`, or a tunnel through the proxy (whose address is then

@@ -56,7 +56,8 @@ impl Listener {
     }
 }
 
-/// Binds a stream endpoint (tcp, tls's tcp part, unix) and starts listening.
+/// Binds a stream endpoint (tcp, the tcp part of tls, ws, wss and http; unix) and starts
+/// listening.
 ///
 /// # Errors
 /// Worded for people: the port's holder when `/proc` tells, privileged ports, a live or
@@ -64,7 +65,14 @@ impl Listener {
 pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
     let what = format!("cannot listen on {endpoint}");
     match endpoint {
-        Endpoint::Tcp(hp) | Endpoint::Tls(hp) => {
+        Endpoint::Tcp(_)
+        | Endpoint::Tls(_)
+        | Endpoint::Ws(_)
+        | Endpoint::Wss(_)
+        | Endpoint::Http(_) => {
+            let Some(hp) = endpoint.host_port() else {
+                return Err(Error::new(ErrorKind::Io, what, "not an IP endpoint"));
+            };
             let std = bind_ip(hp, Type::STREAM, &what).await?;
             let addr = std
                 .local_addr()

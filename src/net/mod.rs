@@ -4,7 +4,8 @@
 //!
 //! The commands never match on transports themselves: they dial through [`Dialer`] (the
 //! one dial, every layer applied) and bind through [`bind`]/[`bind_datagram`]/[`Bound::bind`],
-//! and work with bytes. Layers over a stream live here, each in its own module ([`tls`]).
+//! and work with bytes. Layers over a stream live here, each in its own module ([`proxy`],
+//! [`tls`], [`ws`]).
 //! Socket options that std lacks (dual-stack, SO_REUSEADDR before bind, SO_LINGER) go
 //! through socket2 so no `unsafe` is needed.
 
@@ -17,6 +18,7 @@ pub mod proxy;
 mod resolve;
 mod stream;
 pub mod tls;
+pub mod ws;
 
 pub use datagram::{
     bind_datagram, bind_datagram_on, connect_datagram, connect_datagram_from, Datagram,
@@ -36,6 +38,9 @@ use crate::error::{Error, ErrorKind, Result};
 /// The largest datagram sockit sends or receives (the largest UDP payload over IPv6
 /// jumbograms aside): every datagram buffer has this size.
 pub const MAX_DATAGRAM: usize = 65_535;
+
+/// The most an HTTP head may take (a WebSocket upgrade, a proxy request): 431 beyond.
+pub const HEADER_LIMIT: usize = 16 * 1024;
 
 /// A bound server socket of either kind, as every server command binds its endpoints.
 #[derive(Debug)]

@@ -1,4 +1,5 @@
-//! A connected byte stream of any kind and layer: tcp, unix, or TLS over tcp.
+//! A connected byte stream of any kind and layer: tcp, unix, TLS over tcp, and WebSocket
+//! over either of those.
 
 use std::io;
 use std::pin::Pin;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::tls;
+use super::{tls, ws};
 
 /// A connected byte stream of any kind sockit speaks.
 #[derive(Debug)]
@@ -21,27 +22,34 @@ pub enum Stream {
     /// a buffer) see only ciphertext here, so they refuse it; it reads and writes through
     /// `AsyncRead`/`AsyncWrite`.
     Tls(Box<tls::TlsStream>),
+    /// WebSocket over TCP or TLS ([`super::ws`]): bytes in messages, so as for TLS only
+    /// the buffered paths apply.
+    Ws(Box<ws::WsStream>),
 }
 
-fn not_for_tls() -> io::Error {
+fn not_for_layers() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        "not available on a TLS stream (it carries ciphertext)",
+        "not available on a TLS or WebSocket stream (its socket carries records or frames)",
     )
 }
 
 impl Stream {
-    /// True for TLS, where only the buffered paths apply.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+    /// True for a stream with a layer over its socket (TLS, WebSocket), where only the
+    /// buffered paths apply: splice and reads without a buffer would see the layer's
+    /// records, not the bytes.
+    pub fn is_layered(&self) -> bool {
+        matches!(self, Stream::Tls(_) | Stream::Ws(_))
     }
 
-    /// The kind as UCSPI's `PROTO` names it (`TCP`, `TLS`, `UNIX`), for `--exec` children.
+    /// The kind as UCSPI's `PROTO` names it (`TCP`, `TLS`, `UNIX`; a WebSocket says what
+    /// it runs on), for `--exec` children.
     pub fn proto(&self) -> &'static str {
         match self {
             Stream::Tcp(_) => "TCP",
             Stream::Unix(_) => "UNIX",
             Stream::Tls(_) => "TLS",
+            Stream::Ws(s) => s.transport().proto(),
         }
     }
 
@@ -50,6 +58,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.local_addr().ok(),
             Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+            Stream::Ws(s) => s.transport().local_addr(),
             Stream::Unix(_) => None,
         }
     }
@@ -65,6 +74,7 @@ impl Stream {
             Stream::Tls(s) => {
                 socket2::SockRef::from(s.get_ref().0).set_linger(Some(Duration::ZERO))
             }
+            Stream::Ws(s) => s.transport().set_reset_on_close(),
             Stream::Unix(_) => Ok(()),
         }
     }
@@ -80,7 +90,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
-            Stream::Tls(_) => Err(not_for_tls()),
+            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
         }
     }
 
@@ -92,7 +102,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_read(buf),
             Stream::Unix(s) => s.try_read(buf),
-            Stream::Tls(_) => Err(not_for_tls()),
+            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
         }
     }
 
@@ -104,7 +114,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.writable().await,
             Stream::Unix(s) => s.writable().await,
-            Stream::Tls(_) => Err(not_for_tls()),
+            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
         }
     }
 
@@ -121,7 +131,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_io(interest, f),
             Stream::Unix(s) => s.try_io(interest, f),
-            Stream::Tls(_) => Err(not_for_tls()),
+            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
         }
     }
 
@@ -140,7 +150,7 @@ impl Stream {
                     s.writable().await?;
                     s.try_write(data)
                 }
-                Stream::Tls(_) => return Err(not_for_tls()),
+                Stream::Tls(_) | Stream::Ws(_) => return Err(not_for_layers()),
             };
             match r {
                 Ok(n) => data = &data[n..],
@@ -158,6 +168,7 @@ impl std::os::fd::AsFd for Stream {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
             Stream::Tls(s) => s.get_ref().0.as_fd(),
+            Stream::Ws(s) => s.transport().as_fd(),
         }
     }
 }
@@ -177,6 +188,10 @@ macro_rules! delegate {
                 let $s = Pin::new($s.as_mut());
                 $e
             }
+            Stream::Ws($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
         }
     };
 }
@@ -187,7 +202,7 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let tls = self.is_tls();
+        let tls = matches!(*self, Stream::Tls(_));
         match delegate!(self, s => s.poll_read(cx, buf)) {
             // Many TLS peers (python's ssl among them) close without close_notify. Like
             // ncat and socat, take it as the end of the stream, but say so in the log.

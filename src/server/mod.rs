@@ -3,8 +3,9 @@
 //!
 //! - stream servers: [`Admission::serve`] owns the accept loop: access rules, `--max-conns`,
 //!   a back-off when `accept` fails (EMFILE), the task per client, and inside that task the
-//!   layers' handshakes (TLS) under `--handshake-timeout`, so a stalled client holds only its
-//!   own socket. The command says only what to do with a ready client.
+//!   layers' handshakes (TLS, then the WebSocket upgrade) under `--handshake-timeout`, so a
+//!   stalled client holds only its own socket. The command says only what to do with a
+//!   ready client.
 //! - datagram servers: [`Admission::receive`] is the gate, a receive that lets through only
 //!   datagrams from permitted peers.
 //! - `access`: the CIDR rules and the connection limit themselves.
@@ -21,7 +22,7 @@ use tokio_util::task::TaskTracker;
 pub use access::{Access, ConnLimit};
 pub use datagram::Incoming;
 
-use crate::net::tls;
+use crate::net::{tls, ws};
 
 /// How long open connections may finish after SIGTERM or Ctrl-C, unless `--drain` says.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -65,6 +66,8 @@ pub struct Admission {
     limits: Limits,
     conns: ConnLimit,
     tls: Option<tls::Server>,
+    ws: ws::Options,
+    page: Option<&'static str>,
     tasks: TaskTracker,
 }
 
@@ -75,8 +78,25 @@ impl Admission {
             conns: ConnLimit::new(limits.max_conns),
             limits,
             tls,
+            ws: ws::Options::default(),
+            page: None,
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// The options of the WebSocket connections it upgrades (`ws://`, `wss://`).
+    #[must_use]
+    pub fn with_ws(mut self, opts: ws::Options) -> Admission {
+        self.ws = opts;
+        self
+    }
+
+    /// A page to serve at `/` of its `http://` endpoints (chat's), whose WebSocket is
+    /// at `/ws`.
+    #[must_use]
+    pub fn with_page(mut self, page: &'static str) -> Admission {
+        self.page = Some(page);
+        self
     }
 
     /// The limits it was built from (idle timeout, peer limit for datagram servers).

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Admission;
-use crate::net::{Listener, Peer, Stream};
+use crate::endpoint::Endpoint;
+use crate::net::{ws, Listener, Peer, Stream};
 
 impl Admission {
     /// Accepts clients of `listener` for ever; each admitted one gets its own task, passes
@@ -20,8 +21,7 @@ impl Admission {
         F: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let tls = self.tls_for(listener);
-        let deadline = self.limits.handshake_timeout;
+        let layers = Arc::new(self.layers_for(listener));
         let mut backoff = Backoff::default();
         loop {
             let (stream, peer) = self.next_permitted(listener, label, &mut backoff).await;
@@ -29,11 +29,11 @@ impl Admission {
                 tracing::warn!(service = label, %peer, "refused: connection limit reached (--max-conns)");
                 continue;
             };
-            let (handler, tls) = (handler.clone(), tls.clone());
+            let (handler, layers) = (handler.clone(), layers.clone());
             self.tasks.spawn(async move {
                 // Boxed: the handshake's large state machine would otherwise sit in every
                 // client task, plain ones included, for the task's whole life.
-                if let Some(stream) = Box::pin(layers(tls, stream, &peer, deadline, label)).await {
+                if let Some(stream) = Box::pin(layers.pass(stream, &peer, label)).await {
                     handler(stream, peer).await;
                 }
                 drop(permit);
@@ -48,11 +48,11 @@ impl Admission {
     /// # Errors
     /// None today: accept failures are retried after a pause.
     pub async fn accept_one(&self, listener: &Listener) -> io::Result<(Stream, Peer)> {
-        let (tls, deadline) = (self.tls_for(listener), self.limits.handshake_timeout);
+        let layers = self.layers_for(listener);
         let mut backoff = Backoff::default();
         loop {
             let (stream, peer) = self.next_permitted(listener, "listen", &mut backoff).await;
-            if let Some(s) = layers(tls.clone(), stream, &peer, deadline, "listen").await {
+            if let Some(s) = layers.pass(stream, &peer, "listen").await {
                 return Ok((s, peer));
             }
         }
@@ -85,11 +85,67 @@ impl Admission {
         }
     }
 
-    fn tls_for(&self, listener: &Listener) -> Option<crate::net::tls::Server> {
-        if listener.local_endpoint().is_tls() {
-            self.tls.clone()
-        } else {
-            None
+    /// The layers a client of `listener` passes: TLS for `tls://` and `wss://`, the
+    /// upgrade for `ws://`, `wss://` and `http://`.
+    fn layers_for(&self, listener: &Listener) -> Layers {
+        let endpoint = listener.local_endpoint();
+        Layers {
+            tls: self.tls.clone().filter(|_| endpoint.is_tls()),
+            ws: endpoint.ws_path().map(|path| ws::server::Upgrade {
+                path: path.to_string(),
+                page: self.page.filter(|_| matches!(endpoint, Endpoint::Http(_))),
+                opts: self.ws.clone(),
+            }),
+            deadline: self.limits.handshake_timeout,
+        }
+    }
+}
+
+/// The layers of one listener's clients, all within one deadline.
+struct Layers {
+    tls: Option<crate::net::tls::Server>,
+    ws: Option<ws::server::Upgrade>,
+    deadline: Duration,
+}
+
+impl Layers {
+    /// A client through every layer; `None`, logged, when one refuses it or the deadline
+    /// passes first (the TLS handshake keeps its own clock inside the same limit).
+    async fn pass(&self, stream: Stream, peer: &Peer, label: &str) -> Option<Stream> {
+        let started = tokio::time::Instant::now();
+        let stream = tls_layer(self.tls.clone(), stream, peer, self.deadline, label).await?;
+        let Some(up) = &self.ws else {
+            return Some(stream);
+        };
+        let left = self.deadline.saturating_sub(started.elapsed());
+        let r = tokio::time::timeout(left, ws::server::accept(stream, up)).await;
+        crate::net::explain::say(|| {
+            let conn = crate::net::explain::name_of(peer);
+            let code = format!("{conn} = websocket.accept({conn}, path='{}')", up.path);
+            match &r {
+                Ok(Ok(_)) => crate::net::explain::call(
+                    &code,
+                    "101 Switching Protocols: WebSocket frames from now on",
+                ),
+                Ok(Err(e)) => crate::net::explain::call(&code, &e.to_string()),
+                Err(_) => crate::net::explain::call(&code, "no request within the deadline"),
+            }
+        });
+        match r {
+            Ok(Ok(ws)) => Some(Stream::Ws(Box::new(ws))),
+            Ok(Err(e)) if e.status == Some(200) => {
+                tracing::debug!(service = label, %peer, "served the page");
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::info!(service = label, %peer, "WebSocket upgrade refused: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::info!(service = label, %peer,
+                    "no WebSocket upgrade within the deadline (--handshake-timeout)");
+                None
+            }
         }
     }
 }
@@ -114,8 +170,8 @@ impl Backoff {
     }
 }
 
-/// A client through the layers its endpoint has; `None`, logged, when a handshake fails.
-async fn layers(
+/// A client through TLS when its endpoint has it; `None`, logged, when the handshake fails.
+async fn tls_layer(
     tls: Option<crate::net::tls::Server>,
     stream: Stream,
     peer: &Peer,

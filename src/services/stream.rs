@@ -111,6 +111,18 @@ async fn talk(
     bytes_out: &AtomicU64,
 ) -> io::Result<()> {
     match service {
+        // Over WebSocket, echo keeps each message whole and of its kind (SPEC).
+        Service::Echo if matches!(stream, Stream::Ws(_)) => {
+            let Stream::Ws(ws) = stream else {
+                return Ok(());
+            };
+            ws.mirror(|n| {
+                activity.touch();
+                bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            })
+            .await
+        }
         Service::Echo | Service::Discard => {
             let (mut buf, mut n) = first_read(stream).await?;
             loop {
@@ -143,7 +155,7 @@ async fn talk(
 /// anything has arrived, and the buffer would be held through the wait that follows.
 /// (TLS keeps its own buffers and has no buffer-less wait: it reads as usual.)
 async fn first_read(stream: &mut Stream) -> io::Result<(Vec<u8>, usize)> {
-    if stream.is_tls() {
+    if stream.is_layered() {
         let mut buf = vec![0u8; BUF];
         let n = stream.read(&mut buf).await?;
         return Ok((buf, n));

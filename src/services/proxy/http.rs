@@ -15,8 +15,7 @@ use super::Config;
 use crate::net::proxy::head::{self, HeadError};
 use crate::net::{Peer, Stream};
 
-/// The request head's limit (the SPEC's header limit).
-const HEAD_LIMIT: usize = 16 * 1024;
+use crate::net::HEADER_LIMIT as HEAD_LIMIT;
 
 /// One client: its CONNECT request, then the tunnel.
 /// `listening_on` as for [`super::socks5::client`].

@@ -1,0 +1,97 @@
+//! The WebSocket layer (`ws://`, `wss://`, and chat's `http://`): the outermost layer of the
+//! stack, over TCP or TLS, on both sides of it.
+//!
+//! - [`client`]: the upgrade request a dial sends (`--header`, `--origin`) and its answer.
+//! - [`server`]: the upgrade a server's admission accepts (the path, 404 elsewhere, the
+//!   16 KiB header limit, chat's page at `/`).
+//! - [`stream`]: [`WsStream`], the upgraded connection as a byte stream, so every command
+//!   (the pump, `--exec`, `-x`, relay, bench, chat) takes it as it takes TCP; the message
+//!   boundaries it keeps are the [`Framing`]'s business.
+//!
+//! The framing is tungstenite's (through tokio-tungstenite, which sits on any
+//! `AsyncRead + AsyncWrite` and so on sockit's own TLS); the handshakes are ours, because
+//! the SPEC's rules for them (header limit, paths, the page) are ours. permessage-deflate
+//! is neither offered nor accepted.
+
+pub mod client;
+pub mod server;
+mod stream;
+
+use std::time::Duration;
+
+pub use stream::{WsStream, HALF_CLOSE};
+
+/// The largest message taken unless `--max-message` says (the SPEC's 16 MiB).
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// How the bytes of a command map onto messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// For people and line protocols (connect, listen, chat): each line written is one
+    /// text message without its newline (a line that is not UTF-8 goes as a binary
+    /// message, so no byte is lost), and each text message read ends with a newline;
+    /// binary messages read are passed on raw.
+    #[default]
+    Lines,
+    /// For tunnels and benchmarks (relay, bench, `--binary`): each write is one binary
+    /// message, and every message's payload is read raw, as websockify does.
+    Binary,
+}
+
+/// The WebSocket options of a command, as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// How bytes become messages.
+    pub framing: Framing,
+    /// `--ping SECS`: a ping after this long, again and again, so an idle connection
+    /// survives proxies and NATs that forget quiet ones.
+    pub ping: Option<Duration>,
+    /// `--max-message BYTES`: a bigger message (or frame) is refused with Close 1009.
+    pub max_message: usize,
+    /// `--header 'Name: value'` (clients): extra headers of the upgrade request.
+    pub headers: Vec<(String, String)>,
+    /// `--origin` (clients): the `Origin` header, for servers that check it.
+    pub origin: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            framing: Framing::default(),
+            ping: None,
+            max_message: MAX_MESSAGE,
+            headers: Vec::new(),
+            origin: None,
+        }
+    }
+}
+
+impl Options {
+    /// tungstenite's configuration for these options.
+    fn config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(self.max_message))
+            .max_frame_size(Some(self.max_message))
+    }
+}
+
+/// Parses `--header 'Name: value'`.
+///
+/// # Errors
+/// Without a colon, or with a name or value HTTP does not allow, in words.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once(':') else {
+        return Err(format!("'{s}' is not a header: write it as 'Name: value'"));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("'{name}' is not a header name"));
+    }
+    if HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "the value of {name} holds characters a header cannot"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
+}

@@ -1,0 +1,386 @@
+//! An upgraded WebSocket as a byte stream. Reads give the payloads of the messages that
+//! arrive (pings answered on the way, fragments reassembled by tungstenite); writes become
+//! messages as the [`Framing`] says; a shutdown is the Close handshake's first half (1000),
+//! and reading goes on until the peer's Close, as a TCP half-close would.
+//!
+//! WebSocket has no half-close: after a Close only the Close answer may follow, so what the
+//! other side still had to send would be lost (an upload through `relay`, then the reply).
+//! Two sockits agree on one in the upgrade ([`HALF_CLOSE`]): an empty binary message ends
+//! one direction, and the Close goes out once both have ended. With any other peer the
+//! Close is sent at the shutdown, as RFC 6455 has it.
+//!
+//! A message that breaks the rules (over `--max-message`, a text one that is not UTF-8, a
+//! protocol error) is answered with the Close code RFC 6455 gives it (1009, 1007, 1002)
+//! before the read reports it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_util::{Sink, Stream as _};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{Framing, Options};
+use crate::net::Stream;
+
+/// A WebSocket connection, either side, read and written as bytes.
+pub struct WsStream {
+    ws: WebSocketStream<Stream>,
+    framing: Framing,
+    max_message: usize,
+    /// Payload received and not read yet.
+    unread: Bytes,
+    /// A newline is owed after `unread` (a text message under [`Framing::Lines`]).
+    newline: bool,
+    /// [`Framing::Lines`]: what was written after the last newline.
+    line: Vec<u8>,
+    /// Bytes of a write already handed to the socket's buffer while its flush waits: the
+    /// retried write reports them instead of sending them again.
+    inflight: Option<usize>,
+    /// Our Close went out (at a shutdown or a broken rule).
+    close_sent: bool,
+    /// The peer's Close arrived, or the connection ended.
+    peer_closed: bool,
+    /// Both sides speak [`HALF_CLOSE`].
+    half_close: bool,
+    /// [`HALF_CLOSE`]: our end-of-stream message went out.
+    eof_sent: bool,
+    /// [`HALF_CLOSE`]: the peer's end-of-stream message arrived.
+    peer_eof: bool,
+    /// A rule the peer broke: the Close code to answer with, and what the read reports.
+    failing: Option<(CloseCode, String)>,
+    ping: Option<tokio::time::Interval>,
+}
+
+impl std::fmt::Debug for WsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsStream")
+            .field("framing", &self.framing)
+            .field("transport", self.ws.get_ref())
+            .finish()
+    }
+}
+
+/// The upgrade header by which two sockits agree that an empty binary message is a
+/// half-close (asked by the client, echoed by the server).
+pub const HALF_CLOSE: &str = "Sockit-Half-Close";
+
+impl WsStream {
+    pub(super) fn new(ws: WebSocketStream<Stream>, opts: &Options, half_close: bool) -> WsStream {
+        let ping = opts.ping.filter(|p| !p.is_zero()).map(|p| {
+            let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            iv
+        });
+        WsStream {
+            ws,
+            framing: opts.framing,
+            max_message: opts.max_message.max(1),
+            unread: Bytes::new(),
+            newline: false,
+            line: Vec::new(),
+            inflight: None,
+            close_sent: false,
+            peer_closed: false,
+            half_close,
+            eof_sent: false,
+            peer_eof: false,
+            failing: None,
+            ping,
+        }
+    }
+
+    /// The connection the WebSocket runs on (TCP or TLS).
+    pub fn transport(&self) -> &Stream {
+        self.ws.get_ref()
+    }
+
+    /// Sets how bytes map onto messages from now on (a command that knows better than the
+    /// endpoint's default: relay and bench carry bytes, not lines).
+    pub fn set_framing(&mut self, framing: Framing) {
+        self.framing = framing;
+    }
+
+    /// `echo` over WebSocket: every message back as it came, text as text and binary as
+    /// binary, until the peer closes. `on_message` hears each one's size.
+    ///
+    /// # Errors
+    /// The connection failing; a broken rule is answered with its Close code first.
+    pub async fn mirror(&mut self, mut on_message: impl FnMut(usize)) -> io::Result<()> {
+        use futures_util::{SinkExt, StreamExt};
+        while let Some(m) = self.ws.next().await {
+            match m {
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                    on_message(m.len());
+                    self.ws.send(m).await.map_err(in_words)?;
+                }
+                Ok(Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    return match rule_broken(&e, self.max_message) {
+                        Some((code, why)) => {
+                            let _ = self.ws.send(close(code)).await;
+                            Err(io::Error::new(io::ErrorKind::InvalidData, why))
+                        }
+                        None => Err(in_words(e)),
+                    }
+                }
+            }
+        }
+        // Our Close answer goes out with the flush.
+        let _ = self.ws.flush().await;
+        Ok(())
+    }
+
+    fn ws(&mut self) -> Pin<&mut WebSocketStream<Stream>> {
+        Pin::new(&mut self.ws)
+    }
+
+    /// Our Close with `code`, queued once and flushed; failures are the end anyway.
+    fn poll_close_with(&mut self, cx: &mut Context<'_>, code: CloseCode) -> Poll<()> {
+        if !self.close_sent && !self.peer_closed {
+            if ready!(self.ws().poll_ready(cx)).is_err() {
+                return Poll::Ready(());
+            }
+            let _ = self.ws().start_send(close(code));
+            self.close_sent = true;
+        }
+        let _ = ready!(self.ws().poll_flush(cx));
+        Poll::Ready(())
+    }
+
+    /// Sends a ping when `--ping`'s time has come; a busy socket skips that one.
+    fn poll_ping(&mut self, cx: &mut Context<'_>) {
+        let Some(iv) = self.ping.as_mut() else { return };
+        let mut due = false;
+        while iv.poll_tick(cx).is_ready() {
+            due = true;
+        }
+        if due && !self.close_sent && !self.peer_closed {
+            if let Poll::Ready(Ok(())) = self.ws().poll_ready(cx) {
+                let _ = self.ws().start_send(Message::Ping(Bytes::new()));
+                let _ = self.ws().poll_flush(cx);
+            }
+        }
+    }
+
+    /// Under [`Framing::Lines`], every complete line of `line` as a message (and the rest
+    /// too when `all`, at the end); a line longer than a message may be goes in pieces.
+    fn send_lines(&mut self, all: bool) -> io::Result<()> {
+        loop {
+            let cut = match self.line.iter().position(|&b| b == b'\n') {
+                Some(i) if i < self.max_message => Some((i, 1)),
+                _ if self.line.len() >= self.max_message => Some((self.max_message, 0)),
+                _ if all && !self.line.is_empty() => Some((self.line.len(), 0)),
+                _ => None,
+            };
+            let Some((len, skip)) = cut else {
+                return Ok(());
+            };
+            let mut l: Vec<u8> = self.line.drain(..len + skip).collect();
+            l.truncate(len);
+            let m = match String::from_utf8(l) {
+                Ok(s) => Message::Text(s.into()),
+                Err(e) => Message::Binary(e.into_bytes().into()),
+            };
+            self.ws().start_send(m).map_err(in_words)?;
+        }
+    }
+}
+
+impl AsyncRead for WsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            if !me.unread.is_empty() {
+                let n = buf.remaining().min(me.unread.len());
+                buf.put_slice(&me.unread.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if me.newline {
+                if buf.remaining() > 0 {
+                    buf.put_slice(b"\n");
+                    me.newline = false;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if let Some((code, _)) = &me.failing {
+                let code = *code;
+                ready!(me.poll_close_with(cx, code));
+                let why = me.failing.take().map(|f| f.1).unwrap_or_default();
+                me.peer_closed = true;
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
+            }
+            if me.peer_closed {
+                // Our answer to their Close (tungstenite queued it) goes out, then the end.
+                let _ = ready!(me.ws().poll_flush(cx));
+                return Poll::Ready(Ok(()));
+            }
+            if me.peer_eof {
+                // Both directions are over once ours is too: then the Close is ours to send.
+                if me.eof_sent {
+                    ready!(me.poll_close_with(cx, CloseCode::Normal));
+                }
+                return Poll::Ready(Ok(()));
+            }
+            me.poll_ping(cx);
+            match ready!(me.ws().poll_next(cx)) {
+                None => me.peer_closed = true,
+                Some(Ok(Message::Text(t))) => {
+                    me.unread = t.into();
+                    me.newline = me.framing == Framing::Lines;
+                }
+                Some(Ok(Message::Binary(b))) if b.is_empty() && me.half_close => {
+                    me.peer_eof = true;
+                }
+                Some(Ok(Message::Binary(b))) => me.unread = b,
+                Some(Ok(Message::Close(frame))) => {
+                    match &frame {
+                        Some(f) if f.code != CloseCode::Normal => {
+                            tracing::info!(code = u16::from(f.code), reason = %f.reason, "the peer closed the WebSocket");
+                        }
+                        _ => tracing::debug!("the peer closed the WebSocket"),
+                    }
+                    me.peer_closed = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                    // As TLS without close_notify: the end, said in the log.
+                    tracing::info!("WebSocket peer closed the connection without a Close");
+                    me.peer_closed = true;
+                }
+                Some(Err(e)) => match rule_broken(&e, me.max_message) {
+                    Some(f) => me.failing = Some(f),
+                    None => {
+                        me.peer_closed = true;
+                        return Poll::Ready(Err(in_words(e)));
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if let Some(n) = me.inflight {
+            ready!(me.ws().poll_flush(cx)).map_err(in_words)?;
+            me.inflight = None;
+            return Poll::Ready(Ok(n));
+        }
+        if me.close_sent || me.peer_closed || me.eof_sent {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the WebSocket is closed",
+            )));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        ready!(me.ws().poll_ready(cx)).map_err(in_words)?;
+        match me.framing {
+            Framing::Binary => {
+                for chunk in buf.chunks(me.max_message) {
+                    let m = Message::Binary(Bytes::copy_from_slice(chunk));
+                    me.ws().start_send(m).map_err(in_words)?;
+                }
+            }
+            Framing::Lines => {
+                me.line.extend_from_slice(buf);
+                me.send_lines(false)?;
+            }
+        }
+        match me.ws().poll_flush(cx) {
+            Poll::Ready(r) => Poll::Ready(r.map(|()| buf.len()).map_err(in_words)),
+            Poll::Pending => {
+                me.inflight = Some(buf.len());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().ws().poll_flush(cx).map_err(in_words)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if !me.close_sent && !me.peer_closed && !me.eof_sent {
+            ready!(me.ws().poll_ready(cx)).map_err(in_words)?;
+            if !me.line.is_empty() {
+                me.send_lines(true)?;
+            }
+            if me.half_close && !me.peer_eof {
+                // The peer may still be sending: only our direction ends now.
+                me.ws()
+                    .start_send(Message::Binary(Bytes::new()))
+                    .map_err(in_words)?;
+                me.eof_sent = true;
+            } else {
+                me.ws()
+                    .start_send(close(CloseCode::Normal))
+                    .map_err(in_words)?;
+                me.close_sent = true;
+            }
+        }
+        match ready!(me.ws().poll_flush(cx)) {
+            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(in_words(e))),
+        }
+    }
+}
+
+fn close(code: CloseCode) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: "".into(),
+    }))
+}
+
+/// The Close code for a rule the peer broke, and the words for it; `None` for failures
+/// that are not the peer's message (the socket, a closed connection).
+fn rule_broken(e: &WsError, max: usize) -> Option<(CloseCode, String)> {
+    match e {
+        WsError::Capacity(_) => Some((
+            CloseCode::Size,
+            format!(
+                "a WebSocket message over {max} bytes arrived (--max-message): closed with 1009"
+            ),
+        )),
+        WsError::Utf8(_) => Some((
+            CloseCode::Invalid,
+            "a WebSocket text message was not valid UTF-8: closed with 1007".into(),
+        )),
+        WsError::Protocol(p) => Some((
+            CloseCode::Protocol,
+            format!("the WebSocket peer broke the protocol ({p}): closed with 1002"),
+        )),
+        _ => None,
+    }
+}
+
+/// tungstenite's errors as the I/O errors the commands report.
+pub(super) fn in_words(e: WsError) -> io::Error {
+    match e {
+        WsError::Io(e) => e,
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the WebSocket is closed")
+        }
+        other => io::Error::other(other.to_string()),
+    }
+}
