@@ -23,6 +23,7 @@ mod serve;
 mod tls;
 mod transfer;
 mod tutorial;
+mod websocket;
 
 use std::io::Read;
 use std::net::TcpStream;

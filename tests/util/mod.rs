@@ -128,7 +128,10 @@ impl Proc {
     /// The port in the readiness line.
     pub fn port(&mut self) -> u16 {
         let ep = self.ready();
-        ep.rsplit(':').next().unwrap().parse().unwrap()
+        // `ws://127.0.0.1:P/path`: the digits after the last colon.
+        let port = ep.rsplit(':').next().unwrap();
+        let digits: String = port.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap()
     }
 
     /// The next stdout line (with its newline), waiting at most the deadline.
