@@ -645,7 +645,16 @@ async fn run_bench(
             tls: tls_client_options(&args.tls),
             local: Local::default(),
             proxy: proxy(args.proxy.as_deref())?,
-            ws: ws_options(ws::Framing::Binary, &args.ws, Some(&args.ws_client))?,
+            // A fan-out's receivers read a room's lines; the other modes carry bytes.
+            ws: ws_options(
+                if mode == bench::Mode::Fanout {
+                    ws::Framing::Lines
+                } else {
+                    ws::Framing::Binary
+                },
+                &args.ws,
+                Some(&args.ws_client),
+            )?,
         },
     )?;
     let cfg = bench::Config {
