@@ -180,7 +180,14 @@ fn ws_options(
         ping: args.ping,
         max_message: usize::try_from(args.max_message).unwrap_or(usize::MAX),
         headers,
-        origin: client.and_then(|c| c.origin.clone()),
+        origin: client
+            .and_then(|c| c.origin.as_deref())
+            .map(|o| {
+                ws::check_origin(o).map_err(|why| {
+                    Error::new(ErrorKind::BadArgument, format!("bad --origin '{o}'"), why)
+                })
+            })
+            .transpose()?,
     })
 }
 

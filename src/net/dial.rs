@@ -151,10 +151,9 @@ impl Dialer {
         let Some(addr) = ws else {
             return Ok((stream, peer));
         };
-        let secure = self.tls.is_some();
         let r = tokio::time::timeout(
             self.handshake_timeout,
-            ws::client::upgrade(stream, addr, secure, &self.ws, &what()),
+            ws::client::upgrade(stream, addr, &self.ws, &what()),
         )
         .await
         .unwrap_or_else(|_| {

@@ -56,6 +56,31 @@ fn tls_survives_one_byte_chunks() {
 }
 
 #[test]
+fn websocket_and_wss_survive_one_byte_chunks() {
+    // The upgrade's head, every frame header and payload, split byte by byte, both ways;
+    // lines mode (text messages) and the binary tunnel.
+    let (_srv, ws) = server(&["serve", "echo=ws://127.0.0.1:0/e"]);
+    let proxy = FaultProxy::start(ws, ONE_BYTE);
+    let lines: Vec<u8> = (0..2000)
+        .flat_map(|i| format!("line {i} of the test\n").into_bytes())
+        .collect();
+    let url = format!("ws://127.0.0.1:{}/e", proxy.port);
+    let (st, out, err) = run(&["connect", &url], &lines);
+    assert!(st.success(), "{err}");
+    assert_eq!(out, lines);
+    let data = random_bytes(100_000, 25);
+    let (st, out, err) = run(&["connect", "--binary", &url], &data);
+    assert!(st.success(), "{err}");
+    assert_eq!(sha256(&out), sha256(&data));
+    let (_srv, wss) = server(&["serve", "echo=wss://127.0.0.1:0/e"]);
+    let proxy = FaultProxy::start(wss, ONE_BYTE);
+    let url = format!("wss://127.0.0.1:{}/e", proxy.port);
+    let (st, out, err) = run(&["connect", "--insecure", "--binary", &url], &data);
+    assert!(st.success(), "{err}");
+    assert_eq!(sha256(&out), sha256(&data));
+}
+
+#[test]
 fn a_reset_mid_transfer_is_one_line() {
     let (_srv, sink) = server(&["serve", "discard=tcp://127.0.0.1:0"]);
     let proxy = FaultProxy::start(sink, Fault::ResetAfter(300_000));

@@ -379,3 +379,63 @@ fn the_chat_page_works_in_a_browser() {
     browser.close_stdin();
     assert!(browser.wait().success(), "{:?}", browser.drain_err());
 }
+
+#[test]
+fn the_upgrade_carries_header_and_origin_and_a_bad_101_is_refused() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for answer in [
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSBrZXk=\r\n\r\n",
+        ] {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(DEADLINE)).unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap() == 1 {
+                head.push(b[0]);
+            }
+            s.write_all(answer.as_bytes()).unwrap();
+            heads.push(String::from_utf8(head).unwrap());
+        }
+        heads
+    });
+    let url = format!("ws://127.0.0.1:{port}/api?v=2");
+    let args = [
+        "connect",
+        "--header",
+        "Authorization: Bearer T0KEN",
+        "--origin",
+        "http://o.example",
+        &url,
+    ];
+    let (st, _, err) = run(&args, b"");
+    assert!(!st.success() && err.contains("404"), "{err}");
+    let (st, _, err) = run(&args, b"");
+    assert!(!st.success() && err.contains("accept key"), "{err}");
+    let heads = server.join().unwrap();
+    assert!(
+        heads[0].starts_with("GET /api?v=2 HTTP/1.1\r\n"),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[0].contains("\r\nAuthorization: Bearer T0KEN\r\n"),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[0].contains("\r\nOrigin: http://o.example\r\n"),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[0].contains("\r\nSec-WebSocket-Version: 13\r\n"),
+        "{}",
+        heads[0]
+    );
+    let (st, _, err) = run(&["connect", "--header", "no colon", &url], b"");
+    assert!(!st.success() && err.contains("Name: value"), "{err}");
+}

@@ -1,76 +1,97 @@
 //! The client's upgrade: a GET with the WebSocket headers (and `--header`, `--origin`) over
-//! the connection the dial made (TCP or TLS, maybe through a proxy), then the 101.
+//! the connection the dial made (TCP or TLS, maybe through a proxy), then the 101 checked
+//! (its accept key) before tungstenite takes the socket.
 
 use std::net::IpAddr;
 
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
 
 use super::{Options, WsStream};
 use crate::endpoint::{Host, WsAddr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
 
-/// Upgrades `stream` to a WebSocket at `addr` (`secure` for `wss://`, which only names the
-/// scheme here: TLS is already in `stream`). Bounded by the dial's handshake deadline.
+/// Upgrades `stream` to a WebSocket at `addr`. The dial bounds it with the handshake
+/// deadline.
 ///
 /// # Errors
-/// The server's answer when it is not a 101 (`answered 404 Not Found`), or the failure, in
-/// words, naming the endpoint.
+/// The server's answer when it is not a 101 (`answered 404 Not Found`), a 101 that does not
+/// prove it read our key, or the failure, in words, naming the endpoint (`what`).
 pub async fn upgrade(
-    stream: Stream,
+    mut stream: Stream,
     addr: &WsAddr,
-    secure: bool,
     opts: &Options,
     what: &str,
 ) -> Result<WsStream> {
+    let bad = |why: String| Error::new(ErrorKind::Ws, what, why);
     let host = match &addr.hp.host {
         // The zone is this machine's business, not the server's.
         Host::Scoped(ip, _) => format!("[{ip}]:{}", addr.hp.port),
         Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", addr.hp.port),
         _ => addr.hp.to_string(),
     };
-    let scheme = if secure { "wss" } else { "ws" };
-    let url = format!("{scheme}://{host}{}", addr.path);
-    let bad = |why: String| Error::new(ErrorKind::Ws, what, why);
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| bad(format!("cannot make the upgrade request: {e}")))?;
-    let headers = request.headers_mut();
+    let key = generate_key();
+    let mut request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{}: 1\r\n",
+        addr.path,
+        super::HALF_CLOSE
+    );
     if let Some(origin) = &opts.origin {
-        let v = HeaderValue::from_str(origin).map_err(|_| bad("bad --origin".into()))?;
-        headers.insert("Origin", v);
+        request.push_str(&format!("Origin: {origin}\r\n"));
     }
-    headers.insert(super::HALF_CLOSE, HeaderValue::from_static("1"));
     for (name, value) in &opts.headers {
-        let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
-            return Err(bad(format!("bad --header '{name}: {value}'")));
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| Error::io(what, &e))?;
+    let (head, rest) = match super::read_head(&mut stream).await {
+        Ok(h) => h,
+        Err(Some(why)) => return Err(bad(format!("the server's answer has {why}"))),
+        Err(None) => {
+            return Err(bad(
+                "the server closed the connection instead of answering the upgrade".into(),
+            ))
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    if !matches!(response.parse(&head), Ok(httparse::Status::Complete(_))) {
+        return Err(bad("the server's answer is not HTTP".into()));
+    }
+    let code = response.code.unwrap_or(0);
+    if code != 101 {
+        let hint = match code {
+            404 => format!(" (is {} the right path?)", addr.path),
+            _ => String::new(),
         };
-        headers.append(n, v);
+        return Err(bad(format!(
+            "the server answered {code} {} instead of switching to WebSocket{hint}",
+            response.reason.unwrap_or("")
+        )));
     }
-    match tokio_tungstenite::client_async_with_config(request, stream, Some(opts.config())).await {
-        Ok((ws, response)) => {
-            let half_close = response.headers().contains_key(super::HALF_CLOSE);
-            tracing::debug!(status = %response.status(), half_close, "WebSocket upgrade done");
-            Ok(WsStream::new(ws, opts, half_close))
-        }
-        Err(WsError::Http(response)) => {
-            let status = response.status();
-            let hint = match status.as_u16() {
-                404 => format!(" (is {} the right path?)", addr.path),
-                _ => String::new(),
-            };
-            Err(bad(format!(
-                "the server answered {} {} instead of switching to WebSocket{hint}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            )))
-        }
-        Err(WsError::Io(e)) => Err(Error::io(what, &e)),
-        Err(e) => Err(bad(format!("the WebSocket upgrade failed: {e}"))),
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
+    if header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes())) {
+        return Err(bad(
+            "the server's 101 does not carry the accept key for our request: not a WebSocket server"
+                .into(),
+        ));
     }
+    let half_close = header(super::HALF_CLOSE).is_some();
+    tracing::debug!(half_close, "WebSocket upgrade done");
+    let ws =
+        WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(opts.config())).await;
+    Ok(WsStream::new(ws, opts, half_close))
 }

@@ -10,7 +10,9 @@
 //!
 //! The framing is tungstenite's (through tokio-tungstenite, which sits on any
 //! `AsyncRead + AsyncWrite` and so on sockit's own TLS); the handshakes are ours, because
-//! the SPEC's rules for them (header limit, paths, the page) are ours. permessage-deflate
+//! the SPEC's rules for them (header limit, paths, the page) are ours, and because
+//! tungstenite's handshake reader refuses a head that arrives in many small pieces (a slow
+//! link looks like an attack to it). permessage-deflate
 //! is neither offered nor accepted.
 
 pub mod client;
@@ -18,6 +20,10 @@ pub mod server;
 mod stream;
 
 use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use crate::net::{Stream, HEADER_LIMIT};
 
 pub use stream::{WsStream, HALF_CLOSE};
 
@@ -73,6 +79,51 @@ impl Options {
             .max_message_size(Some(self.max_message))
             .max_frame_size(Some(self.max_message))
     }
+}
+
+/// Reads an HTTP head (a request or a reply) in whatever pieces it comes, at most
+/// [`HEADER_LIMIT`]; what came after it (frames sent early) is returned too, for
+/// tungstenite. Ours, not tungstenite's handshake reader, which takes a head that arrives a
+/// few bytes at a time for an attack and gives up. `Err(Some(why))` for a head over the limit, `Err(None)` when the client
+/// left or failed first.
+pub(super) async fn read_head(
+    stream: &mut Stream,
+) -> Result<(Vec<u8>, Vec<u8>), Option<&'static str>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|_| None)?;
+        if n == 0 {
+            return Err(None);
+        }
+        let from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let end = from + i + 4;
+            if end > HEADER_LIMIT {
+                return Err(Some("headers over 16 KiB"));
+            }
+            let rest = buf.split_off(end);
+            return Ok((buf, rest));
+        }
+        if buf.len() > HEADER_LIMIT {
+            return Err(Some("headers over 16 KiB"));
+        }
+    }
+}
+
+/// Checks `--origin`: a value a header can hold (no line breaks to smuggle headers in).
+///
+/// # Errors
+/// In words.
+pub fn check_origin(s: &str) -> Result<String, String> {
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    if HeaderValue::from_str(s).is_err() || s.is_empty() {
+        return Err(format!(
+            "'{s}' cannot be an Origin header: write it as http://host"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// Parses `--header 'Name: value'`.

@@ -3,13 +3,13 @@
 //! WebSocket headers (426 without them), then the 101. Chat's `http://` endpoint serves
 //! its page at `/` from the same port.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{Options, WsStream};
-use crate::net::{Stream, HEADER_LIMIT};
+use crate::net::Stream;
 
 /// What a server answers on a WebSocket endpoint.
 #[derive(Debug, Clone)]
@@ -41,25 +41,33 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// Takes a client through the upgrade. A request for the page is answered and counts as
-/// refused (`status: Some(200)`): the connection is done.
-///
-/// # Errors
-/// [`Refused`], after the answer went out.
-pub async fn accept(mut stream: Stream, up: &Upgrade) -> Result<WsStream, Refused> {
-    let (head, rest) = match read_head(&mut stream).await {
-        Ok(h) => h,
-        Err(Some(too_big)) => return answer(stream, 431, too_big, &[]).await,
-        Err(None) => return Err(quiet("closed before its request ended")),
-    };
+/// What a request head gets: the upgrade, the page, or a refusal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Switch to WebSocket: the 101 to send, and whether the client speaks
+    /// [`super::HALF_CLOSE`].
+    Upgrade {
+        /// The whole 101 response head.
+        reply: String,
+        /// Both sides are sockit: an empty binary message is a half-close.
+        half_close: bool,
+    },
+    /// Serve the page.
+    Page,
+    /// Answer with this status, extra headers, and why (for the body and the log).
+    Refuse(u16, Vec<(&'static str, &'static str)>, &'static str),
+}
+
+/// Decides what a complete request head gets at this endpoint (no I/O: the fuzz target
+/// takes it bytes as they come).
+pub fn decide(head: &[u8], up: &Upgrade) -> Decision {
+    let refuse = |status, why| Decision::Refuse(status, Vec::new(), why);
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(&head) {
+    match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
-        Err(httparse::Error::TooManyHeaders) => {
-            return answer(stream, 431, "more than 64 headers", &[]).await
-        }
-        _ => return answer(stream, 400, "not an HTTP request", &[]).await,
+        Err(httparse::Error::TooManyHeaders) => return refuse(431, "more than 64 headers"),
+        _ => return refuse(400, "not an HTTP request"),
     }
     let (method, target) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
     let header = |name: &str| {
@@ -73,55 +81,63 @@ pub async fn accept(mut stream: Stream, up: &Upgrade) -> Result<WsStream, Refuse
     };
     let path = target.split('?').next().unwrap_or("");
     if path != up.path.split('?').next().unwrap_or("") {
-        if let (Some(page), "/", "GET") = (up.page, path, method) {
-            return page_answer(stream, page).await;
+        if let (Some(_), "/", "GET") = (up.page, path, method) {
+            return Decision::Page;
         }
-        return answer(stream, 404, "no WebSocket at this path", &[]).await;
+        return refuse(404, "no WebSocket at this path");
     }
     if method != "GET" {
-        return answer(
-            stream,
-            405,
-            "a WebSocket upgrade is a GET",
-            &[("Allow", "GET")],
-        )
-        .await;
+        return Decision::Refuse(405, vec![("Allow", "GET")], "a WebSocket upgrade is a GET");
     }
     if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
-        return answer(
-            stream,
+        return Decision::Refuse(
             426,
+            vec![("Upgrade", "websocket"), ("Connection", "Upgrade")],
             "this is a WebSocket endpoint: connect with a WebSocket client",
-            &[("Upgrade", "websocket"), ("Connection", "Upgrade")],
-        )
-        .await;
+        );
     }
     if header("sec-websocket-version").as_deref().map(str::trim) != Some("13") {
-        return answer(
-            stream,
+        return Decision::Refuse(
             426,
+            vec![("Sec-WebSocket-Version", "13")],
             "only WebSocket version 13 is spoken",
-            &[("Sec-WebSocket-Version", "13")],
-        )
-        .await;
+        );
     }
-    let Some(key) = header("sec-websocket-key") else {
-        return answer(stream, 400, "no Sec-WebSocket-Key", &[]).await;
+    let Some(key) = header("sec-websocket-key").filter(|k| !k.trim().is_empty()) else {
+        return refuse(400, "no Sec-WebSocket-Key");
     };
-    // noVNC (and websockify's other clients) offer `binary`; it is what relay carries.
-    let protocol = has_token("sec-websocket-protocol", "binary").then_some("binary");
     let mut reply = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         derive_accept_key(key.trim().as_bytes())
     );
-    if let Some(p) = protocol {
-        reply.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    // noVNC (and websockify's other clients) offer `binary`; it is what relay carries.
+    if has_token("sec-websocket-protocol", "binary") {
+        reply.push_str("Sec-WebSocket-Protocol: binary\r\n");
     }
     let half_close = header(super::HALF_CLOSE).is_some();
     if half_close {
         reply.push_str(&format!("{}: 1\r\n", super::HALF_CLOSE));
     }
     reply.push_str("\r\n");
+    Decision::Upgrade { reply, half_close }
+}
+
+/// Takes a client through the upgrade. A request for the page is answered and counts as
+/// refused (`status: Some(200)`): the connection is done.
+///
+/// # Errors
+/// [`Refused`], after the answer went out.
+pub async fn accept(mut stream: Stream, up: &Upgrade) -> Result<WsStream, Refused> {
+    let (head, rest) = match super::read_head(&mut stream).await {
+        Ok(h) => h,
+        Err(Some(too_big)) => return answer(stream, 431, too_big, &[]).await,
+        Err(None) => return Err(quiet("closed before its request ended")),
+    };
+    let (reply, half_close) = match decide(&head, up) {
+        Decision::Upgrade { reply, half_close } => (reply, half_close),
+        Decision::Page => return page_answer(stream, up.page.unwrap_or_default()).await,
+        Decision::Refuse(status, extra, why) => return answer(stream, status, why, &extra).await,
+    };
     if let Err(e) = stream.write_all(reply.as_bytes()).await {
         return Err(quiet(&crate::error::describe_io(&e)));
     }
@@ -135,33 +151,6 @@ fn quiet(why: &str) -> Refused {
     Refused {
         status: None,
         why: why.into(),
-    }
-}
-
-/// Reads the request head; what came after it (frames sent early) is returned too, for
-/// tungstenite. `Err(Some(why))` for a head over the limit, `Err(None)` when the client
-/// left or failed first.
-async fn read_head(stream: &mut Stream) -> Result<(Vec<u8>, Vec<u8>), Option<&'static str>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    loop {
-        let n = stream.read(&mut chunk).await.map_err(|_| None)?;
-        if n == 0 {
-            return Err(None);
-        }
-        let from = buf.len().saturating_sub(3);
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-            let end = from + i + 4;
-            if end > HEADER_LIMIT {
-                return Err(Some("headers over 16 KiB"));
-            }
-            let rest = buf.split_off(end);
-            return Ok((buf, rest));
-        }
-        if buf.len() > HEADER_LIMIT {
-            return Err(Some("headers over 16 KiB"));
-        }
     }
 }
 
@@ -228,4 +217,55 @@ async fn page_answer(mut stream: Stream, page: &str) -> Result<WsStream, Refused
         status: Some(200),
         why: "the page".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(page: bool) -> Upgrade {
+        Upgrade {
+            path: "/ws".into(),
+            page: page.then_some("<p>page</p>"),
+            opts: super::super::Options::default(),
+        }
+    }
+
+    fn status(d: &Decision) -> u16 {
+        match d {
+            Decision::Upgrade { .. } => 101,
+            Decision::Page => 200,
+            Decision::Refuse(s, _, _) => *s,
+        }
+    }
+
+    const UPGRADE: &str = "GET /ws?x=1 HTTP/1.1\r\nHost: h\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: base64, binary\r\n\r\n";
+
+    #[test]
+    fn an_upgrade_at_the_path_is_accepted_with_rfc_6455s_key() {
+        let Decision::Upgrade { reply, half_close } = decide(UPGRADE.as_bytes(), &up(false)) else {
+            panic!("not upgraded");
+        };
+        assert!(reply.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(reply.contains("Sec-WebSocket-Protocol: binary\r\n"));
+        assert!(!half_close);
+    }
+
+    #[test]
+    fn everything_else_gets_its_status() {
+        let u = up(true);
+        assert_eq!(status(&decide(b"GET / HTTP/1.1\r\n\r\n", &u)), 200);
+        assert_eq!(status(&decide(b"GET / HTTP/1.1\r\n\r\n", &up(false))), 404);
+        assert_eq!(status(&decide(b"GET /x HTTP/1.1\r\n\r\n", &u)), 404);
+        assert_eq!(status(&decide(b"POST /ws HTTP/1.1\r\n\r\n", &u)), 405);
+        assert_eq!(status(&decide(b"GET /ws HTTP/1.1\r\n\r\n", &u)), 426);
+        let v12 = UPGRADE.replace("Version: 13", "Version: 12");
+        assert_eq!(status(&decide(v12.as_bytes(), &u)), 426);
+        let nokey = UPGRADE.replace("Sec-WebSocket-Key", "X-Key");
+        assert_eq!(status(&decide(nokey.as_bytes(), &u)), 400);
+        assert_eq!(status(&decide(b"\x16\x03\x01garbage\r\n\r\n", &u)), 400);
+        let many: String = (0..70).map(|i| format!("X-{i}: y\r\n")).collect();
+        let many = format!("GET /ws HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(status(&decide(many.as_bytes(), &u)), 431);
+    }
 }
