@@ -30,6 +30,11 @@ pub use stream::{WsStream, HALF_CLOSE};
 /// The largest message taken unless `--max-message` says (the SPEC's 16 MiB).
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
+/// tungstenite's read buffer per connection. Its default (128 KiB) is zero-filled on every
+/// read and held by every idle member; 16 KiB keeps bulk transfers fast (each read still
+/// fills it) and a thousand chat members under 16 MiB.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// How the bytes of a command map onto messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Framing {
@@ -76,6 +81,7 @@ impl Options {
     /// tungstenite's configuration for these options.
     fn config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
         tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(self.max_message))
             .max_frame_size(Some(self.max_message))
     }

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::{Framing, Options};
@@ -55,6 +55,8 @@ pub struct WsStream {
     peer_eof: bool,
     /// A rule the peer broke: the Close code to answer with, and what the read reports.
     failing: Option<(CloseCode, String)>,
+    /// A failure the next read reports (after the bytes that came before it).
+    error: Option<io::Error>,
     ping: Option<tokio::time::Interval>,
 }
 
@@ -92,6 +94,7 @@ impl WsStream {
             eof_sent: false,
             peer_eof: false,
             failing: None,
+            error: None,
             ping,
         }
     }
@@ -170,26 +173,57 @@ impl WsStream {
         }
     }
 
-    /// Under [`Framing::Lines`], every complete line of `line` as a message (and the rest
-    /// too when `all`, at the end); a line longer than a message may be goes in pieces.
-    fn send_lines(&mut self, all: bool) -> io::Result<()> {
+    /// Under [`Framing::Lines`], every complete line of what was written (`input` after the
+    /// partial `line` of earlier writes) as a message, the rest kept for later (or sent too
+    /// when `all`, at the end). The lines of one write share one copy of it.
+    fn send_lines(&mut self, input: &[u8], all: bool) -> io::Result<()> {
+        let mut rest = input;
+        if !self.line.is_empty() {
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.line.extend_from_slice(&rest[..i]);
+                    rest = &rest[i + 1..];
+                    let l = std::mem::take(&mut self.line);
+                    self.send_line(Bytes::from(l))?;
+                }
+                None => {
+                    self.line.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
+        }
+        if !rest.is_empty() {
+            let whole = Bytes::copy_from_slice(rest);
+            let mut at = 0;
+            while let Some(i) = whole[at..].iter().position(|&b| b == b'\n') {
+                self.send_line(whole.slice(at..at + i))?;
+                at += i + 1;
+            }
+            self.line.extend_from_slice(&whole[at..]);
+        }
+        if self.line.len() >= self.max_message || (all && !self.line.is_empty()) {
+            let l = std::mem::take(&mut self.line);
+            self.send_line(Bytes::from(l))?;
+        }
+        Ok(())
+    }
+
+    /// One line as a text message (binary when it is not UTF-8, so no byte is lost), in
+    /// pieces when it is longer than a message may be.
+    fn send_line(&mut self, l: Bytes) -> io::Result<()> {
+        let mut at = 0;
         loop {
-            let cut = match self.line.iter().position(|&b| b == b'\n') {
-                Some(i) if i < self.max_message => Some((i, 1)),
-                _ if self.line.len() >= self.max_message => Some((self.max_message, 0)),
-                _ if all && !self.line.is_empty() => Some((self.line.len(), 0)),
-                _ => None,
-            };
-            let Some((len, skip)) = cut else {
-                return Ok(());
-            };
-            let mut l: Vec<u8> = self.line.drain(..len + skip).collect();
-            l.truncate(len);
-            let m = match String::from_utf8(l) {
-                Ok(s) => Message::Text(s.into()),
-                Err(e) => Message::Binary(e.into_bytes().into()),
+            let end = (at + self.max_message).min(l.len());
+            let piece = l.slice(at..end);
+            let m = match Utf8Bytes::try_from(piece.clone()) {
+                Ok(t) => Message::Text(t),
+                Err(_) => Message::Binary(piece),
             };
             self.ws().start_send(m).map_err(in_words)?;
+            at = end;
+            if at >= l.len() {
+                return Ok(());
+            }
         }
     }
 }
@@ -201,18 +235,29 @@ impl AsyncRead for WsStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
+        // As many messages as are there and fit: a room's lines come one message each, and
+        // one read per line (and another for its newline) would cost a wake-up each.
+        let start = buf.filled().len();
         loop {
             if !me.unread.is_empty() {
                 let n = buf.remaining().min(me.unread.len());
                 buf.put_slice(&me.unread.split_to(n));
+            }
+            if me.unread.is_empty() && me.newline && buf.remaining() > 0 {
+                buf.put_slice(b"\n");
+                me.newline = false;
+            }
+            let got = buf.filled().len() > start;
+            if buf.remaining() == 0 || !me.unread.is_empty() || me.newline {
                 return Poll::Ready(Ok(()));
             }
-            if me.newline {
-                if buf.remaining() > 0 {
-                    buf.put_slice(b"\n");
-                    me.newline = false;
-                }
+            let ended = me.failing.is_some() || me.peer_closed || me.peer_eof || me.error.is_some();
+            if got && ended {
+                // What arrived before the end is read first.
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = me.error.take() {
+                return Poll::Ready(Err(e));
             }
             if let Some((code, _)) = &me.failing {
                 let code = *code;
@@ -234,7 +279,12 @@ impl AsyncRead for WsStream {
                 return Poll::Ready(Ok(()));
             }
             me.poll_ping(cx);
-            match ready!(me.ws().poll_next(cx)) {
+            let next = match me.ws().poll_next(cx) {
+                Poll::Ready(m) => m,
+                Poll::Pending if got => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            };
+            match next {
                 None => me.peer_closed = true,
                 Some(Ok(Message::Text(t))) => {
                     me.unread = t.into();
@@ -263,7 +313,7 @@ impl AsyncRead for WsStream {
                     Some(f) => me.failing = Some(f),
                     None => {
                         me.peer_closed = true;
-                        return Poll::Ready(Err(in_words(e)));
+                        me.error = Some(in_words(e));
                     }
                 },
             }
@@ -300,10 +350,7 @@ impl AsyncWrite for WsStream {
                     me.ws().start_send(m).map_err(in_words)?;
                 }
             }
-            Framing::Lines => {
-                me.line.extend_from_slice(buf);
-                me.send_lines(false)?;
-            }
+            Framing::Lines => me.send_lines(buf, false)?,
         }
         match me.ws().poll_flush(cx) {
             Poll::Ready(r) => Poll::Ready(r.map(|()| buf.len()).map_err(in_words)),
@@ -323,7 +370,7 @@ impl AsyncWrite for WsStream {
         if !me.close_sent && !me.peer_closed && !me.eof_sent {
             ready!(me.ws().poll_ready(cx)).map_err(in_words)?;
             if !me.line.is_empty() {
-                me.send_lines(true)?;
+                me.send_lines(&[], true)?;
             }
             if me.half_close && !me.peer_eof {
                 // The peer may still be sending: only our direction ends now.
@@ -382,5 +429,76 @@ pub(super) fn in_words(e: WsError) -> io::Error {
             io::Error::new(io::ErrorKind::BrokenPipe, "the WebSocket is closed")
         }
         other => io::Error::other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    /// A WsStream (client role, `framing`) and the raw server end of the same WebSocket.
+    async fn pair(framing: Framing, max: usize) -> (WsStream, WebSocketStream<Stream>) {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let opts = Options {
+            framing,
+            max_message: max,
+            ..Options::default()
+        };
+        let client = WebSocketStream::from_raw_socket(Stream::Unix(a), Role::Client, None).await;
+        let server = WebSocketStream::from_raw_socket(Stream::Unix(b), Role::Server, None).await;
+        (WsStream::new(client, &opts, false), server)
+    }
+
+    #[tokio::test]
+    async fn lines_become_text_messages_whatever_the_writes() {
+        let (mut ws, mut peer) = pair(Framing::Lines, 8).await;
+        for chunk in [
+            &b"he"[..],
+            b"llo\n\nw",
+            b"orld\n\xff\xfe\n",
+            b"0123456789ab\nend",
+        ] {
+            ws.write_all(chunk).await.unwrap();
+        }
+        ws.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        while let Some(Ok(m)) = peer.next().await {
+            match m {
+                Message::Text(t) => got.push(format!("t:{t}")),
+                Message::Binary(b) => got.push(format!("b:{b:?}")),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                "t:hello",
+                "t:",
+                "t:world",
+                "b:b\"\\xff\\xfe\"",
+                "t:01234567",
+                "t:89ab",
+                "t:end"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_read_as_lines_or_raw() {
+        use futures_util::SinkExt;
+        let (mut ws, mut peer) = pair(Framing::Lines, 1 << 20).await;
+        peer.send(Message::Text("one".into())).await.unwrap();
+        peer.send(Message::Binary(Bytes::from_static(b"raw")))
+            .await
+            .unwrap();
+        peer.send(Message::Text("two".into())).await.unwrap();
+        peer.close(None).await.unwrap();
+        let mut out = Vec::new();
+        ws.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"one\nrawtwo\n");
     }
 }
