@@ -180,6 +180,10 @@ fn ws_options(
         ping: args.ping,
         max_message: usize::try_from(args.max_message).unwrap_or(usize::MAX),
         headers,
+        read_buffer: match framing {
+            ws::Framing::Binary => ws::TUNNEL_READ_BUFFER,
+            ws::Framing::Lines => ws::READ_BUFFER,
+        },
         origin: client
             .and_then(|c| c.origin.as_deref())
             .map(|o| {
@@ -555,7 +559,8 @@ async fn run_serve(args: ServeArgs, quiet: bool, shutdown: CancellationToken) ->
         },
     };
     let endpoints: Vec<&Endpoint> = bindings.iter().map(|b| &b.endpoint).collect();
-    let ws = ws_options(ws::Framing::Binary, &args.ws, None)?;
+    // echo mirrors messages; chargen and daytime send lines, so text messages.
+    let ws = ws_options(ws::Framing::Lines, &args.ws, None)?;
     let admission = admission(&args.limits, &args.tls, &endpoints, ws, None, quiet)?;
     let bound = services::bind(&bindings).await?;
     if !quiet {
@@ -652,16 +657,24 @@ async fn run_bench(
             tls: tls_client_options(&args.tls),
             local: Local::default(),
             proxy: proxy(args.proxy.as_deref())?,
-            // A fan-out's receivers read a room's lines; the other modes carry bytes.
-            ws: ws_options(
-                if mode == bench::Mode::Fanout {
-                    ws::Framing::Lines
+            // A fan-out's receivers read a room's lines; the other modes carry bytes, and
+            // only a stream is bulk (small requests read best through a small buffer).
+            ws: ws::Options {
+                read_buffer: if mode == bench::Mode::Stream {
+                    ws::TUNNEL_READ_BUFFER
                 } else {
-                    ws::Framing::Binary
+                    ws::READ_BUFFER
                 },
-                &args.ws,
-                Some(&args.ws_client),
-            )?,
+                ..ws_options(
+                    if mode == bench::Mode::Fanout {
+                        ws::Framing::Lines
+                    } else {
+                        ws::Framing::Binary
+                    },
+                    &args.ws,
+                    Some(&args.ws_client),
+                )?
+            },
         },
     )?;
     let cfg = bench::Config {
