@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Soak: one set of servers under mixed load for MINUTES, watching their memory and descriptors.
 #
-# Servers: `serve` (echo over tcp and udp without the UDP rate limit, socks5), `chat --rate
-# 0`, `relay` in front of the echo, `listen -k --max-conns 64 --exec cat`. Load, round after round until the time is up, each piece
-# bounded in count and time: echo rr over tcp and udp, chat fan-out, relay streams, exec churn
-# (a program per connection), proxy tunnels, and clients that reset their connections (RST)
-# mid-conversation. After each round every server's RSS and open descriptors are sampled; the
+# Servers: `serve` (echo over tcp, udp without the UDP rate limit, and ws; socks5), `chat
+# --rate 0` (tcp and ws), `relay` in front of the echo, `listen -k --max-conns 64 --exec cat`.
+# Load, round after round until the time is up, each piece bounded in count and time: echo rr
+# over tcp, udp and WebSocket, chat fan-out to tcp and WebSocket members, relay streams, exec
+# churn (a program per connection), proxy tunnels, and clients that reset their connections
+# (RST) mid-conversation or mid-upgrade. After each round every server's RSS and open descriptors are sampled; the
 # run fails if, after the warm-up (the first fifth), either grows past what warm-up saw (RSS by
 # more than 50% + 8 MiB, descriptors by more than 20). Loopback only; only the process groups
 # started here are stopped.
@@ -19,10 +20,11 @@ SOCKIT=$PWD/target/release/sockit
 source bench/lib.sh
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
-ECHO=$(free_port); SOCKS=$(free_port); UDP=$(free_port)
-bg "$SOCKIT" serve -q --udp-rate 0 "echo=tcp://127.0.0.1:$ECHO" "echo=udp://127.0.0.1:$UDP" "socks5=tcp://127.0.0.1:$SOCKS"
-wait_tcp "$ECHO"; SERVE=${STARTED[-1]}
-CHAT=$(free_port); bg "$SOCKIT" chat -q --rate 0 "tcp://127.0.0.1:$CHAT"; wait_tcp "$CHAT"; CHATP=${STARTED[-1]}
+ECHO=$(free_port); SOCKS=$(free_port); UDP=$(free_port); WS=$(free_port)
+bg "$SOCKIT" serve -q --udp-rate 0 "echo=tcp://127.0.0.1:$ECHO" "echo=udp://127.0.0.1:$UDP" "socks5=tcp://127.0.0.1:$SOCKS" "echo=ws://127.0.0.1:$WS/"
+wait_tcp "$ECHO"; wait_tcp "$WS"; SERVE=${STARTED[-1]}
+CHAT=$(free_port); CHATWS=$(free_port)
+bg "$SOCKIT" chat -q --rate 0 "tcp://127.0.0.1:$CHAT" "ws://127.0.0.1:$CHATWS/"; wait_tcp "$CHAT"; wait_tcp "$CHATWS"; CHATP=${STARTED[-1]}
 RELAY=$(free_port); bg "$SOCKIT" relay -q "tcp://127.0.0.1:$RELAY" "tcp://127.0.0.1:$ECHO"; wait_tcp "$RELAY"; RELAYP=${STARTED[-1]}
 # A program per connection is bounded as a real deployment would bound it: a bare connect
 # storm arrives faster than programs start (see the README), the excess is refused.
@@ -55,10 +57,12 @@ while [ "$(date +%s)" -lt "$end" ]; do
   b --mode rr -c 10 --duration 4 "tcp://127.0.0.1:$ECHO"
   b --mode rr -c 4 --duration 2 "udp://127.0.0.1:$UDP"
   b --mode fanout --conns 20 --count 500 --duration 20 "tcp://127.0.0.1:$CHAT"
+  b --mode rr -c 4 --duration 2 "ws://127.0.0.1:$WS/"
+  b --mode fanout --conns 20 --count 500 --duration 20 "ws://127.0.0.1:$CHATWS/"
   b --mode stream --duration 2 "tcp://127.0.0.1:$RELAY"
   b --mode connect -c 2 --duration 2 "tcp://127.0.0.1:$EXEC"
   b --mode rr -c 4 --duration 2 --proxy "socks5://127.0.0.1:$SOCKS" "tcp://127.0.0.1:$ECHO"
-  for p in "$ECHO" "$RELAY" "$CHAT" "$EXEC"; do resets "$p"; done
+  for p in "$ECHO" "$RELAY" "$CHAT" "$EXEC" "$WS" "$CHATWS"; do resets "$p"; done
   sleep 2 # let closed connections and ended programs be released
   line=$(python3 -c "import time; print(f'{($MINUTES*60 - ($end - $(date +%s)))/60:6.1f}')")
   for n in "${NAMES[@]}"; do

@@ -439,3 +439,37 @@ fn the_upgrade_carries_header_and_origin_and_a_bad_101_is_refused() {
     let (st, _, err) = run(&["connect", "--header", "no colon", &url], b"");
     assert!(!st.success() && err.contains("Name: value"), "{err}");
 }
+
+#[test]
+fn websocket_goes_through_a_proxy_hop_and_tls_inside_it() {
+    // The stack's order: the proxy hop, then TLS, then the upgrade.
+    let mut cmd = sockit();
+    cmd.args([
+        "serve",
+        "socks5=tcp://127.0.0.1:0",
+        "http-proxy=tcp://127.0.0.1:0",
+        "echo=wss://127.0.0.1:0/e",
+    ]);
+    let mut srv = Proc::spawn(cmd, None);
+    let fp = srv.stderr_contains("fingerprint");
+    let pin = fp.rsplit("--pin ").next().unwrap().trim_end_matches(')').to_string();
+    let (socks, http, wss) = (srv.port(), srv.port(), srv.port());
+    for proxy in [
+        format!("socks5h://127.0.0.1:{socks}"),
+        format!("http://127.0.0.1:{http}"),
+    ] {
+        let (st, out, err) = run(
+            &[
+                "connect",
+                "--proxy",
+                &proxy,
+                "--pin",
+                &pin,
+                &format!("wss://localhost:{wss}/e"),
+            ],
+            b"through the hop\n",
+        );
+        assert!(st.success(), "{proxy}: {err}");
+        assert_eq!(out, b"through the hop\n", "{proxy}");
+    }
+}
