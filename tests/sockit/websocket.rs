@@ -452,7 +452,12 @@ fn websocket_goes_through_a_proxy_hop_and_tls_inside_it() {
     ]);
     let mut srv = Proc::spawn(cmd, None);
     let fp = srv.stderr_contains("fingerprint");
-    let pin = fp.rsplit("--pin ").next().unwrap().trim_end_matches(')').to_string();
+    let pin = fp
+        .rsplit("--pin ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
     let (socks, http, wss) = (srv.port(), srv.port(), srv.port());
     for proxy in [
         format!("socks5h://127.0.0.1:{socks}"),
@@ -472,4 +477,38 @@ fn websocket_goes_through_a_proxy_hop_and_tls_inside_it() {
         assert!(st.success(), "{proxy}: {err}");
         assert_eq!(out, b"through the hop\n", "{proxy}");
     }
+}
+
+#[test]
+fn ping_keeps_an_idle_connection_alive_with_pings() {
+    let mut probe = python("ws_ping_probe.py", &[], Some(Stdio::null()));
+    let port = probe.port();
+    let mut c = Proc::spawn(
+        {
+            let mut c = sockit();
+            c.args([
+                "connect",
+                "--ping",
+                "0.3",
+                &format!("ws://127.0.0.1:{port}/"),
+            ]);
+            c
+        },
+        None,
+    );
+    assert_eq!(probe.line(), "ping\n");
+    c.terminate();
+    // Without --ping, an idle client sends nothing (the probe gives up after 5 s).
+    let mut probe = python("ws_ping_probe.py", &[], Some(Stdio::null()));
+    let port = probe.port();
+    let mut c = Proc::spawn(
+        {
+            let mut c = sockit();
+            c.args(["connect", &format!("ws://127.0.0.1:{port}/")]);
+            c
+        },
+        None,
+    );
+    assert_eq!(probe.line(), "no ping\n");
+    c.terminate();
 }
