@@ -76,7 +76,8 @@ fn binary_mode_is_byte_exact_and_bench_runs_over_ws() {
 
 #[test]
 fn a_tcp_tunnel_over_websocket_keeps_every_byte_both_ways() {
-    // tcp -> relay -> ws -> relay -> tcp echo: the upload, its half-close, then the whole
+    // tcp -> relay -> ws -> relay -> ws -> relay -> tcp echo: the upload, its half-close,
+    // then the whole
     // echo back (WebSocket has no half-close of its own; two sockits agree on one).
     let (_echo, echo) = serve(&["echo=tcp://127.0.0.1:0"]);
     let (_ws, ws) = server(&[
@@ -84,10 +85,16 @@ fn a_tcp_tunnel_over_websocket_keeps_every_byte_both_ways() {
         "ws://127.0.0.1:0/tunnel",
         &format!("tcp://127.0.0.1:{echo}"),
     ]);
+    // WebSocket on both sides of one relay, in the middle.
+    let (_mid, mid) = server(&[
+        "relay",
+        "ws://127.0.0.1:0/",
+        &format!("ws://127.0.0.1:{ws}/tunnel"),
+    ]);
     let (_tcp, entry) = server(&[
         "relay",
         "tcp://127.0.0.1:0",
-        &format!("ws://127.0.0.1:{ws}/tunnel"),
+        &format!("ws://127.0.0.1:{mid}/"),
     ]);
     let data = random_bytes(5 * 1024 * 1024, 7);
     for _ in 0..2 {
