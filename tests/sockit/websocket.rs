@@ -16,6 +16,13 @@ fn serve(args: &[&str]) -> (Proc, u16) {
     server(&all)
 }
 
+/// `sockit ARGS` running, stdin piped.
+fn spawn(args: &[&str]) -> Proc {
+    let mut c = sockit();
+    c.args(args);
+    Proc::spawn(c, None)
+}
+
 /// A raw HTTP request to `port`, and everything the server answers before it closes.
 fn raw(port: u16, request: &[u8]) -> String {
     let mut s = tcp(port);
@@ -224,14 +231,7 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
     let (web, ws, tcp_port) = (chat.port(), chat.port(), chat.port());
     let mut nc = tcp(tcp_port);
     assert!(crate::read_line(&mut nc).starts_with("* welcome"));
-    let mut member = Proc::spawn(
-        {
-            let mut c = sockit();
-            c.args(["connect", &format!("ws://127.0.0.1:{ws}/room")]);
-            c
-        },
-        None,
-    );
+    let mut member = spawn(&["connect", &format!("ws://127.0.0.1:{ws}/room")]);
     assert!(member.line().starts_with("* welcome, you are guest2"));
     assert_eq!(crate::read_line(&mut nc), "* guest2 joined\n");
     member.write(b"hello from ws\n");
@@ -239,14 +239,7 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
     nc.write_all(b"hi back\n").unwrap();
     assert_eq!(member.line(), "<guest1> hi back\n");
     // The page's socket is at /ws of the http endpoint.
-    let mut browserish = Proc::spawn(
-        {
-            let mut c = sockit();
-            c.args(["connect", &format!("ws://127.0.0.1:{web}/ws")]);
-            c
-        },
-        None,
-    );
+    let mut browserish = spawn(&["connect", &format!("ws://127.0.0.1:{web}/ws")]);
     assert!(browserish.line().starts_with("* welcome, you are guest3"));
     let page = raw(web, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
@@ -319,14 +312,7 @@ fn sockit_connects_to_a_python_websockets_server() {
     let mut srv = python("ws_peer.py", &["server", "hello"], Some(Stdio::null()));
     let port = srv.port();
     let url = format!("ws://127.0.0.1:{port}/");
-    let mut c = Proc::spawn(
-        {
-            let mut c = sockit();
-            c.args(["connect", &url, "--ping", "0.2"]);
-            c
-        },
-        None,
-    );
+    let mut c = spawn(&["connect", &url, "--ping", "0.2"]);
     assert_eq!(c.line(), "hello\n");
     // Idle past the server's 0.5 s ping timeout: sockit answers its pings.
     std::thread::sleep(Duration::from_millis(1500));
@@ -338,14 +324,7 @@ fn sockit_connects_to_a_python_websockets_server() {
     // against a peer that is not sockit a Close at EOF ends both directions (WebSocket has
     // no half-close), as the README says.
     let data = random_bytes(2 * 1024 * 1024, 3);
-    let mut c = Proc::spawn(
-        {
-            let mut c = sockit();
-            c.args(["connect", "--binary", &url]);
-            c
-        },
-        None,
-    );
+    let mut c = spawn(&["connect", "--binary", &url]);
     c.write(&data);
     let back = c.bytes(5 + data.len());
     assert_eq!(&back[..5], b"hello");
@@ -423,26 +402,14 @@ fn the_upgrade_carries_header_and_origin_and_a_bad_101_is_refused() {
     let (st, _, err) = run(&args, b"");
     assert!(!st.success() && err.contains("accept key"), "{err}");
     let heads = server.join().unwrap();
-    assert!(
-        heads[0].starts_with("GET /api?v=2 HTTP/1.1\r\n"),
-        "{}",
-        heads[0]
-    );
-    assert!(
-        heads[0].contains("\r\nAuthorization: Bearer T0KEN\r\n"),
-        "{}",
-        heads[0]
-    );
-    assert!(
-        heads[0].contains("\r\nOrigin: http://o.example\r\n"),
-        "{}",
-        heads[0]
-    );
-    assert!(
-        heads[0].contains("\r\nSec-WebSocket-Version: 13\r\n"),
-        "{}",
-        heads[0]
-    );
+    for wanted in [
+        "GET /api?v=2 HTTP/1.1\r\n",
+        "\r\nAuthorization: Bearer T0KEN\r\n",
+        "\r\nOrigin: http://o.example\r\n",
+        "\r\nSec-WebSocket-Version: 13\r\n",
+    ] {
+        assert!(heads[0].contains(wanted), "{wanted:?} in {}", heads[0]);
+    }
     let (st, _, err) = run(&["connect", "--header", "no colon", &url], b"");
     assert!(!st.success() && err.contains("Name: value"), "{err}");
 }
@@ -490,32 +457,18 @@ fn websocket_goes_through_a_proxy_hop_and_tls_inside_it() {
 fn ping_keeps_an_idle_connection_alive_with_pings() {
     let mut probe = python("ws_ping_probe.py", &[], Some(Stdio::null()));
     let port = probe.port();
-    let mut c = Proc::spawn(
-        {
-            let mut c = sockit();
-            c.args([
-                "connect",
-                "--ping",
-                "0.3",
-                &format!("ws://127.0.0.1:{port}/"),
-            ]);
-            c
-        },
-        None,
-    );
+    let mut c = spawn(&[
+        "connect",
+        "--ping",
+        "0.3",
+        &format!("ws://127.0.0.1:{port}/"),
+    ]);
     assert_eq!(probe.line(), "ping\n");
     c.terminate();
     // Without --ping, an idle client sends nothing (the probe gives up after 5 s).
     let mut probe = python("ws_ping_probe.py", &[], Some(Stdio::null()));
     let port = probe.port();
-    let mut c = Proc::spawn(
-        {
-            let mut c = sockit();
-            c.args(["connect", &format!("ws://127.0.0.1:{port}/")]);
-            c
-        },
-        None,
-    );
+    let mut c = spawn(&["connect", &format!("ws://127.0.0.1:{port}/")]);
     assert_eq!(probe.line(), "no ping\n");
     c.terminate();
 }
