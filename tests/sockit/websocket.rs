@@ -250,6 +250,12 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
         "no external assets"
     );
     assert!(raw(web, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    // SIGTERM: WebSocket members get the farewell as every member does.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &chat.child.id().to_string()])
+        .status();
+    while member.line() != "* server shutting down\n" {}
+    assert!(chat.wait().success());
 }
 
 #[test]
