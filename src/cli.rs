@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 /// sockit: talk to any socket. connect, listen, chat, serve and relay over TCP, UDP,
-/// Unix sockets and TLS, IPv4 and IPv6.
+/// Unix sockets, TLS and WebSocket, IPv4 and IPv6.
 #[derive(Debug, Parser)]
 #[command(name = "sockit", version, propagate_version = true, after_help = ENDPOINTS)]
 pub struct Cli {
@@ -24,6 +24,8 @@ Endpoints:
   tcp://HOST:PORT or HOST:PORT   TCP            udp://HOST:PORT   UDP
   tls://HOST:PORT                TLS over TCP   unix:PATH         Unix stream (unix:@NAME: abstract)
   unixgram:PATH                  Unix datagram
+  ws://HOST:PORT/PATH            WebSocket      wss://HOST:PORT/PATH   WebSocket over TLS
+  http://HOST:PORT               chat only: a web page at /, its WebSocket at /ws
   IPv6 goes in brackets (tcp://[::1]:8898); an empty host listens everywhere (tcp://:8898);
   port 0 picks a free port.";
 
@@ -44,7 +46,9 @@ pub enum Command {
   sockit connect --explain 127.0.0.1:8898              show the socket calls, in Python
   sockit connect --exec 'cat /etc/hostname' 127.0.0.1:8898   a program talks to the peer
   sockit connect --proxy socks5h://127.0.0.1:1080 example.org:80    through a SOCKS5 proxy
-  sockit connect --proxy http://user:pass@proxy:3128 tls://example.org:443   TLS through CONNECT")]
+  sockit connect --proxy http://user:pass@proxy:3128 tls://example.org:443   TLS through CONNECT
+  sockit connect ws://127.0.0.1:9000/echo              WebSocket: a line is a text message
+  sockit connect --header 'Authorization: Bearer T' --ping 30 wss://host/feed")]
     Connect(ConnectArgs),
     /// Wait for clients and talk to them: one conversation, or many with -k.
     #[command(after_help = "Examples:
@@ -60,7 +64,8 @@ pub enum Command {
   sockit listen --explain tcp://127.0.0.1:8898        the tutorial's calls, as they happen
   sockit listen -k --exec 'tr a-z A-Z' tcp://:8898     a program per client (inetd, ncat -e)
   sockit listen -k --sh-exec 'echo $TCPREMOTEIP; date' tcp://:8898
-  sockit listen -k --exec 'cat' udp://:8898            a program per UDP peer, a line a datagram")]
+  sockit listen -k --exec 'cat' udp://:8898            a program per UDP peer, a line a datagram
+  sockit listen -k ws://:8080/feed                     WebSocket clients, a text message a line")]
     Listen(ListenArgs),
     /// Measure an endpoint: throughput, request/response latency, connection rate, fan-out;
     /// every byte that comes back is checked.
@@ -72,7 +77,8 @@ pub enum Command {
   sockit bench --mode rr --rate 1000 --json udp://127.0.0.1:7007   (open loop, for scripts)
   sockit bench --mode connect --conns 4 tcp://127.0.0.1:7007
   sockit bench --mode connect --hold 1000 --duration 10 tcp://127.0.0.1:8898
-  sockit bench --mode fanout --conns 100 --count 1000 tcp://127.0.0.1:8898   (a chat room)")]
+  sockit bench --mode fanout --conns 100 --count 1000 tcp://127.0.0.1:8898   (a chat room)
+  sockit bench --mode rr ws://127.0.0.1:9000/echo     (against serve echo=ws://)")]
     Bench(BenchArgs),
     /// Host one chat room on any number of endpoints; join it with any line client
     /// (sockit connect, nc, ncat, telnet).
@@ -86,11 +92,12 @@ Examples:
   sockit chat tcp://:8898 udp://:8898 unix:/tmp/chat.sock   one room, three ways in
   sockit connect tcp://127.0.0.1:8898                  join (or: nc 127.0.0.1 8898)
   sockit chat --rate 0 --max-members 500 tcp://:8898   no rate limit, at most 500 members
-  sockit chat --bus redis://10.0.0.5:6379 --room ops tcp://:8898   one room on several machines"
+  sockit chat --bus redis://10.0.0.5:6379 --room ops tcp://:8898   one room on several machines
+  sockit chat http://:8080 tcp://:8898                 a web page (open http://HOST:8080/) beside nc"
     )]
     Chat(ChatArgs),
     /// Run the classic small services (echo, discard, chargen, daytime, time) and SNTP, on
-    /// any number of TCP, TLS, UDP and Unix endpoints in one process.
+    /// any number of TCP, TLS, WebSocket, UDP and Unix endpoints in one process.
     #[command(
         after_help = "Services: echo (RFC 862), discard (863), chargen (864), daytime (867; a UDP
 datagram holding a strftime format such as '%Y %m %d' gets the date in that format),
@@ -103,12 +110,13 @@ Examples:
   sockit serve time=tcp://:3737 time=udp://:3737     then: rdate -p -o 3737 HOST
   sockit serve sntp=udp://:1123                      then: rdate -n -p -o 1123 HOST
   sockit serve echo=tls://:7443                      then: sockit connect --pin FP tls://HOST:7443
+  sockit serve echo=ws://:9000/echo                  WebSocket: each message back as it came
   sockit serve socks5=tcp://127.0.0.1:1080           then: curl -x socks5h://127.0.0.1:1080 URL
   sockit serve --proxy-user alice:s3cret http-proxy=tcp://:3128 --deny-target 10.0.0.0/8"
     )]
     Serve(ServeArgs),
     /// Forward each client of LISTEN to its own connection to TARGET, both ways, half-close
-    /// included (any of tcp, tls, unix to any of them; udp to udp).
+    /// included (any of tcp, tls, unix, ws, wss to any of them; udp to udp).
     #[command(after_help = "Examples:
   sockit relay tcp://:8080 tcp://127.0.0.1:80              a TCP port forward
   sockit relay unix:/tmp/db.sock tcp://127.0.0.1:5432      a Unix socket in front of TCP
@@ -116,7 +124,9 @@ Examples:
   sockit relay udp://:5353 udp://127.0.0.1:53              UDP, one upstream socket per client
   sockit relay --cert c.pem --key k.pem tls://:443 tcp://127.0.0.1:8080   terminate TLS
   sockit relay --ca ca.pem tcp://127.0.0.1:5433 tls://db.internal:5432    originate TLS
-  sockit relay --proxy socks5h://127.0.0.1:1080 tcp://127.0.0.1:2222 tcp://host.internal:22")]
+  sockit relay --proxy socks5h://127.0.0.1:1080 tcp://127.0.0.1:2222 tcp://host.internal:22
+  sockit relay ws://:6080 tcp://127.0.0.1:5900            websockify's job (noVNC to VNC)
+  sockit relay tcp://:2222 wss://gw.example/ssh          a TCP service over WebSocket")]
     Relay(RelayArgs),
     /// Print a shell completion script (from the same definitions as --help).
     #[command(after_help = "Examples:

@@ -2,19 +2,20 @@
 //!
 //! Everything the classic socket tutorial teaches (a TCP client and server, an interactive
 //! chat, UDP clients and servers, a time server) and what people need right after it:
-//! `connect`, `listen`, `chat`, `serve` and `relay` over TCP, UDP, Unix sockets and TLS,
-//! IPv4 and IPv6.
+//! `connect`, `listen`, `chat`, `serve` and `relay` over TCP, UDP, Unix sockets, TLS and
+//! WebSocket, IPv4 and IPv6.
 //!
 //! # Layout
 //! A run's types, from the command line down: an [`Endpoint`] (parsed once at the edge) and
 //! plain options become a [`net::Dialer`] (client side) or a [`server::Admission`] over a
 //! [`net::Bound`] socket (server side); either yields a [`net::Stream`] with every layer
-//! applied (TLS today), which a command turns into a conversation.
+//! applied (a proxy hop, TLS, WebSocket), which a command turns into a conversation.
 //!
 //! - [`endpoint`]: `tcp://host:port` and friends, `FromStr`/`Display`.
 //! - [`net`]: sockets of every kind and their layers. [`net::Dialer`] is the one dial every
 //!   command connects through; [`net::bind`], [`net::bind_datagram`] and [`net::Bound`] bind;
-//!   [`net::tls`] is TLS as a layer over TCP (client and server in their own files).
+//!   [`net::tls`] is TLS as a layer over TCP (client and server in their own files),
+//!   [`net::proxy`] the proxy hop, [`net::ws`] WebSocket framing as a byte stream.
 //! - [`server`]: the one admission of every server: access rules ([`server::access`]),
 //!   `--max-conns`, accept back-off, the layers' handshakes under `--handshake-timeout`, a
 //!   task per client; and the datagram gate.

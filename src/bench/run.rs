@@ -29,7 +29,7 @@ pub async fn run(cfg: &Config, shutdown: CancellationToken) -> Result<Report> {
     };
     if !cfg.target.endpoint().is_stream() && matches!(cfg.mode, Mode::Connect | Mode::Fanout) {
         return Err(bad(
-            "connect and fanout need a stream endpoint (tcp, tls, unix)",
+            "connect and fanout need a stream endpoint (tcp, tls, unix, ws, wss)",
         ));
     }
     if !cfg.target.endpoint().is_stream() && cfg.size < 8 {

@@ -45,7 +45,7 @@ pub const HEADER_LIMIT: usize = 16 * 1024;
 /// A bound server socket of either kind, as every server command binds its endpoints.
 #[derive(Debug)]
 pub enum Bound {
-    /// tcp, tls, unix: a listening socket.
+    /// tcp, tls, unix, ws, wss, http: a listening socket.
     Stream(Listener),
     /// udp, unixgram: a bound datagram socket.
     Datagram(Datagram),

@@ -1,5 +1,5 @@
 //! `sockit serve`: the classic small services (RFC 862-868), the tutorial's strftime time
-//! server, and SNTP, on any number of stream (tcp, tls, unix) and datagram endpoints in one
+//! server, and SNTP, on any number of stream (tcp, tls, unix, ws, wss) and datagram endpoints in one
 //! process.
 //!
 //! Stream clients each get a task (thousands at once, no thread per client); datagram
