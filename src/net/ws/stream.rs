@@ -104,12 +104,6 @@ impl WsStream {
         self.ws.get_ref()
     }
 
-    /// Sets how bytes map onto messages from now on (a command that knows better than the
-    /// endpoint's default: relay and bench carry bytes, not lines).
-    pub fn set_framing(&mut self, framing: Framing) {
-        self.framing = framing;
-    }
-
     /// `echo` over WebSocket: every message back as it came, text as text and binary as
     /// binary, until the peer closes. `on_message` hears each one's size.
     ///
