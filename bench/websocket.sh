@@ -116,17 +116,17 @@ done
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}x' if b>0 else 'n/a')"; }
 echo "WebSocket, medians of $ROUNDS interleaved runs of ${SECS} s ($(nproc) cores, $(date -u +%F)):"
 echo
-echo "| iperf3 through | Gbit/s | sockit / it |"
-echo "| --- | ---: | --- |"
-for n in "${GATES[@]}"; do
-  echo "| $n | ${GBPS[$n]} | $(ratio "${GBPS[sockit]}" "${GBPS[$n]}") |"
-done
+# ratio_table TITLE UNIT ARRAY NAME...: a table of ARRAY's figures and sockit's ratio to each.
+ratio_table() {
+  local -n vals=$3
+  echo "| $1 | $2 | sockit / it |"
+  echo "| --- | ---: | --- |"
+  shift 3
+  for n in "$@"; do echo "| $n | ${vals[$n]} | $(ratio "${vals[sockit]}" "${vals[$n]}") |"; done
+}
+ratio_table "iperf3 through" "Gbit/s" GBPS "${GATES[@]}"
 echo
-echo "| echo over ws (rr, 10 conns, 64 B) | req/s | sockit / it |"
-echo "| --- | ---: | --- |"
-for n in "${ECHOS[@]}"; do
-  echo "| $n | ${RR[$n]} | $(ratio "${RR[sockit]}" "${RR[$n]}") |"
-done
+ratio_table "echo over ws (rr, 10 conns, 64 B)" "req/s" RR "${ECHOS[@]}"
 echo
 echo "| chat fan-out, 100 members | deliveries/s | lost (all runs) |"
 echo "| --- | ---: | ---: |"
