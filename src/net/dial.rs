@@ -157,11 +157,12 @@ impl Dialer {
         )
         .await
         .unwrap_or_else(|_| {
+            // Not `TimedOut`: its hint is about -w, and the TCP connect is done by now.
             Err(Error::new(
-                ErrorKind::TimedOut,
+                ErrorKind::Ws,
                 what(),
                 format!(
-                    "no answer to the WebSocket upgrade within {} s (--handshake-timeout)",
+                    "no answer to the WebSocket upgrade within {} s (raise it with --handshake-timeout)",
                     self.handshake_timeout.as_secs_f64()
                 ),
             ))
