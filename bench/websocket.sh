@@ -59,18 +59,29 @@ for n in sockit websockify; do
   f=$(free_port); bg "$SOCKIT" relay -q "tcp://127.0.0.1:$f" "ws://127.0.0.1:$gw/"; wait_tcp "$f"
   FRONT[$n]=$f
 done
-declare -A G=() GBPS
-for r in $(seq 1 "$ROUNDS"); do
-  k=$(( (r - 1) % ${#GATES[@]} ))
-  for n in "${GATES[@]:k}" "${GATES[@]:0:k}"; do
-    g=$(iperf3 -c 127.0.0.1 -p "${FRONT[$n]}" -t "$SECS" -J 2>/dev/null | gbps)
-    G[$n]="${G[$n]:-} $g"
-    echo "round $r gateway $n: $g Gbit/s" >&2
-    sleep 0.5
+# interleaved DIGITS RESULT MEASURE NAME...: ROUNDS rounds of `MEASURE NAME` for every NAME,
+# in an order that rotates each round; the median of each NAME's figures goes to RESULT[NAME].
+interleaved() {
+  local digits=$1 measure=$3 r k n v
+  local -n out=$2
+  shift 3
+  local names=("$@")
+  declare -A seen=()
+  for r in $(seq 1 "$ROUNDS"); do
+    k=$(( (r - 1) % ${#names[@]} ))
+    for n in "${names[@]:k}" "${names[@]:0:k}"; do
+      v=$("$measure" "$n")
+      seen[$n]="${seen[$n]:-} $v"
+      echo "round $r $measure $n: $v" >&2
+      sleep 0.5
+    done
   done
-done
-# shellcheck disable=SC2086
-for n in "${GATES[@]}"; do GBPS[$n]=$(median 2 ${G[$n]}); done
+  # shellcheck disable=SC2086
+  for n in "${names[@]}"; do out[$n]=$(median "$digits" ${seen[$n]}); done
+}
+gateway() { iperf3 -c 127.0.0.1 -p "${FRONT[$1]}" -t "$SECS" -J 2>/dev/null | gbps; }
+declare -A GBPS
+interleaved 2 GBPS gateway "${GATES[@]}"
 
 # --- echo rr ---
 ECHOS=(sockit python-websockets)
@@ -81,18 +92,9 @@ p=$(free_port); bg python3 "$TMP/ws_echo.py" "$p"; wait_tcp "$p"; EP[python-webs
 if [ -n "$WEBSOCAT" ]; then
   p=$(free_port); bg "$WEBSOCAT" -b "ws-l:127.0.0.1:$p" mirror:; wait_tcp "$p"; EP[websocat]=$p
 fi
-declare -A R=() RR
-for r in $(seq 1 "$ROUNDS"); do
-  k=$(( (r - 1) % ${#ECHOS[@]} ))
-  for n in "${ECHOS[@]:k}" "${ECHOS[@]:0:k}"; do
-    v=$("$SOCKIT" bench -q --json --mode rr -c 10 --size 64 --duration "$SECS" "ws://127.0.0.1:${EP[$n]}/" 2>/dev/null | json_field ops_per_s)
-    R[$n]="${R[$n]:-} $v"
-    echo "round $r echo $n: $v req/s" >&2
-    sleep 0.5
-  done
-done
-# shellcheck disable=SC2086
-for n in "${ECHOS[@]}"; do RR[$n]=$(median 0 ${R[$n]}); done
+echo_rr() { "$SOCKIT" bench -q --json --mode rr -c 10 --size 64 --duration "$SECS" "ws://127.0.0.1:${EP[$1]}/" 2>/dev/null | json_field ops_per_s; }
+declare -A RR
+interleaved 0 RR echo_rr "${ECHOS[@]}"
 
 # --- chat fan-out ---
 WSP=$(free_port); TCPP=$(free_port)
