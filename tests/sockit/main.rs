@@ -36,6 +36,17 @@ pub(crate) fn tcp(port: u16) -> TcpStream {
     s
 }
 
+/// Sends `request` on a new connection to `port` and returns everything answered before
+/// the server closed (an HTTP exchange with a proxy or a WebSocket endpoint).
+pub(crate) fn exchange(port: u16, request: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = tcp(port);
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 pub(crate) fn read_line(s: &mut TcpStream) -> String {
     let mut line = Vec::new();
     let mut b = [0u8; 1];

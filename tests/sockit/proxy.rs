@@ -193,15 +193,6 @@ fn target_rules_are_checked_on_resolved_addresses() {
     }
 }
 
-/// Sends `request` to the HTTP proxy on `port` and returns its answer.
-fn http_exchange(port: u16, request: &[u8]) -> String {
-    let mut s = tcp(port);
-    s.write_all(request).unwrap();
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
-    String::from_utf8_lossy(&got).into_owned()
-}
-
 #[test]
 fn the_http_proxy_answers_bad_requests_with_their_status() {
     let (_srv, ports) = services(
@@ -215,12 +206,12 @@ fn the_http_proxy_answers_bad_requests_with_their_status() {
         1,
     );
     let port = ports[0];
-    let get = http_exchange(
+    let get = crate::exchange(
         port,
         b"GET http://example.org/ HTTP/1.1\r\nHost: example.org\r\n\r\n",
     );
     assert!(get.starts_with("HTTP/1.1 501 Not Implemented"), "{get}");
-    let unauth = http_exchange(port, b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n");
+    let unauth = crate::exchange(port, b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n");
     assert!(
         unauth.starts_with("HTTP/1.1 407 Proxy Authentication Required"),
         "{unauth}"
@@ -231,7 +222,7 @@ fn the_http_proxy_answers_bad_requests_with_their_status() {
         big.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "y".repeat(40)).as_bytes());
     }
     big.extend_from_slice(b"\r\n");
-    let too_big = http_exchange(port, &big);
+    let too_big = crate::exchange(port, &big);
     assert!(too_big.starts_with("HTTP/1.1 431"), "{too_big}");
     // A client that stalls mid-request is answered 408 after the deadline.
     let mut s = tcp(port);

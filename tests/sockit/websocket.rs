@@ -23,15 +23,6 @@ fn spawn(args: &[&str]) -> Proc {
     Proc::spawn(c, None)
 }
 
-/// A raw HTTP request to `port`, and everything the server answers before it closes.
-fn raw(port: u16, request: &[u8]) -> String {
-    let mut s = tcp(port);
-    s.write_all(request).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn upgrade_request(path: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -136,12 +127,14 @@ fn wss_is_verified_and_pinned() {
 #[test]
 fn upgrades_only_at_the_path_within_the_header_limit_and_the_deadline() {
     let (_srv, port) = serve(&["echo=ws://127.0.0.1:0/here", "--handshake-timeout", "1"]);
-    assert!(raw(port, upgrade_request("/elsewhere").as_bytes()).starts_with("HTTP/1.1 404"));
     assert!(
-        raw(port, b"GET /here HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 426"),
+        crate::exchange(port, upgrade_request("/elsewhere").as_bytes()).starts_with("HTTP/1.1 404")
+    );
+    assert!(
+        crate::exchange(port, b"GET /here HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 426"),
         "a plain GET at the path is told to upgrade"
     );
-    let answer = raw(port, upgrade_request("/here?x=1").as_bytes());
+    let answer = crate::exchange(port, upgrade_request("/here?x=1").as_bytes());
     assert!(
         answer.starts_with("HTTP/1.1 101")
             && answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
@@ -151,7 +144,7 @@ fn upgrades_only_at_the_path_within_the_header_limit_and_the_deadline() {
         "GET /here HTTP/1.1\r\nX-Big: {}\r\n\r\n",
         "a".repeat(17 * 1024)
     );
-    assert!(raw(port, big.as_bytes()).starts_with("HTTP/1.1 431"));
+    assert!(crate::exchange(port, big.as_bytes()).starts_with("HTTP/1.1 431"));
     let (st, _, err) = run(
         &["connect", &format!("ws://127.0.0.1:{port}/elsewhere")],
         b"",
@@ -241,7 +234,7 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
     // The page's socket is at /ws of the http endpoint.
     let mut browserish = spawn(&["connect", &format!("ws://127.0.0.1:{web}/ws")]);
     assert!(browserish.line().starts_with("* welcome, you are guest3"));
-    let page = raw(web, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let page = crate::exchange(web, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("Content-Security-Policy: default-src 'none'; script-src 'sha256-"));
     assert!(page.contains("textContent") && !page.contains("innerHTML"));
@@ -249,7 +242,7 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
         !page.contains("http://") && !page.contains("https://"),
         "no external assets"
     );
-    assert!(raw(web, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(crate::exchange(web, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
     // SIGTERM: WebSocket members get the farewell as every member does.
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &chat.child.id().to_string()])
