@@ -141,10 +141,14 @@ impl Mailbox {
                         self.taken.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(e) => {
+                        // Whatever followed it into the log goes in the same write: a
+                        // write per entry costs each member a wake-up per entry.
                         self.taken.fetch_add(1, Ordering::Relaxed);
                         self.seen.fetch_add(e.data.len() as u64, Ordering::Relaxed);
                         self.progress.notify_waiters();
-                        return Some(e.data);
+                        batch.add(e.data);
+                        self.take_log(&mut batch, max);
+                        return batch.finish();
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => self.lagged(),
                     Err(broadcast::error::RecvError::Closed) => private.close(),

@@ -5,6 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::framing::{too_long, Framer, Pace};
@@ -96,11 +97,23 @@ async fn read<R: AsyncRead + Unpin>(
         } else {
             Ok(read.await)
         };
+        let mut failed = None;
         let eof = match n {
-            Ok(Ok(n)) => {
+            Ok(Ok(n)) if n >= space => {
                 // A full read means more is coming (a paste, a bot): read big from now on,
-                // so its lines reach the room in fewer, larger batches.
-                read_size = if n >= space { READ_MAX } else { READ_BUF };
+                // and take what is already waiting before the lines go to the room, so a
+                // burst reaches the others as one batch (each batch wakes every writer).
+                read_size = READ_MAX;
+                match read_waiting(rd, &mut framer, READ_MAX.saturating_sub(n)).await {
+                    Ok(eof) => eof,
+                    Err(e) => {
+                        failed = Some(reason(&e));
+                        true
+                    }
+                }
+            }
+            Ok(Ok(n)) => {
+                read_size = READ_BUF;
                 n == 0
             }
             Ok(Err(e)) => return Some(reason(&e).into()),
@@ -141,9 +154,29 @@ async fn read<R: AsyncRead + Unpin>(
                     return None;
                 }
             }
-            return Some("connection closed".into());
+            return Some(failed.unwrap_or("connection closed").into());
         }
     }
+}
+
+/// Reads, without waiting, up to `max` more bytes that have already arrived; true at the
+/// end of the stream. A read that would wait is dropped at once: a pending read holds no
+/// bytes, so nothing is lost.
+async fn read_waiting<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    framer: &mut Framer,
+    max: usize,
+) -> io::Result<bool> {
+    let mut got = 0;
+    while got < max {
+        match rd.read_buf(framer.buffer(max - got)).now_or_never() {
+            Some(Ok(0)) => return Ok(true),
+            Some(Ok(n)) => got += n,
+            Some(Err(e)) => return Err(e),
+            None => break,
+        }
+    }
+    Ok(false)
 }
 
 /// Hands lines to the room and, if they left readers behind, pauses this member's reads
