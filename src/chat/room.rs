@@ -902,4 +902,24 @@ mod tests {
         assert!(stuck.mailbox.kick.is_cancelled());
         assert_eq!(room.len(), 2);
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_writer_takes_every_entry_behind_the_one_that_woke_it() {
+        let room = Room::new(RoomConfig::default());
+        let mut reader = room.join().unwrap();
+        let sender = room.join().unwrap();
+        // The welcome and the join notice.
+        assert!(text(&mut reader.mailbox)
+            .await
+            .ends_with("* guest2 joined\n"));
+        let writer = tokio::spawn(async move { reader.mailbox.next(1 << 16).await });
+        // Let it park in its wait for the log.
+        tokio::task::yield_now().await;
+        assert!(!writer.is_finished());
+        // Two entries land before it runs again: one write carries both.
+        drop(room.input(sender.id, [&b"one"[..]]).backlog);
+        drop(room.input(sender.id, [&b"two"[..]]).backlog);
+        let got = writer.await.unwrap().unwrap();
+        assert_eq!(&got[..], b"<guest2> one\n<guest2> two\n");
+    }
 }

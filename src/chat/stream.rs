@@ -159,9 +159,9 @@ async fn read<R: AsyncRead + Unpin>(
     }
 }
 
-/// Reads, without waiting, up to `max` more bytes that have already arrived; true at the
-/// end of the stream. A read that would wait is dropped at once: a pending read holds no
-/// bytes, so nothing is lost.
+/// Reads, without waiting, what has already arrived until about `max` more bytes are in
+/// (a read takes what the buffer has room for); true at the end of the stream. A read that
+/// would wait is dropped at once: a pending read holds no bytes, so nothing is lost.
 async fn read_waiting<R: AsyncRead + Unpin>(
     rd: &mut R,
     framer: &mut Framer,
@@ -194,5 +194,24 @@ fn reason(e: &io::Error) -> &'static str {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset",
         io::ErrorKind::TimedOut => "timed out",
         _ => "connection failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_has_arrived_is_taken_without_waiting_and_an_end_is_seen() {
+        let (mut near, mut far) = tokio::io::duplex(1 << 16);
+        far.write_all(&[b'x'; 5000]).await.unwrap();
+        let mut framer = Framer::new(1 << 16);
+        // Everything that is there, and no wait for more.
+        assert!(!read_waiting(&mut near, &mut framer, 1 << 16).await.unwrap());
+        assert_eq!(framer.pending(), 5000);
+        far.write_all(&[b'y'; 3000]).await.unwrap();
+        drop(far);
+        assert!(read_waiting(&mut near, &mut framer, 1 << 16).await.unwrap());
+        assert_eq!(framer.pending(), 8000);
     }
 }
