@@ -97,24 +97,22 @@ async fn read<R: AsyncRead + Unpin>(
         } else {
             Ok(read.await)
         };
-        let mut failed = None;
-        let eof = match n {
+        // Set once the stream has ended: why, for the others' `left` line.
+        let end = match n {
             Ok(Ok(n)) if n >= space => {
                 // A full read means more is coming (a paste, a bot): read big from now on,
                 // and take what is already waiting before the lines go to the room, so a
                 // burst reaches the others as one batch (each batch wakes every writer).
                 read_size = READ_MAX;
                 match read_waiting(rd, &mut framer, READ_MAX.saturating_sub(n)).await {
-                    Ok(eof) => eof,
-                    Err(e) => {
-                        failed = Some(reason(&e));
-                        true
-                    }
+                    Ok(true) => Some("connection closed"),
+                    Ok(false) => None,
+                    Err(e) => Some(reason(&e)),
                 }
             }
             Ok(Ok(n)) => {
                 read_size = READ_BUF;
-                n == 0
+                (n == 0).then_some("connection closed")
             }
             Ok(Err(e)) => return Some(reason(&e).into()),
             Err(_) => {
@@ -148,13 +146,13 @@ async fn read<R: AsyncRead + Unpin>(
         if !batch.is_empty() && !give(room, id, batch).await {
             return None;
         }
-        if eof {
+        if let Some(end) = end {
             if let Some(last) = framer.finish() {
                 if !give(room, id, [&last[..]]).await {
                     return None;
                 }
             }
-            return Some(failed.unwrap_or("connection closed").into());
+            return Some(end.into());
         }
     }
 }
