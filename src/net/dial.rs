@@ -300,7 +300,7 @@ pub(crate) async fn connect_addr(
     });
     let s = r?;
     explain::connected(&Peer::from_ip(addr), sk);
-    let _ = s.set_nodelay(true);
+    super::tuning::connected(&s);
     Ok(s)
 }
 

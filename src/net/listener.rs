@@ -41,7 +41,7 @@ impl Listener {
         match &self.inner {
             Inner::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
-                let _ = s.set_nodelay(true);
+                super::tuning::connected(&s);
                 let peer = Peer::from_ip(addr);
                 explain::accepted(&peer);
                 Ok((Stream::Tcp(s), peer))

@@ -7,7 +7,8 @@
 //! and work with bytes. Layers over a stream live here, each in its own module ([`proxy`],
 //! [`tls`], [`ws`]).
 //! Socket options that std lacks (dual-stack, SO_REUSEADDR before bind, SO_LINGER) go
-//! through socket2 so no `unsafe` is needed.
+//! through socket2 so no `unsafe` is needed; what every TCP connection gets once it is up
+//! (dialed or accepted) is set in one place, [`tuning`].
 
 mod datagram;
 mod dial;
@@ -18,6 +19,7 @@ pub mod proxy;
 mod resolve;
 mod stream;
 pub mod tls;
+mod tuning;
 pub mod ws;
 
 pub use datagram::{
