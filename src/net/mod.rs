@@ -8,7 +8,7 @@
 //! [`tls`], [`ws`]).
 //! Socket options that std lacks (dual-stack, SO_REUSEADDR before bind, SO_LINGER) go
 //! through socket2 so no `unsafe` is needed; what every TCP connection gets once it is up
-//! (dialed or accepted) is set in one place, [`tuning`].
+//! (dialed or accepted) is set in one place, `tuning`.
 
 mod datagram;
 mod dial;
