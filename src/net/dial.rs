@@ -300,7 +300,7 @@ pub(crate) async fn connect_addr(
     });
     let s = r?;
     explain::connected(&Peer::from_ip(addr), sk);
-    super::tuning::connected(&s);
+    super::tuning::connected(&s, addr.ip());
     Ok(s)
 }
 

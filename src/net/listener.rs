@@ -41,7 +41,7 @@ impl Listener {
         match &self.inner {
             Inner::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
-                super::tuning::connected(&s);
+                super::tuning::connected(&s, addr.ip());
                 let peer = Peer::from_ip(addr);
                 explain::accepted(&peer);
                 Ok((Stream::Tcp(s), peer))
