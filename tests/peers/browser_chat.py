@@ -24,6 +24,18 @@ FLAGS = [
 ]
 
 
+def wait_until(page, expr, timeout_ms=20000):
+    """Polls `expr` with `page.evaluate` until it is true. Not `wait_for_function`: when its
+    first check is false, Playwright re-evaluates the string with eval() in the page, which
+    the chat page's Content-Security-Policy (no 'unsafe-eval') refuses."""
+    waited = 0
+    while not page.evaluate(expr):
+        if waited >= timeout_ms:
+            raise TimeoutError(f"not true after {timeout_ms} ms: {expr}")
+        page.wait_for_timeout(50)
+        waited += 50
+
+
 def main():
     url = sys.argv[1]
     shot = sys.argv[2] if len(sys.argv) > 2 else ""
@@ -31,14 +43,11 @@ def main():
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         page = browser.new_page(viewport={"width": 900, "height": 560})
         page.goto(url)
-        page.wait_for_function("document.getElementById('state').textContent.startsWith('you are')", timeout=20000)
+        wait_until(page, "document.getElementById('state').textContent.startsWith('you are')")
         print("joined", flush=True)
         page.fill("#input", "hello from the browser")
         page.press("#input", "Enter")
-        page.wait_for_function(
-            "[...document.querySelectorAll('#log li')].some(li => li.textContent.includes('hi browser'))",
-            timeout=20000,
-        )
+        wait_until(page, "[...document.querySelectorAll('#log li')].some(li => li.textContent.includes('hi browser'))")
         text = page.evaluate(
             "[...document.querySelectorAll('#log li')].find(li => li.textContent.includes('hi browser')).textContent"
         )
@@ -49,9 +58,7 @@ def main():
         title = page.title()
         assert title != "pwned", title
         print("ran nothing", flush=True)
-        page.wait_for_function(
-            "document.querySelectorAll('#who li').length >= 2", timeout=20000
-        )
+        wait_until(page, "document.querySelectorAll('#who li').length >= 2")
         who = page.evaluate("[...document.querySelectorAll('#who li')].map(li => li.textContent).join(', ')")
         print("who:", who, flush=True)
         if shot:
