@@ -166,7 +166,8 @@ pub struct ConnectArgs {
     /// Send LF as CRLF (for line protocols such as HTTP, SMTP, telnet).
     #[arg(long)]
     pub crlf: bool,
-    /// Give up a TLS handshake after SECS seconds.
+    /// Give up a handshake after SECS seconds: the proxy's negotiation (--proxy), TLS, the
+    /// WebSocket upgrade.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
     pub handshake_timeout: Duration,
     /// Only send: stdin goes to the peer, what it sends is ignored, and sockit ends at the
@@ -455,8 +456,9 @@ pub struct Limits {
     /// receiver that takes nothing.
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,
-    /// A client must finish its TLS handshake (or proxy negotiation) within SECS seconds,
-    /// or it is closed.
+    /// A client must finish its handshake (TLS, the WebSocket upgrade, a SOCKS or HTTP
+    /// CONNECT request) within SECS seconds, or it is closed; HTTP headers are limited to
+    /// 16 KiB.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
     pub handshake_timeout: Duration,
     /// At SIGTERM or Ctrl-C, stop accepting at once and give open connections (relay

@@ -53,6 +53,8 @@ pub enum ErrorKind {
     Config,
     /// A proxy (`--proxy`) refused to open the tunnel, or could not be used.
     ProxyRefused,
+    /// The proxy itself (`--proxy`) could not be reached: refused, timed out, unroutable.
+    ProxyUnreachable,
     /// A proxy's negotiation did not finish in time (`--handshake-timeout`).
     ProxyTimedOut,
     /// `connect -z` found no open port: exit status 1, nothing to print (netcat's rule).
@@ -126,7 +128,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match &self.kind {
             ErrorKind::BadEndpoint { example } => Some(format!(
-                "write endpoints like {example} (schemes: tcp:// udp:// tls:// unix: unixgram:)"
+                "write endpoints like {example} (schemes: tcp:// udp:// tls:// unix: unixgram: ws:// wss://)"
             )),
             ErrorKind::AddrInUse { holder: Some(h) } => Some(format!(
                 "{h} holds it; stop it, or choose another port (port 0 picks a free one)"
@@ -160,6 +162,10 @@ impl Error {
             ErrorKind::Unsupported => Some("see `sockit --help` for what this build does".into()),
             ErrorKind::ProxyRefused => Some(
                 "check --proxy (its scheme, USER:PASS@) and which targets the proxy allows".into(),
+            ),
+            ErrorKind::ProxyUnreachable => Some(
+                "is a proxy running there? check the HOST:PORT of --proxy (-w bounds the wait)"
+                    .into(),
             ),
             ErrorKind::ProxyTimedOut => Some(
                 "is it that kind of proxy? raise the limit with --handshake-timeout SECS".into(),

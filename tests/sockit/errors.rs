@@ -40,6 +40,27 @@ fn connection_refused_is_explained() {
 }
 
 #[test]
+fn a_proxy_that_is_not_there_is_named_as_the_proxy() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    fails_with(
+        &[
+            "connect",
+            "--proxy",
+            &format!("socks5://127.0.0.1:{port}"),
+            "127.0.0.1:9",
+        ],
+        &format!(
+            "sockit: cannot connect to 127.0.0.1:9 through socks5://127.0.0.1:{port}: \
+             the proxy does not answer (connection refused)"
+        ),
+        "check the HOST:PORT of --proxy",
+    );
+}
+
+#[test]
 fn unresolvable_name_is_explained() {
     fails_with(
         &["connect", "tcp://no-such-host.invalid:80"],

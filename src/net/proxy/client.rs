@@ -52,7 +52,7 @@ pub(crate) async fn open(
     let Some(tcp) = tcp else {
         let e = last.unwrap_or_else(|| io::Error::other("no address to try"));
         return Err(Error::new(
-            ErrorKind::ConnectionRefused,
+            ErrorKind::ProxyUnreachable,
             what(),
             format!(
                 "the proxy does not answer ({})",
