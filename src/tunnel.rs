@@ -1,7 +1,8 @@
 //! Two connections joined both ways until both directions end: what `relay` does with each
 //! client and its target, and what the proxy servers do once a tunnel is granted. Plain
-//! sockets on both sides go through kernel pipes (splice), never through our memory; a
-//! layer (TLS), an idle timeout, `-x` or `--explain` takes the buffered pump.
+//! sockets on both sides go through kernel pipes (splice) for bulk and a page on the stack
+//! for small reads (`splice::relay`), holding no buffer while idle; a layer (TLS),
+//! an idle timeout, `-x` or `--explain` takes the buffered pump.
 
 use std::io;
 

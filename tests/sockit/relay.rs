@@ -178,3 +178,68 @@ fn sigterm_drains_a_transfer_in_flight_and_a_second_one_cuts() {
         let _ = client.wait();
     }
 }
+
+/// A relay direction copies small reads and splices bulk, switching back and forth: small
+/// messages while the target does not read (what the target cannot take waits in the
+/// relay's pipe), bulk in between, then small again. Every byte arrives, in order.
+#[test]
+fn small_and_bulk_writes_keep_their_order_through_a_stalled_target() {
+    use std::io::Write;
+    // A target with a small receive buffer that reads nothing until the client's writes
+    // block: by then the relay's sends to it have been refused.
+    let target = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    target.set_recv_buffer_size(4096).unwrap();
+    target
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    target.listen(1).unwrap();
+    let target = std::net::TcpListener::from(target);
+    let tport = target.local_addr().unwrap().port();
+    let (_relay, rport) = server(&[
+        "relay",
+        "tcp://127.0.0.1:0",
+        &format!("tcp://127.0.0.1:{tport}"),
+    ]);
+    // Messages of 1 to 700 bytes, and 3 MiB of bulk after the 10,000th.
+    let size = |i: usize| 1 + (i * 37) % 700 + if i == 10_000 { 3 << 20 } else { 0 };
+    let sent: Vec<u8> = random_bytes((0..20_000).map(size).sum(), 41);
+    let (blocked, start) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let (mut conn, _) = target.accept().unwrap();
+        start.recv_timeout(Duration::from_secs(20)).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        got
+    });
+    let mut client = TcpStream::connect(("127.0.0.1", rport)).unwrap();
+    client.set_nodelay(true).unwrap();
+    client.set_nonblocking(true).unwrap();
+    let mut blocked = Some(blocked);
+    let mut at = 0;
+    for i in 0..20_000 {
+        let mut msg = &sent[at..at + size(i)];
+        at += msg.len();
+        while !msg.is_empty() {
+            match client.write(msg) {
+                Ok(n) => msg = &msg[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Everything between us and the target is full: let it read.
+                    let tx = blocked.take().expect("a blocking write once blocked");
+                    tx.send(()).unwrap();
+                    client.set_nonblocking(false).unwrap();
+                    client
+                        .set_write_timeout(Some(Duration::from_secs(20)))
+                        .unwrap();
+                }
+                Err(e) => panic!("writing to the relay: {e}"),
+            }
+        }
+    }
+    assert!(blocked.is_none(), "the target's side never filled up");
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "the bytes arrived out of order");
+}
