@@ -139,7 +139,8 @@ impl Bus {
         })
     }
 
-    /// Runs it for `room` until `stop` (see [`run`]).
+    /// Runs the bus for `room` until `stop`, reconnecting with back-off whenever Redis is
+    /// lost (members are told once that the room is cut off, and when it is whole again).
     pub async fn run(self, room: Arc<Room>, stop: CancellationToken) {
         run(room, self, stop).await;
     }

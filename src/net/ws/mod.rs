@@ -4,7 +4,7 @@
 //! - [`client`]: the upgrade request a dial sends (`--header`, `--origin`) and its answer.
 //! - [`server`]: the upgrade a server's admission accepts (the path, 404 elsewhere, the
 //!   16 KiB header limit, chat's page at `/`).
-//! - [`stream`]: [`WsStream`], the upgraded connection as a byte stream, so every command
+//! - `stream`: [`WsStream`], the upgraded connection as a byte stream, so every command
 //!   (the pump, `--exec`, `-x`, relay, bench, chat) takes it as it takes TCP; the message
 //!   boundaries it keeps are the [`Framing`]'s business.
 //!
