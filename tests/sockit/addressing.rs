@@ -163,9 +163,7 @@ fn connect_tries_every_address_of_a_name() {
 #[test]
 fn source_address_port_and_family_are_honoured() {
     let (mut srv, port) = server(&["listen", "-k", "--show-peer", "tcp://:0"]);
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let free = l.local_addr().unwrap().port();
-    drop(l);
+    let free = free_port();
     let (status, _, err) = run(
         &[
             "connect",

@@ -15,14 +15,6 @@ fn redis(port: Option<u16>) -> (Proc, u16) {
     redis_with(port, &["--port", &port.to_string()])
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// redis-server with `args` (its ports among them), once it takes connections on `port`.
 fn redis_with(port: u16, args: &[&str]) -> (Proc, u16) {
     let mut cmd = Command::new("redis-server");

@@ -23,10 +23,7 @@ fn fails_with(args: &[&str], first_line: &str, hint: &str) {
 
 #[test]
 fn connection_refused_is_explained() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     fails_with(
         &["connect", &format!("tcp://127.0.0.1:{port}")],
         &format!("sockit: cannot connect to tcp://127.0.0.1:{port}: connection refused"),
@@ -41,10 +38,7 @@ fn connection_refused_is_explained() {
 
 #[test]
 fn a_proxy_that_is_not_there_is_named_as_the_proxy() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     fails_with(
         &[
             "connect",
@@ -157,10 +151,7 @@ fn help_lists_every_command_with_examples() {
 #[test]
 fn a_stderr_that_cannot_be_written_never_panics() {
     let full = || std::fs::File::create("/dev/full").unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let status = sockit()
         .args(["connect", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())

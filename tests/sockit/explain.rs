@@ -100,11 +100,7 @@ fn connect_explains_the_clients_calls_and_a_refusal() {
     );
     drop(srv);
     // A refused connect is explained as Python would raise it.
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free = free_port();
     let (st, _, err) = run(&["connect", "--explain", &format!("127.0.0.1:{free}")], b"");
     assert!(!st.success());
     assert!(

@@ -319,6 +319,12 @@ pub fn python(script: &str, args: &[&str], stdin: Option<Stdio>) -> Proc {
     Proc::spawn(cmd, stdin)
 }
 
+/// A port on 127.0.0.1 that nothing listens on now (bound by the system, then let go).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 /// A fresh directory under the target dir for this test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sockit-test-{}-{name}", std::process::id()));
