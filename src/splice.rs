@@ -426,15 +426,18 @@ async fn one_way(from: &Stream, to: &Stream) -> io::Result<u64> {
 /// cannot take now goes into the empty `pipe` (a page always fits), ahead of anything read
 /// later. Only the read's `EAGAIN` comes back as `WouldBlock`: it is `from`'s readiness.
 fn copy_small(from: &Stream, to: &Stream, pipe: &OwnedFd) -> io::Result<Step> {
-    let mut buf = [0u8; SMALL];
-    let n = loop {
-        match rustix::io::read(from, &mut buf) {
-            Ok(0) => return Ok(Step::End),
-            Ok(n) => break n,
+    // Left uninitialised (rustix hands back only what the read filled): no page-sized
+    // memset per request.
+    let mut page = [std::mem::MaybeUninit::<u8>::uninit(); SMALL];
+    let buf = loop {
+        match rustix::io::read(from, &mut page) {
+            Ok(([], _)) => return Ok(Step::End),
+            Ok((filled, _)) => break filled,
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
     };
+    let n = buf.len();
     let mut sent = 0;
     while sent < n {
         match rustix::net::send(to, &buf[sent..n], rustix::net::SendFlags::NOSIGNAL) {

@@ -226,7 +226,7 @@ fn small_and_bulk_writes_keep_their_order_through_a_stalled_target() {
                 Ok(n) => msg = &msg[n..],
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     // Everything between us and the target is full: let it read.
-                    let tx = blocked.take().expect("a blocking write once blocked");
+                    let tx = blocked.take().expect("the relay took nothing for 20 s");
                     tx.send(()).unwrap();
                     client.set_nonblocking(false).unwrap();
                     client
