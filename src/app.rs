@@ -162,6 +162,17 @@ fn ws_options(
     args: &cli::WsArgs,
     client: Option<&cli::WsClientArgs>,
 ) -> Result<ws::Options> {
+    ws_options_lingering(framing, args, client, None)
+}
+
+/// [`ws_options`] for a command whose end of input is a half-close (connect, listen,
+/// relay): a peer without one is read until it closes or is quiet for `idle` (or 2 s).
+fn ws_options_lingering(
+    framing: ws::Framing,
+    args: &cli::WsArgs,
+    client: Option<&cli::WsClientArgs>,
+    idle: Option<Option<Duration>>,
+) -> Result<ws::Options> {
     let headers = client
         .map(|c| {
             c.headers
@@ -192,6 +203,7 @@ fn ws_options(
                 })
             })
             .transpose()?,
+        linger: idle.map(|t| t.unwrap_or(session::DATAGRAM_IDLE)),
     })
 }
 
@@ -431,7 +443,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
             tls: tls_client_options(&args.tls),
             local,
             proxy: proxy(args.proxy.as_deref())?,
-            ws: ws_options(
+            ws: ws_options_lingering(
                 if args.binary {
                     ws::Framing::Binary
                 } else {
@@ -439,6 +451,8 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
                 },
                 &args.ws,
                 Some(&args.ws_client),
+                // --send-only ends with its input: the Close goes with it.
+                (!args.send_only).then_some(args.idle_timeout),
             )?,
         },
     )?;
@@ -464,6 +478,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
         progress: args.progress,
         exec,
+        no_shutdown: args.no_shutdown,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await
 }
@@ -502,7 +517,7 @@ async fn run_listen(
     } else {
         ws::Framing::Lines
     };
-    let ws = ws_options(framing, &args.ws, None)?;
+    let ws = ws_options_lingering(framing, &args.ws, None, Some(args.limits.idle_timeout))?;
     let admission = admission(&args.limits, &args.tls, &[&endpoint], ws, None, quiet)?;
     let local = Local {
         iface: args.iface,
@@ -762,10 +777,20 @@ async fn run_relay(args: RelayArgs, quiet: bool, shutdown: CancellationToken) ->
             tls: tls_client_options(&args.client_tls),
             local: Local::default(),
             proxy: proxy(args.proxy.as_deref())?,
-            ws: ws_options(ws::Framing::Binary, &args.ws, Some(&args.ws_client))?,
+            ws: ws_options_lingering(
+                ws::Framing::Binary,
+                &args.ws,
+                Some(&args.ws_client),
+                Some(args.limits.idle_timeout),
+            )?,
         },
     )?;
-    let ws = ws_options(ws::Framing::Binary, &args.ws, None)?;
+    let ws = ws_options_lingering(
+        ws::Framing::Binary,
+        &args.ws,
+        None,
+        Some(args.limits.idle_timeout),
+    )?;
     let admission = admission(&args.limits, &args.server_tls, &[&from], ws, None, quiet)?;
     let bound = Bound::bind(&from).await?;
     if !quiet {

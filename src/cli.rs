@@ -178,6 +178,12 @@ pub struct ConnectArgs {
     /// nothing is sent (no half-close either), as ncat --recv-only.
     #[arg(long)]
     pub recv_only: bool,
+    /// At the end of stdin keep the connection open (no half-close) and end when the peer
+    /// closes or at --idle-timeout: for proxies and servers that end the whole connection
+    /// at a half-close and drop their answer (microsocks, ncat's HTTP proxy), as ncat's
+    /// --no-shutdown.
+    #[arg(long, conflicts_with_all = ["recv_only", "send_only"])]
+    pub no_shutdown: bool,
     /// Show bytes each way, the rate, and percent and ETA when stdin is a file, on stderr.
     #[arg(long)]
     pub progress: bool,
@@ -187,7 +193,8 @@ pub struct ConnectArgs {
     pub hex_dump: Option<String>,
     /// Datagrams: each read of stdin is one datagram as it is, and datagrams are written
     /// raw (no newline added), for protocols that are not text. WebSocket: stdin chunks go
-    /// as binary messages and messages are written raw (default: a line is a text message).
+    /// as binary messages (default: a UTF-8 line is a text message); either way a text
+    /// message received is written as a line, a binary one as it is.
     #[arg(long)]
     pub binary: bool,
     /// Check which ports answer, sending no data: ENDPOINT is HOST:PORTS or udp://HOST:PORTS,

@@ -268,6 +268,16 @@ impl fmt::Display for StdoutClosed {
 impl std::error::Error for StdoutClosed {}
 
 /// An `io::Error` meaning "our stdout was closed by its reader".
+/// A warning for the person at the terminal, as one plain line on stderr (`sockit: ...`,
+/// the shape of an error line), shown unless `-q` turned warnings off. A stderr that
+/// cannot take it costs the line, never the run.
+pub fn note(line: impl std::fmt::Display) {
+    use std::io::Write;
+    if tracing::enabled!(tracing::Level::WARN) {
+        let _ = writeln!(std::io::stderr().lock(), "sockit: {line}");
+    }
+}
+
 pub(crate) fn stdout_closed() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
 }

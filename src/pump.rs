@@ -46,6 +46,9 @@ pub struct Options {
     pub explain: Option<Arc<Conn>>,
     /// `--explain` for a local side that is a socket too (relay's client).
     pub explain_local: Option<Arc<Conn>>,
+    /// `--no-shutdown`: the local side's EOF is not passed on; the pump waits for the
+    /// remote's end (or the idle timeout), for peers that end everything at a half-close.
+    pub no_shutdown: bool,
 }
 
 /// The directions a pump moves.
@@ -103,7 +106,13 @@ pub struct Report {
     pub received: u64,
     /// Why it ended.
     pub end: End,
+    /// The remote ended right after our half-close (within [`QUIET_CLOSE`]) without having
+    /// sent a byte: what a proxy that ends the tunnel at a half-close looks like.
+    pub quiet_close: bool,
 }
+
+/// How soon after our half-close a remote's end, with nothing sent, reads as caused by it.
+pub const QUIET_CLOSE: Duration = Duration::from_secs(1);
 
 /// How long a failed write waits for the read side to say why the peer went away.
 const REASON_GRACE: Duration = Duration::from_millis(200);
@@ -126,7 +135,8 @@ where
     let mut crlf = opts.crlf.then(Crlf::default);
 
     let dump = opts.dump.as_deref();
-    let up = copy_half(
+    // Boxed, not pinned in place, so that they can be dropped before the last shutdown.
+    let mut up = Box::pin(copy_half(
         &mut lr,
         &mut rw,
         sent,
@@ -134,8 +144,9 @@ where
         crlf.as_mut(),
         dump.map(|d| (d, Direction::Sent)),
         (opts.explain_local.as_deref(), opts.explain.as_deref()),
-    );
-    let down = copy_half(
+        !opts.no_shutdown,
+    ));
+    let mut down = Box::pin(copy_half(
         &mut rr,
         &mut lw,
         received,
@@ -143,10 +154,12 @@ where
         None,
         dump.map(|d| (d, Direction::Received)),
         (opts.explain.as_deref(), opts.explain_local.as_deref()),
-    );
-    tokio::pin!(up, down);
+        true,
+    ));
     // A direction that is not moved counts as done from the start.
     let (mut up_done, mut down_done) = (opts.ways == Ways::RecvOnly, opts.ways == Ways::SendOnly);
+    let mut shut_at = None;
+    let mut quiet_close = false;
 
     let end = loop {
         tokio::select! {
@@ -166,10 +179,13 @@ where
                     return Err(e);
                 }
                 up_done = true;
+                shut_at = (!opts.no_shutdown).then(Instant::now);
             }
             r = &mut down, if !down_done => {
                 r?;
                 down_done = true;
+                quiet_close = received.load(Ordering::Relaxed) == 0
+                    && shut_at.is_some_and(|t| t.elapsed() < QUIET_CLOSE);
                 if opts.end_on_remote_eof && !up_done {
                     break End::RemoteClosed;
                 }
@@ -181,10 +197,17 @@ where
             break End::Eof;
         }
     };
+    drop((up, down));
+    if shut_at.is_some() && end != End::Eof {
+        // Our half-close went out and the pump ends before the remote's: say the end is
+        // the whole conversation's (a WebSocket without a half-close sends its Close now).
+        let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, rw.shutdown()).await;
+    }
     Ok(Report {
         sent: sent.load(Ordering::Relaxed),
         received: received.load(Ordering::Relaxed),
         end,
+        quiet_close,
     })
 }
 
@@ -257,6 +280,7 @@ async fn copy_half<R, W>(
     mut crlf: Option<&mut Crlf>,
     dump: Option<(&Traffic, Direction)>,
     (read_calls, write_calls): (Option<&Conn>, Option<&Conn>),
+    pass_eof: bool,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -291,6 +315,9 @@ where
         activity.touch();
     }
     writer.flush().await?;
+    if !pass_eof {
+        return Ok(());
+    }
     // Pass the EOF on. A peer that is already gone cannot be told; that is not an error.
     // Over TLS this sends close_notify, which a stalled peer may never take: bounded.
     if let Some(c) = write_calls {
@@ -332,6 +359,47 @@ mod tests {
         assert_eq!(got, b"down");
         let report = task.await.unwrap().unwrap();
         assert_eq!((report.sent, report.received, report.end), (2, 4, End::Eof));
+        assert!(!report.quiet_close);
+    }
+
+    #[tokio::test]
+    async fn a_remote_that_ends_at_our_half_close_is_noticed() {
+        let (local, mut local_peer) = duplex(64);
+        let (remote, mut remote_peer) = duplex(64);
+        let task = tokio::spawn(async move { pump(local, remote, &Options::default()).await });
+        local_peer.write_all(b"hi").await.unwrap();
+        local_peer.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        remote_peer.read_to_end(&mut got).await.unwrap();
+        drop(remote_peer);
+        let report = task.await.unwrap().unwrap();
+        assert!(report.quiet_close);
+    }
+
+    #[tokio::test]
+    async fn no_shutdown_keeps_the_remote_open_until_it_ends() {
+        let (local, mut local_peer) = duplex(64);
+        let (remote, mut remote_peer) = duplex(64);
+        let opts = Options {
+            no_shutdown: true,
+            ..Options::default()
+        };
+        let task = tokio::spawn(async move { pump(local, remote, &opts).await });
+        local_peer.write_all(b"hi").await.unwrap();
+        local_peer.shutdown().await.unwrap();
+        let mut buf = [0u8; 2];
+        remote_peer.read_exact(&mut buf).await.unwrap();
+        // No EOF reached the remote: it still answers, then ends.
+        let more =
+            tokio::time::timeout(Duration::from_millis(100), remote_peer.read(&mut buf)).await;
+        assert!(more.is_err(), "the remote saw an end of stream");
+        remote_peer.write_all(b"ok").await.unwrap();
+        drop(remote_peer);
+        let mut got = Vec::new();
+        local_peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"ok");
+        let report = task.await.unwrap().unwrap();
+        assert_eq!(report.end, End::Eof);
     }
 
     #[tokio::test]

@@ -39,6 +39,8 @@ pub struct Options {
     pub progress: bool,
     /// `--exec`/`--sh-exec`: a program talks to the peer instead of stdio.
     pub exec: Option<crate::exec::Exec>,
+    /// `--no-shutdown`: stdin's end is not passed on as a half-close.
+    pub no_shutdown: bool,
 }
 
 /// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
@@ -96,6 +98,7 @@ pub async fn stream(
         local_exited: None,
         explain: crate::net::explain::Conn::of(peer),
         explain_local: None,
+        no_shutdown: opts.no_shutdown,
     };
     if let Some(exec) = &opts.exec {
         return crate::exec::stream(exec, stream, peer, &popts).await;
@@ -109,6 +112,7 @@ pub async fn stream(
         && !popts.end_on_remote_eof
         && !popts.crlf
         && popts.idle_timeout.is_none()
+        && !popts.no_shutdown
         && crate::splice::available();
     let result = if fast {
         tracing::debug!(%peer, "zero-copy path (splice)");
@@ -130,6 +134,12 @@ pub async fn stream(
         Ok(r) => {
             tracing::info!(%peer, bytes_out = r.sent, bytes_in = r.received,
                 duration_ms = started.elapsed().as_millis() as u64, end = r.end.as_str(), "closed");
+            if r.quiet_close && r.sent > 0 {
+                crate::error::note(format_args!(
+                    "{peer} closed right after our end of input without answering; \
+                     a proxy or server that ends the connection at a half-close drops its answer: try --no-shutdown"
+                ));
+            }
             Ok(())
         }
         Err(e) => {

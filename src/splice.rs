@@ -86,10 +86,19 @@ pub(crate) async fn pump(stream: &Stream) -> io::Result<Report> {
             let _ = tx.blocking_send((false, download(&down_sock, sink)));
         })?;
     let (mut sent, mut received) = (0, 0);
+    let mut shut_at = None;
+    let mut quiet_close = false;
     for _ in 0..2 {
         match rx.recv().await {
-            Some((true, r)) => sent = r?,
-            Some((false, r)) => received = r?,
+            Some((true, r)) => {
+                sent = r?;
+                shut_at = Some(std::time::Instant::now());
+            }
+            Some((false, r)) => {
+                received = r?;
+                quiet_close = received == 0
+                    && shut_at.is_some_and(|t| t.elapsed() < crate::pump::QUIET_CLOSE);
+            }
             None => return Err(io::Error::other("a splice thread ended without a word")),
         }
     }
@@ -97,6 +106,7 @@ pub(crate) async fn pump(stream: &Stream) -> io::Result<Report> {
         sent,
         received,
         end: End::Eof,
+        quiet_close,
     })
 }
 

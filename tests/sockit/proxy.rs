@@ -455,6 +455,30 @@ fn connect_goes_through_microsocks_with_and_without_auth() {
         }
         let echoed = first_line_through(&url, &format!("127.0.0.1:{}", ports[0]), b"hi\n");
         assert_eq!(echoed.as_deref(), Some("hi\n"));
+        // microsocks ends the tunnel at the client's half-close: piped stdin that ends gets
+        // no answer, and sockit says why; --no-shutdown keeps the tunnel open for it.
+        let echo = format!("127.0.0.1:{}", ports[0]);
+        let (st, out, err) = run(&["connect", "--proxy", &url, &echo], b"hi\n");
+        assert!(st.success(), "{err}");
+        // (The echo may win the race with microsocks's close: then it is there.)
+        assert!(
+            out == b"hi\n" || (out.is_empty() && err.contains("--no-shutdown")),
+            "{out:?} {err}"
+        );
+        let (st, out, err) = run(
+            &[
+                "connect",
+                "--no-shutdown",
+                "--idle-timeout",
+                "1",
+                "--proxy",
+                &url,
+                &echo,
+            ],
+            b"hi\n",
+        );
+        assert!(st.success(), "{err}");
+        assert_eq!(out, b"hi\n", "{err}");
         // A server that speaks first, by name (resolved by microsocks).
         let date = first_line_through(&url, &format!("localhost:{}", ports[1]), b"").unwrap();
         assert!(date.contains(&chrono_year()), "{date}");

@@ -40,17 +40,19 @@ pub const READ_BUFFER: usize = 4 * 1024;
 /// throughput than 16 KiB.
 pub const TUNNEL_READ_BUFFER: usize = 64 * 1024;
 
-/// How the bytes of a command map onto messages.
+/// How the bytes of a command map onto messages. Either way a text message read is a
+/// line (its payload and a newline) and a binary message is its payload as it is, so two
+/// sockits in any mix of framings pass bytes exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Framing {
-    /// For people and line protocols (connect, listen, chat): each line written is one
-    /// text message without its newline (a line that is not UTF-8 goes as a binary
-    /// message, so no byte is lost), and each text message read ends with a newline;
-    /// binary messages read are passed on raw.
+    /// For people and line protocols (connect, listen, chat): each complete line written
+    /// that is UTF-8 is one text message without its newline; anything else (a line that
+    /// is not UTF-8, an unfinished last line, a line longer than a message) goes as
+    /// binary messages with its bytes as they are, newline included.
     #[default]
     Lines,
     /// For tunnels and benchmarks (relay, bench, `--binary`): each write is one binary
-    /// message, and every message's payload is read raw, as websockify does.
+    /// message, as websockify sends.
     Binary,
 }
 
@@ -70,6 +72,12 @@ pub struct Options {
     pub origin: Option<String>,
     /// tungstenite's read buffer ([`READ_BUFFER`], or [`TUNNEL_READ_BUFFER`] for bulk).
     pub read_buffer: usize,
+    /// What a shutdown means to a peer that has no half-close (any peer but sockit).
+    /// `None`: the end of the conversation, so the Close goes out at once (chat, serve).
+    /// `Some(quiet)`: the end of our direction only (connect, listen, relay), so what the
+    /// peer still sends is read until it closes or has been quiet this long, and only then
+    /// our Close goes out: a Close right after the last message would drop its answer.
+    pub linger: Option<Duration>,
 }
 
 impl Default for Options {
@@ -81,6 +89,7 @@ impl Default for Options {
             headers: Vec::new(),
             origin: None,
             read_buffer: READ_BUFFER,
+            linger: None,
         }
     }
 }

@@ -1,18 +1,23 @@
 //! An upgraded WebSocket as a byte stream. Reads give the payloads of the messages that
-//! arrive (pings answered on the way, fragments reassembled by tungstenite); writes become
-//! messages as the [`Framing`] says; a shutdown is the Close handshake's first half (1000),
-//! and reading goes on until the peer's Close, as a TCP half-close would.
+//! arrive (pings answered on the way, fragments reassembled by tungstenite), a text message
+//! as a line (a newline after it), a binary one as it is; writes become messages as the
+//! [`Framing`] says.
 //!
 //! WebSocket has no half-close: after a Close only the Close answer may follow, so what the
-//! other side still had to send would be lost (an upload through `relay`, then the reply).
-//! Two sockits agree on one in the upgrade ([`HALF_CLOSE`]): an empty binary message ends
-//! one direction, and the Close goes out once both have ended. With any other peer the
-//! Close is sent at the shutdown, as RFC 6455 has it.
+//! other side still had to send is lost (python's websockets drops the echo it was about to
+//! send when the Close comes right after the message). Two sockits agree on one in the
+//! upgrade ([`HALF_CLOSE`]): an empty binary message ends one direction, and the Close goes
+//! out once both have ended. With any other peer a shutdown is the end of our direction
+//! only when [`Options::linger`] says so: reading goes on until the peer closes or has been
+//! quiet that long, and then our Close (1000) goes out, as a datagram session waits for
+//! replies. Without it the Close goes out at the shutdown. A second shutdown sends the
+//! Close at once: the conversation is over.
 //!
 //! A message that breaks the rules (over `--max-message`, a text one that is not UTF-8, a
 //! protocol error) is answered with the Close code RFC 6455 gives it (1009, 1007, 1002)
 //! before the read reports it.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -58,6 +63,13 @@ pub struct WsStream {
     /// A failure the next read reports (after the bytes that came before it).
     error: Option<io::Error>,
     ping: Option<tokio::time::Interval>,
+    /// [`Options::linger`]: how long a quiet peer is waited for after our shutdown.
+    linger: Option<std::time::Duration>,
+    /// Our direction ended without a Close (a peer without [`HALF_CLOSE`], under linger).
+    shut: bool,
+    /// Under linger: when our Close goes out (and, once it has, when we stop waiting for
+    /// the answer); pushed back by every message that arrives.
+    lingering: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl std::fmt::Debug for WsStream {
@@ -96,6 +108,9 @@ impl WsStream {
             failing: None,
             error: None,
             ping,
+            linger: opts.linger,
+            shut: false,
+            lingering: None,
         }
     }
 
@@ -196,29 +211,39 @@ impl WsStream {
             self.line.extend_from_slice(&whole[at..]);
         }
         if self.line.len() >= self.max_message || (all && !self.line.is_empty()) {
+            // Not a line (yet): its bytes as they are.
             let l = std::mem::take(&mut self.line);
-            self.send_line(Bytes::from(l))?;
+            self.send_raw(&Bytes::from(l))?;
         }
         Ok(())
     }
 
-    /// One line as a text message (binary when it is not UTF-8, so no byte is lost), in
-    /// pieces when it is longer than a message may be.
+    /// One complete line (`l`, without its newline) as a text message; a line that is not
+    /// UTF-8 or does not fit one message goes as binary, newline included, so the receiver
+    /// writes the same bytes either way.
     fn send_line(&mut self, l: Bytes) -> io::Result<()> {
-        let mut at = 0;
-        loop {
-            let end = (at + self.max_message).min(l.len());
-            let piece = l.slice(at..end);
-            let m = match Utf8Bytes::try_from(piece.clone()) {
-                Ok(t) => Message::Text(t),
-                Err(_) => Message::Binary(piece),
-            };
-            self.ws().start_send(m).map_err(in_words)?;
-            at = end;
-            if at >= l.len() {
-                return Ok(());
+        if l.len() <= self.max_message {
+            if let Ok(t) = Utf8Bytes::try_from(l.clone()) {
+                return self.ws().start_send(Message::Text(t)).map_err(in_words);
             }
         }
+        let mut raw = Vec::with_capacity(l.len() + 1);
+        raw.extend_from_slice(&l);
+        raw.push(b'\n');
+        self.send_raw(&Bytes::from(raw))
+    }
+
+    /// Bytes as binary messages, in pieces when longer than a message may be.
+    fn send_raw(&mut self, b: &Bytes) -> io::Result<()> {
+        let mut at = 0;
+        while at < b.len() {
+            let end = (at + self.max_message).min(b.len());
+            self.ws()
+                .start_send(Message::Binary(b.slice(at..end)))
+                .map_err(in_words)?;
+            at = end;
+        }
+        Ok(())
     }
 }
 
@@ -273,16 +298,40 @@ impl AsyncRead for WsStream {
                 return Poll::Ready(Ok(()));
             }
             me.poll_ping(cx);
+            if let Some(t) = me.lingering.as_mut() {
+                if t.as_mut().poll(cx).is_ready() {
+                    if me.close_sent {
+                        // Our Close has had its time: the peer will not answer it.
+                        me.lingering = None;
+                        me.peer_closed = true;
+                        continue;
+                    }
+                    tracing::debug!(
+                        "the WebSocket peer went quiet after our end of input: closing"
+                    );
+                    let quiet = me.linger.unwrap_or_default();
+                    t.as_mut().reset(tokio::time::Instant::now() + quiet);
+                    ready!(me.poll_close_with(cx, CloseCode::Normal));
+                }
+            }
             let next = match me.ws().poll_next(cx) {
                 Poll::Ready(m) => m,
                 Poll::Pending if got => return Poll::Ready(Ok(())),
                 Poll::Pending => return Poll::Pending,
             };
+            if matches!(next, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+                // An answer (not a ping): the peer is not quiet yet.
+                if let (Some(t), Some(quiet), false) =
+                    (me.lingering.as_mut(), me.linger, me.close_sent)
+                {
+                    t.as_mut().reset(tokio::time::Instant::now() + quiet);
+                }
+            }
             match next {
                 None => me.peer_closed = true,
                 Some(Ok(Message::Text(t))) => {
                     me.unread = t.into();
-                    me.newline = me.framing == Framing::Lines;
+                    me.newline = true;
                 }
                 Some(Ok(Message::Binary(b))) if b.is_empty() && me.half_close => {
                     me.peer_eof = true;
@@ -327,7 +376,7 @@ impl AsyncWrite for WsStream {
             me.inflight = None;
             return Poll::Ready(Ok(n));
         }
-        if me.close_sent || me.peer_closed || me.eof_sent {
+        if me.close_sent || me.peer_closed || me.eof_sent || me.shut {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the WebSocket is closed",
@@ -361,6 +410,12 @@ impl AsyncWrite for WsStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
+        if (me.shut || me.eof_sent) && !me.close_sent && !me.peer_closed {
+            // Shut down again: the conversation is over, whatever the peer still sends.
+            me.lingering = None;
+            ready!(me.poll_close_with(cx, CloseCode::Normal));
+            return Poll::Ready(Ok(()));
+        }
         if !me.close_sent && !me.peer_closed && !me.eof_sent {
             ready!(me.ws().poll_ready(cx)).map_err(in_words)?;
             if !me.line.is_empty() {
@@ -372,6 +427,10 @@ impl AsyncWrite for WsStream {
                     .start_send(Message::Binary(Bytes::new()))
                     .map_err(in_words)?;
                 me.eof_sent = true;
+            } else if let (Some(quiet), false) = (me.linger, me.peer_eof) {
+                // No half-close to send: the reader waits for the answer, then closes.
+                me.shut = true;
+                me.lingering = Some(Box::pin(tokio::time::sleep(quiet)));
             } else {
                 me.ws()
                     .start_send(close(CloseCode::Normal))
@@ -473,10 +532,10 @@ mod tests {
                 "t:hello",
                 "t:",
                 "t:world",
-                "b:b\"\\xff\\xfe\"",
-                "t:01234567",
-                "t:89ab",
-                "t:end"
+                "b:b\"\\xff\\xfe\\n\"",
+                "b:b\"01234567\"",
+                "b:b\"89ab\\n\"",
+                "b:b\"end\""
             ]
         );
     }
@@ -494,5 +553,64 @@ mod tests {
         let mut out = Vec::new();
         ws.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"one\nrawtwo\n");
+    }
+
+    #[tokio::test]
+    async fn text_is_a_line_under_binary_framing_too() {
+        use futures_util::SinkExt;
+        let (mut ws, mut peer) = pair(Framing::Binary, 1 << 20).await;
+        peer.send(Message::Text("line".into())).await.unwrap();
+        peer.send(Message::Binary(Bytes::from_static(b"raw")))
+            .await
+            .unwrap();
+        peer.close(None).await.unwrap();
+        let mut out = Vec::new();
+        ws.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"line\nraw");
+    }
+
+    /// A peer without the half-close: the answer it sends after our end of input is read,
+    /// and our Close goes out only once it has gone quiet.
+    #[tokio::test]
+    async fn a_lingering_shutdown_reads_the_answer_then_closes() {
+        use futures_util::SinkExt;
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let opts = Options {
+            linger: Some(std::time::Duration::from_millis(300)),
+            ..Options::default()
+        };
+        let client = WebSocketStream::from_raw_socket(Stream::Unix(a), Role::Client, None).await;
+        let mut peer = WebSocketStream::from_raw_socket(Stream::Unix(b), Role::Server, None).await;
+        let mut ws = WsStream::new(client, &opts, false);
+        ws.write_all(b"hi\n").await.unwrap();
+        ws.shutdown().await.unwrap();
+        let echo = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(Ok(m)) = peer.next().await {
+                match m {
+                    Message::Text(t) => {
+                        seen.push(t.to_string());
+                        // An answer that comes late, then more: none of it is lost.
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        peer.send(Message::Text(t)).await.unwrap();
+                        peer.send(Message::Text("more".into())).await.unwrap();
+                    }
+                    Message::Close(_) => {
+                        seen.push("close".into());
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let _ = peer.flush().await;
+            seen
+        });
+        let mut out = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(5), ws.read_to_end(&mut out))
+            .await
+            .expect("the read ends once the peer has gone quiet")
+            .unwrap();
+        assert_eq!(out, b"hi\nmore\n");
+        assert_eq!(echo.await.unwrap(), ["hi", "close"]);
     }
 }
