@@ -139,8 +139,7 @@ where
     let mut up = Box::pin(copy_half(
         &mut lr,
         &mut rw,
-        sent,
-        &activity,
+        (sent, &activity),
         crlf.as_mut(),
         dump.map(|d| (d, Direction::Sent)),
         (opts.explain_local.as_deref(), opts.explain.as_deref()),
@@ -149,8 +148,7 @@ where
     let mut down = Box::pin(copy_half(
         &mut rr,
         &mut lw,
-        received,
-        &activity,
+        (received, &activity),
         None,
         dump.map(|d| (d, Direction::Received)),
         (opts.explain.as_deref(), opts.explain_local.as_deref()),
@@ -275,8 +273,7 @@ impl Default for Activity {
 async fn copy_half<R, W>(
     reader: &mut R,
     writer: &mut W,
-    count: &AtomicU64,
-    activity: &Activity,
+    (count, activity): (&AtomicU64, &Activity),
     mut crlf: Option<&mut Crlf>,
     dump: Option<(&Traffic, Direction)>,
     (read_calls, write_calls): (Option<&Conn>, Option<&Conn>),
