@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Config;
 use crate::error::{Error, Result};
-use crate::lines::{prefixed, Crlf, Lines};
+use crate::lines::{prefixed, Crlf, Lines, PARTIAL_QUIET};
 use crate::net::{Listener, Peer, Stream};
 use crate::pump::Activity;
 use crate::server::Admission;
@@ -56,6 +56,9 @@ struct Client {
 #[derive(Default)]
 struct Hub {
     clients: Mutex<HashMap<u64, Client>>,
+    /// The client whose unfinished line stdout ends with: another client's bytes start on
+    /// a new line, so the lines of different clients never run together.
+    open_line: tokio::sync::Mutex<Option<u64>>,
 }
 
 impl Hub {
@@ -310,7 +313,21 @@ impl Session {
         let mut lines = Lines::new(MAX_LINE);
         let reader = async {
             loop {
-                let buf = rd.read_chunk().await?;
+                let buf = if lines.pending() > 0 {
+                    // A line begun and not ended (a prompt, a program that sends no
+                    // newline, binary data) goes on once the client has been quiet.
+                    tokio::select! {
+                        r = rd.read_chunk() => r?,
+                        () = tokio::time::sleep(PARTIAL_QUIET) => {
+                            if let Some(rest) = lines.finish() {
+                                self.deliver(vec![rest]).await?;
+                            }
+                            continue;
+                        }
+                    }
+                } else {
+                    rd.read_chunk().await?
+                };
                 let n = buf.len();
                 if let Some(d) = &self.dump {
                     d.record(crate::dump::Direction::Received, &buf);
@@ -363,16 +380,29 @@ impl Session {
         }
     }
 
-    /// Complete lines from this client go to stdout, or to the other clients as a broker.
+    /// Lines from this client (the last may be unfinished) go to stdout, or to the other
+    /// clients as a broker. On stdout a client's unfinished line is continued by that
+    /// client only: another client's bytes start on a new line (with `--show-peer` every
+    /// piece is a marked line of its own).
     async fn deliver(&self, lines: Vec<Bytes>) -> io::Result<()> {
         let name = self.show_peer.then(|| self.peer.to_string());
         let chunk = prefixed(name.as_deref(), &lines);
         if self.broker {
             let stall = self.idle.unwrap_or(BROKER_STALL);
             self.hub.relay(&chunk, self.id, stall).await;
-            Ok(())
-        } else {
-            self.output.write(chunk).await
+            return Ok(());
         }
+        let mut open = self.hub.open_line.lock().await;
+        let chunk = match *open {
+            Some(other) if other != self.id => {
+                let mut c = Vec::with_capacity(chunk.len() + 1);
+                c.push(b'\n');
+                c.extend_from_slice(&chunk);
+                Bytes::from(c)
+            }
+            _ => chunk,
+        };
+        *open = (!chunk.ends_with(b"\n")).then_some(self.id);
+        self.output.write(chunk).await
     }
 }

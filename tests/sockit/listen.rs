@@ -110,6 +110,49 @@ fn broker_passes_each_client_to_the_others() {
     assert_eq!(read_line(&mut b), "from c\n");
 }
 
+/// A prompt (no newline) reaches the others once its sender is quiet, not when (if ever)
+/// its line ends, as ncat --broker passes it.
+#[test]
+fn broker_passes_an_unfinished_line_after_a_short_quiet() {
+    let (mut srv, port) = server(&["listen", "-v", "--broker", "tcp://127.0.0.1:0"]);
+    let mut a = tcp(port);
+    let mut b = tcp(port);
+    for _ in 0..2 {
+        srv.stderr_contains("connection accepted");
+    }
+    a.write_all(b"ready\n").unwrap();
+    assert_eq!(read_line(&mut b), "ready\n");
+    a.write_all(b"prompt> ").unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut got = [0u8; 8];
+    b.read_exact(&mut got).expect("the prompt never came");
+    assert_eq!(&got, b"prompt> ");
+}
+
+/// Clients that send no newline (the tutorial's own clients) do not run together on stdout:
+/// an unfinished line is written once its client is quiet, and another client's bytes
+/// start on a new line; --show-peer marks each piece as a line of its own.
+#[test]
+fn unfinished_lines_of_different_clients_never_run_together() {
+    let (mut srv, port) = server(&["listen", "-k", "tcp://127.0.0.1:0"]);
+    let mut a = tcp(port);
+    a.write_all("你好 server".as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let mut b = tcp(port);
+    b.write_all(b"hello python").unwrap();
+    drop(b);
+    std::thread::sleep(Duration::from_millis(600));
+    a.write_all(b" again\n").unwrap();
+    assert_eq!(srv.line(), "你好 server\n");
+    assert_eq!(srv.line(), "hello python\n");
+    assert_eq!(srv.line(), " again\n");
+    let (mut srv, port) = server(&["listen", "-k", "--show-peer", "tcp://127.0.0.1:0"]);
+    let mut a = tcp(port);
+    let me = a.local_addr().unwrap();
+    a.write_all(b"partial").unwrap();
+    assert_eq!(srv.line(), format!("[{me}] partial\n"));
+}
+
 #[test]
 fn deny_and_allow_rules_close_refused_peers() {
     let (mut srv, port) = server(&[
