@@ -73,6 +73,17 @@ fn raise_open_file_limit() {
     }
 }
 
+/// The signal that interrupted the run (0: none): the exit status is 128 + it.
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The number of the signal that ended the run, if one did.
+pub fn interrupted_by() -> Option<u8> {
+    match SIGNAL.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        n => u8::try_from(n).ok(),
+    }
+}
+
 /// The end of the drain, fired by the signal watcher: process-wide, as signals are.
 static CUT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::new();
 
@@ -327,11 +338,12 @@ async fn watch_signals(
         }
     };
     let (mut term, mut hup) = (term, hup);
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
-    }
+    let signo = tokio::select! {
+        _ = tokio::signal::ctrl_c() => rustix::process::Signal::INT,
+        _ = term.recv() => rustix::process::Signal::TERM,
+        _ = hup.recv() => rustix::process::Signal::HUP,
+    };
+    SIGNAL.store(signo.as_raw(), std::sync::atomic::Ordering::Relaxed);
     shutdown.cancel();
     tracing::info!("signal received; shutting down");
     tokio::select! {
@@ -388,7 +400,7 @@ fn exec(
             "with --exec the program, not stdio, talks to the peer",
         ));
     }
-    // Clients (connect) end their program at shutdown; servers at the drain's end.
+    // One conversation ends its program at the signal; a stream server at the drain's end.
     let stop = if server { cut() } else { shutdown.clone() };
     Ok(Some(sockit::exec::Exec {
         program: std::sync::Arc::new(program),
@@ -479,6 +491,7 @@ async fn run_connect(args: ConnectArgs, output: Output, shutdown: CancellationTo
         progress: args.progress,
         exec,
         no_shutdown: args.no_shutdown,
+        stop: None,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await
 }
@@ -493,6 +506,8 @@ async fn run_listen(
     if args.explain {
         sockit::net::explain::enable();
     }
+    // Only a stream server drains: one conversation, and datagram sessions (nothing in
+    // flight), end their programs at the signal.
     let exec = exec(
         &args.exec,
         &[
@@ -501,7 +516,7 @@ async fn run_listen(
             ("--show-peer", args.show_peer),
         ],
         &shutdown,
-        true,
+        (args.keep_open || args.broker) && endpoint.is_stream(),
     )?;
     let cfg = listen::Config {
         exec,

@@ -26,13 +26,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     if dialer.endpoint().is_stream() {
-        let (stream, peer) = dialer.dial().await?;
+        let (stream, peer) = tokio::select! {
+            r = dialer.dial() => r?,
+            () = shutdown.cancelled() => return Ok(()),
+        };
         tracing::info!(%peer, "connected");
-        // A program ends itself on shutdown (its group signalled), so it is not dropped.
-        tokio::select! {
-            r = session::stream(stream, &peer, source.into_input(), &output, opts) => r,
-            () = shutdown.cancelled(), if opts.exec.is_none() => Ok(()),
-        }
+        // The session ends itself at the signal (a program ends its group), so that what
+        // arrived is written out and --progress says its totals.
+        let opts = session::Options {
+            stop: Some(shutdown),
+            ..opts.clone()
+        };
+        session::stream(stream, &peer, source.into_input(), &output, &opts).await
     } else {
         let (sock, peer) = dialer.dial_datagram().await?;
         tracing::info!(%peer, local = %sock.local_endpoint(), "datagram socket ready");

@@ -11,7 +11,18 @@ use sockit::ErrorKind;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     app::init_logging(cli.verbose, cli.quiet);
-    match app::run(cli) {
+    let result = app::run(cli);
+    if let Some(signo) = app::interrupted_by() {
+        // Interrupted: 128 + the signal, as a shell reports it (and ncat, socat, nc exit),
+        // never 0; an error on the way out is still said.
+        if let Err(e) = &result {
+            if !matches!(e.kind(), ErrorKind::StdoutClosed | ErrorKind::NothingOpen) {
+                app::say(format_args!("sockit: {e}"));
+            }
+        }
+        return ExitCode::from(128u8.saturating_add(signo));
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // `sockit ... | head`: the reader has what it wanted; that is success.
         Err(e) if *e.kind() == ErrorKind::StdoutClosed => ExitCode::SUCCESS,

@@ -83,6 +83,8 @@ pub enum End {
     Idle,
     /// The local program exited and its output was passed on ([`Options::local_exited`]).
     ProgramExited,
+    /// A signal ended the conversation.
+    Interrupted,
 }
 
 impl End {
@@ -93,6 +95,7 @@ impl End {
             End::RemoteClosed => "peer closed",
             End::Idle => "idle timeout",
             End::ProgramExited => "program exited",
+            End::Interrupted => "interrupted",
         }
     }
 }

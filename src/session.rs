@@ -41,6 +41,9 @@ pub struct Options {
     pub exec: Option<crate::exec::Exec>,
     /// `--no-shutdown`: stdin's end is not passed on as a half-close.
     pub no_shutdown: bool,
+    /// A signal: the conversation ends at once (what arrived is written out first, and
+    /// `--progress` prints its totals). A program (`--exec`) ends itself instead.
+    pub stop: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
@@ -116,7 +119,15 @@ pub async fn stream(
         && crate::splice::available();
     let result = if fast {
         tracing::debug!(%peer, "zero-copy path (splice)");
-        crate::splice::pump(&stream).await
+        tokio::select! {
+            r = crate::splice::pump(&stream) => r,
+            () = stopped(opts.stop.as_ref()) => Ok(pump::Report {
+                sent: 0,
+                received: 0,
+                end: pump::End::Interrupted,
+                quiet_close: false,
+            }),
+        }
     } else {
         let stdio = Stdio {
             input,
@@ -124,7 +135,15 @@ pub async fn stream(
         };
         let display =
             counts.map(|c| crate::progress::Display::start(c, crate::progress::stdin_size()));
-        let r = pump::pump(stdio, stream, &popts).await;
+        let r = tokio::select! {
+            r = pump::pump(stdio, stream, &popts) => r,
+            () = stopped(opts.stop.as_ref()) => Ok(pump::Report {
+                sent: popts.counts.as_ref().map_or(0, |c| c.sent.load(std::sync::atomic::Ordering::Relaxed)),
+                received: popts.counts.as_ref().map_or(0, |c| c.received.load(std::sync::atomic::Ordering::Relaxed)),
+                end: pump::End::Interrupted,
+                quiet_close: false,
+            }),
+        };
         if let Some(d) = display {
             d.finish().await;
         }
@@ -282,6 +301,14 @@ async fn send(
         d.record(crate::dump::Direction::Sent, data);
     }
     sock.send(data).await
+}
+
+/// Resolves when `stop` fires; never without one.
+async fn stopped(stop: Option<&tokio_util::sync::CancellationToken>) {
+    match stop {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_chunk(input: &mut Option<Input>) -> Option<io::Result<Bytes>> {

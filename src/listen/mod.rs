@@ -65,13 +65,11 @@ pub async fn run_stream(
         dump: cfg.dump.clone(),
         progress: cfg.progress,
         exec: cfg.exec.clone(),
+        // One conversation is not drained: it ends at the signal (a program ends itself).
+        stop: Some(shutdown),
         ..session::Options::default()
     };
-    // The conversation in flight finishes (or the drain ends it); a program ends itself.
-    tokio::select! {
-        r = session::stream(stream, &peer, input, &output, &opts) => r,
-        () = admission.limits().cut.cancelled(), if cfg.exec.is_none() => Ok(()),
-    }
+    session::stream(stream, &peer, input, &output, &opts).await
 }
 
 /// `listen -k --exec`: a program per admitted client (at most `--max-conns` at once, as the

@@ -286,7 +286,11 @@ fn connect_exec_talks_to_the_server_and_ends_with_the_program() {
 fn sigterm_ends_every_programs_group_before_exit() {
     let (mut srv, _s, pid) = background_server();
     srv.terminate();
-    assert!(srv.wait().success());
+    assert_eq!(
+        srv.wait().code(),
+        Some(143),
+        "interrupted: exit 128 + SIGTERM"
+    );
     wait_gone(pid);
 }
 

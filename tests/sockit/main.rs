@@ -20,6 +20,7 @@ mod portcheck;
 mod proxy;
 mod relay;
 mod serve;
+mod signals;
 mod tls;
 mod transfer;
 mod tutorial;

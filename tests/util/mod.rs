@@ -249,8 +249,13 @@ impl Proc {
 
     /// SIGTERM, by PID, of a process this test started.
     pub fn terminate(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// A signal by name (`INT`, `HUP`), by PID, to a process this test started.
+    pub fn signal(&mut self, name: &str) {
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status();
     }

@@ -1,0 +1,95 @@
+//! Signals: one conversation (`connect`, `listen` without `-k`) ends at once, after what
+//! arrived is written out; servers drain and say so; whoever is interrupted exits with
+//! 128 + the signal's number, as ncat, socat and OpenBSD nc do.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::tcp;
+use crate::util::*;
+
+/// How long an interrupted conversation may take to end (the drain is 10 s).
+const AT_ONCE: Duration = Duration::from_secs(3);
+
+fn wait_within(p: &mut Proc, limit: Duration) -> Option<i32> {
+    let started = Instant::now();
+    let status = p.wait_open();
+    assert!(
+        started.elapsed() < limit,
+        "{}: took {:?} to end after the signal",
+        p.desc,
+        started.elapsed()
+    );
+    status.code()
+}
+
+#[test]
+fn an_interrupted_connect_exits_with_128_plus_the_signal() {
+    for (name, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let mut cmd = sockit();
+        cmd.args(["connect", "--progress", &format!("127.0.0.1:{port}")]);
+        // stdin piped and held open: the session is interrupted, not ended.
+        let mut c = Proc::spawn(cmd, None);
+        let (mut peer, _) = server.accept().unwrap();
+        peer.write_all(b"arrived before the signal\n").unwrap();
+        assert_eq!(c.line(), "arrived before the signal\n");
+        c.signal(name);
+        assert_eq!(wait_within(&mut c, AT_ONCE), Some(code), "SIG{name}");
+        // --progress still says its totals.
+        let err = c.drain_err().join("\n");
+        assert!(err.contains("received"), "SIG{name}: {err}");
+    }
+}
+
+#[test]
+fn one_conversation_of_listen_ends_at_once_on_a_signal() {
+    let mut l = Proc::spawn(
+        {
+            let mut c = sockit();
+            c.args(["listen", "tcp://127.0.0.1:0"]);
+            c
+        },
+        None,
+    );
+    let port = l.port();
+    let mut client = tcp(port);
+    client.write_all(b"from the client\n").unwrap();
+    assert_eq!(l.line(), "from the client\n");
+    // The client keeps the connection open: the drain would wait for it.
+    l.terminate();
+    assert_eq!(wait_within(&mut l, AT_ONCE), Some(143));
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest);
+}
+
+#[test]
+fn a_datagram_server_with_programs_stops_at_once() {
+    let mut cmd = sockit();
+    cmd.args(["listen", "-k", "--exec", "cat", "udp://127.0.0.1:0"]);
+    let mut l = Proc::spawn(cmd, Some(Stdio::null()));
+    let port = l.port();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    sock.send_to(b"hi\n", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hi");
+    l.signal("INT");
+    assert_eq!(wait_within(&mut l, AT_ONCE), Some(130));
+}
+
+#[test]
+fn a_draining_server_says_so_at_once() {
+    let (mut srv, port) = server(&["listen", "-k", "tcp://127.0.0.1:0"]);
+    let mut client = tcp(port);
+    client.write_all(b"here\n").unwrap();
+    assert_eq!(srv.line(), "here\n");
+    srv.terminate();
+    srv.stderr_contains("letting open connections finish");
+    drop(client);
+    assert_eq!(srv.wait_open().code(), Some(143));
+}
