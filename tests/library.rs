@@ -135,16 +135,20 @@ async fn chat_runs_in_process_and_says_goodbye_at_shutdown() {
         (BufReader::new(r), w)
     };
     let (mut a, _wa) = connect().await;
-    assert!(next(&mut a).await.starts_with("* welcome, you are guest1"));
+    assert!(next(&mut a)
+        .await
+        .starts_with("*** welcome, you are guest1"));
     let (mut b, mut wb) = connect().await;
-    assert!(next(&mut b).await.starts_with("* welcome, you are guest2"));
-    assert_eq!(next(&mut a).await, "* guest2 joined\n");
+    assert!(next(&mut b)
+        .await
+        .starts_with("*** welcome, you are guest2"));
+    assert_eq!(next(&mut a).await, "*** guest2 joined\n");
     wb.write_all(b"hello from b\n").await.unwrap();
     assert_eq!(next(&mut a).await, "<guest2> hello from b\n");
     assert_eq!(room.len(), 2);
     shutdown.cancel();
-    assert_eq!(next(&mut a).await, "* server shutting down\n");
-    assert_eq!(next(&mut b).await, "* server shutting down\n");
+    assert_eq!(next(&mut a).await, "*** server shutting down\n");
+    assert_eq!(next(&mut b).await, "*** server shutting down\n");
     tokio::time::timeout(DEADLINE, served)
         .await
         .unwrap()

@@ -197,7 +197,7 @@ async fn run(room: Arc<Room>, bus: Bus, stop: CancellationToken) {
         tracing::debug!(error = %why, "bus session ended");
         if !cut_off {
             room.notice(
-                "* the room is cut off from its other nodes (its bus is unreachable); reconnecting",
+                "*** the room is cut off from its other nodes (its bus is unreachable); reconnecting",
             );
             tracing::warn!(bus = %shown(&cfg.url), error = %why, "the bus is unreachable; serving this node's members, reconnecting");
             cut_off = true;
@@ -248,7 +248,7 @@ async fn connected(
     publish_roster(room, cfg, &mut conn, channel, true).await?;
     tracing::info!(bus = %shown(&cfg.url), room = %cfg.room, node = %cfg.node, "bus connected");
     if *cut_off {
-        room.notice("* the room is whole again: its other nodes are reachable");
+        room.notice("*** the room is whole again: its other nodes are reachable");
         *cut_off = false;
     }
     // Connected: a later cut starts the pauses over.

@@ -76,8 +76,8 @@ impl Pending {
         let budget = (self.received * AMPLIFICATION).saturating_sub(self.sent);
         let code = &self.code;
         let answer = [
-            format!("* welcome; send /join {code} to hear the room (it proves your address)\n"),
-            format!("* send /join {code} to hear the room\n"),
+            format!("*** welcome; send /join {code} to hear the room (it proves your address)\n"),
+            format!("*** send /join {code} to hear the room\n"),
             format!("/join {code}\n"),
         ]
         .into_iter()

@@ -112,9 +112,10 @@ pub async fn run(
         let (room, admission, opts) = (room.clone(), admission.clone(), cfg.member.clone());
         match b {
             Bound::Stream(listener) => {
+                let page = matches!(listener.local_endpoint(), crate::Endpoint::Http(_));
                 serving.spawn(async move {
                     let handler = move |stream, peer: net::Peer| {
-                        stream::serve(room.clone(), stream, peer, opts.clone())
+                        stream::serve(room.clone(), stream, peer, opts.clone(), page)
                     };
                     admission.serve(&listener, "chat", handler).await;
                 });
@@ -132,7 +133,7 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
     tracing::info!(members = room.len(), "shutting down the room");
-    room.close("* server shutting down");
+    room.close("*** server shutting down");
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_FLUSH, tracker.wait())
         .await

@@ -207,12 +207,12 @@ fn line(text: impl AsRef<str>) -> Bytes {
 }
 
 const HELP: &str = "\
-* /nick NAME      change your nick (letters, digits, _ and -, up to 32)
-* /who            list the members
-* /msg NICK text  a private line to one member
-* /me action      tell the room what you do: * NICK action
-* /quit [reason]  leave (a line that is just 'bye' does the same)
-* //text          send a line that starts with /
+*** /nick NAME      change your nick (letters, digits, _ and -, up to 32)
+*** /who            list the members
+*** /msg NICK text  a private line to one member
+*** /me action      tell the room what you do: * NICK action
+*** /quit [reason]  leave (a line that is just 'bye' does the same)
+*** //text          send a line that starts with /
 ";
 
 impl Room {
@@ -295,10 +295,10 @@ impl Room {
             &mut st,
             id,
             line(format!(
-                "* welcome, you are {nick} ({here}; /help lists the commands)"
+                "*** welcome, you are {nick} ({here}; /help lists the commands)"
             )),
         );
-        self.broadcast(&mut st, Some(id), line(format!("* {nick} joined")));
+        self.broadcast(&mut st, Some(id), line(format!("*** {nick} joined")));
         Self::publish(
             &st,
             Outgoing::Claim {
@@ -433,7 +433,7 @@ impl Room {
             self.broadcast(
                 &mut st,
                 Some(id),
-                line(format!("* {} left ({reason})", m.nick)),
+                line(format!("*** {} left ({reason})", m.nick)),
             );
         }
     }
@@ -542,7 +542,11 @@ impl Room {
             };
             m.kick.cancel();
             tracing::warn!(nick = %m.nick, "member too slow: it fell behind, dropping it");
-            self.send_log(st, Some(id), line(format!("* {} left (too slow)", m.nick)));
+            self.send_log(
+                st,
+                Some(id),
+                line(format!("*** {} left (too slow)", m.nick)),
+            );
         }
     }
 
@@ -559,18 +563,12 @@ impl Room {
                 Flow::Stay
             }
             Command::Who => {
-                let mut nicks: Vec<&str> = st
-                    .members
-                    .values()
-                    .map(|m| m.nick.as_str())
-                    .chain(st.remote.values().flatten().map(String::as_str))
-                    .collect();
-                nicks.sort_unstable_by_key(|n| n.to_lowercase());
+                let nicks = Self::everyone(st);
                 let total = nicks.len();
                 let shown = nicks
                     .iter()
                     .take(100)
-                    .copied()
+                    .map(String::as_str)
                     .collect::<Vec<_>>()
                     .join(", ");
                 let more = if total > 100 {
@@ -578,7 +576,7 @@ impl Room {
                 } else {
                     String::new()
                 };
-                let text = format!("* {total} here: {shown}{more}");
+                let text = format!("*** {total} here: {shown}{more}");
                 self.tell(st, id, line(text));
                 Flow::Stay
             }
@@ -588,7 +586,7 @@ impl Room {
                 } else if let Some(&target) = st.nicks.get(&nick_key(to)) {
                     self.tell(st, target, line(format!("<{nick}> (private) {msg}")));
                     let to_nick = st.members.get(&target).map_or(to, |m| m.nick.as_str());
-                    let echo = line(format!("* to {to_nick}: {msg}"));
+                    let echo = line(format!("*** to {to_nick}: {msg}"));
                     self.tell(st, id, echo);
                 } else if Self::remote_has(st, to) {
                     Self::publish(
@@ -598,7 +596,7 @@ impl Room {
                             data: line(format!("<{nick}> (private) {msg}")),
                         },
                     );
-                    self.tell(st, id, line(format!("* to {to}: {msg}")));
+                    self.tell(st, id, line(format!("*** to {to}: {msg}")));
                 } else {
                     self.tell(
                         st,
@@ -631,10 +629,10 @@ impl Room {
     }
 
     fn quit(&self, st: &mut State, id: MemberId, nick: &str, reason: &str) -> Flow {
-        self.tell(st, id, line("* bye"));
+        self.tell(st, id, line("*** bye"));
         if Self::remove(st, id).is_some() {
             tracing::info!(%nick, reason, members = st.members.len(), "member left");
-            self.broadcast(st, Some(id), line(format!("* {nick} left ({reason})")));
+            self.broadcast(st, Some(id), line(format!("*** {nick} left ({reason})")));
         }
         Flow::Left
     }
@@ -654,7 +652,7 @@ impl Room {
             return self.tell(st, id, line(format!("! the nick {new} is taken")));
         }
         if old == new {
-            return self.tell(st, id, line(format!("* you are already {new}")));
+            return self.tell(st, id, line(format!("*** you are already {new}")));
         }
         st.nicks.remove(&nick_key(old));
         st.nicks.insert(key, id);
@@ -662,8 +660,8 @@ impl Room {
             m.nick = new.to_string();
         }
         tracing::info!(old, new, "nick changed");
-        self.tell(st, id, line(format!("* you are now {new}")));
-        self.broadcast(st, Some(id), line(format!("* {old} is now {new}")));
+        self.tell(st, id, line(format!("*** you are now {new}")));
+        self.broadcast(st, Some(id), line(format!("*** {old} is now {new}")));
         Self::publish(
             st,
             Outgoing::Claim {
@@ -706,10 +704,32 @@ impl Room {
         let mut st = self.lock();
         if let Some(nicks) = st.remote.remove(node) {
             for n in nicks {
-                self.log_only(&mut st, None, line(format!("* {n} left ({reason})")));
+                self.log_only(&mut st, None, line(format!("*** {n} left ({reason})")));
             }
             self.drop_laggards(&mut st);
         }
+    }
+
+    /// Every member's nick, on this node and the others, sorted as `/who` lists them.
+    fn everyone(st: &State) -> Vec<String> {
+        let mut nicks: Vec<String> = st
+            .members
+            .values()
+            .map(|m| m.nick.clone())
+            .chain(st.remote.values().flatten().cloned())
+            .collect();
+        nicks.sort_unstable_by_key(|n| n.to_lowercase());
+        nicks
+    }
+
+    /// Who is here (every node), and the nick of member `id` (if still here): what the web
+    /// page shows, given to it as data.
+    pub fn roster(&self, id: MemberId) -> (Option<String>, Vec<String>) {
+        let st = self.lock();
+        (
+            st.members.get(&id).map(|m| m.nick.clone()),
+            Self::everyone(&st),
+        )
     }
 
     /// The nicks of this node's members, for its roster.
@@ -763,7 +783,7 @@ impl Room {
         self.broadcast(
             &mut st,
             Some(id),
-            line(format!("* {current} is now {back}")),
+            line(format!("*** {current} is now {back}")),
         );
         Self::publish(
             &st,
@@ -792,12 +812,12 @@ mod tests {
         let mut a = room.join().unwrap();
         assert!(text(&mut a.mailbox)
             .await
-            .starts_with("* welcome, you are guest1"));
+            .starts_with("*** welcome, you are guest1"));
         let mut b = room.join().unwrap();
-        assert_eq!(text(&mut a.mailbox).await, "* guest2 joined\n");
+        assert_eq!(text(&mut a.mailbox).await, "*** guest2 joined\n");
         assert!(text(&mut b.mailbox)
             .await
-            .starts_with("* welcome, you are guest2"));
+            .starts_with("*** welcome, you are guest2"));
         let out = room.input(b.id, [&b"one"[..], b"two", b"/me smiles"]);
         assert_eq!(out.flow, Flow::Stay);
         // Plain lines of one input arrive as one buffer, then the action.
@@ -806,13 +826,13 @@ mod tests {
             "<guest2> one\n<guest2> two\n* guest2 smiles\n"
         );
         assert_eq!(room.input(b.id, [&b"bye"[..]]).flow, Flow::Left);
-        assert_eq!(text(&mut b.mailbox).await, "* bye\n");
+        assert_eq!(text(&mut b.mailbox).await, "*** bye\n");
         // Gone from the room: its mailbox ends.
         assert!(b.mailbox.next(1024).await.is_none());
-        assert_eq!(text(&mut a.mailbox).await, "* guest2 left (bye)\n");
+        assert_eq!(text(&mut a.mailbox).await, "*** guest2 left (bye)\n");
         assert_eq!(room.input(b.id, [&b"ghost"[..]]).flow, Flow::Gone);
-        room.close("* server shutting down");
-        assert_eq!(text(&mut a.mailbox).await, "* server shutting down\n");
+        room.close("*** server shutting down");
+        assert_eq!(text(&mut a.mailbox).await, "*** server shutting down\n");
         assert!(a.mailbox.next(1024).await.is_none());
         assert_eq!(room.join().unwrap_err(), JoinError::Closed);
     }
@@ -852,7 +872,7 @@ mod tests {
         assert_eq!(room.len(), 2);
         assert_eq!(
             text(&mut reader.mailbox).await,
-            "* guest2 left (too slow)\n"
+            "*** guest2 left (too slow)\n"
         );
     }
 
@@ -875,7 +895,7 @@ mod tests {
                 tokio::time::timeout(Duration::from_millis(1), sender.mailbox.next(1 << 16)).await;
         }
         // Its own lines (the welcome) still go out; then it is gone.
-        assert!(text(&mut stuck.mailbox).await.starts_with("* welcome"));
+        assert!(text(&mut stuck.mailbox).await.starts_with("*** welcome"));
         assert!(stuck.mailbox.kick.is_cancelled());
         assert!(stuck.mailbox.next(1024).await.is_none());
         assert_eq!(room.len(), 1);
@@ -911,7 +931,7 @@ mod tests {
         // The welcome and the join notice.
         assert!(text(&mut reader.mailbox)
             .await
-            .ends_with("* guest2 joined\n"));
+            .ends_with("*** guest2 joined\n"));
         let writer = tokio::spawn(async move { reader.mailbox.next(1 << 16).await });
         // Let it park in its wait for the log.
         tokio::task::yield_now().await;

@@ -26,8 +26,9 @@ const PARTIAL_QUIET: Duration = Duration::from_millis(300);
 /// How long a leaving member's last lines (the goodbye, the shutdown notice) may take.
 const FLUSH: Duration = Duration::from_secs(2);
 
-/// Serves one stream member from joining to leaving.
-pub async fn serve<S>(room: Arc<Room>, stream: S, peer: Peer, opts: MemberOptions)
+/// Serves one stream member from joining to leaving; `page` for the web page's WebSocket,
+/// which gets the room as data ([`super::web::for_page`]).
+pub async fn serve<S>(room: Arc<Room>, stream: S, peer: Peer, opts: MemberOptions, page: bool)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -49,7 +50,12 @@ where
     let kick = mailbox.kicked_token();
     let writer = async {
         while let Some(batch) = mailbox.next(WRITE_BATCH).await {
-            wr.write_all(&batch).await?;
+            if page {
+                wr.write_all(&super::web::for_page(&room, id, &batch))
+                    .await?;
+            } else {
+                wr.write_all(&batch).await?;
+            }
         }
         wr.shutdown().await
     };

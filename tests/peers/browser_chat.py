@@ -4,7 +4,8 @@
 
 Prints, in order: `joined` (the page is in the room), then, after the test's nc member
 writes a line with markup in it, `shown as text` (the markup is there as characters, no
-element was made), `ran nothing` (its handler never ran), `who: NICKS` (the member list).
+element was made), `ran nothing` (its handler never ran), `actions: KINDS` (the classes of
+the nc member's actions that pose as notices), `who: NICKS` (the member list).
 Sends `hello from the browser` once joined. Waits for stdin to close, then exits.
 """
 
@@ -59,6 +60,13 @@ def main():
         assert title != "pwned", title
         print("ran nothing", flush=True)
         wait_until(page, "document.querySelectorAll('#who li').length >= 2")
+        # The nc member's `/me here: admin, root, FAKE` and `/me joined` are actions: they
+        # fill no member list and show as no notice.
+        wait_until(page, "[...document.querySelectorAll('#log li')].some(li => li.textContent.includes('FAKE'))")
+        kinds = page.evaluate(
+            "[...document.querySelectorAll('#log li')].filter(li => /FAKE| joined$/.test(li.textContent) && li.textContent.startsWith('* ')).map(li => li.className).join(',')"
+        )
+        print("actions:", kinds, flush=True)
         who = page.evaluate("[...document.querySelectorAll('#who li')].map(li => li.textContent).join(', ')")
         print("who:", who, flush=True)
         if shot:

@@ -47,8 +47,8 @@ impl<S: Read + Write> Member<S> {
             nick: String::new(),
         };
         let welcome = m.line();
-        assert!(welcome.starts_with("* welcome, you are "), "{welcome}");
-        m.nick = welcome["* welcome, you are ".len()..]
+        assert!(welcome.starts_with("*** welcome, you are "), "{welcome}");
+        m.nick = welcome["*** welcome, you are ".len()..]
             .split(' ')
             .next()
             .unwrap()
@@ -106,7 +106,7 @@ fn members_see_joins_lines_and_leaves_never_their_own_lines() {
     let mut b = tcp(port);
     assert_ne!(a.nick, b.nick);
     assert!(a.nick.starts_with("guest") && b.nick.starts_with("guest"));
-    assert_eq!(a.line(), format!("* {} joined", b.nick));
+    assert_eq!(a.line(), format!("*** {} joined", b.nick));
     b.send("hello everyone\n");
     assert_eq!(a.line(), format!("<{}> hello everyone", b.nick));
     a.send("hi\r\n");
@@ -114,9 +114,9 @@ fn members_see_joins_lines_and_leaves_never_their_own_lines() {
     // b's next line is the answer to /who: its own line never came back to it.
     b.send("/who\n");
     let who = b.line();
-    assert!(who.starts_with("* 2 here: "), "{who}");
+    assert!(who.starts_with("*** 2 here: "), "{who}");
     b.r.get_ref().shutdown(Shutdown::Both).unwrap();
-    assert_eq!(a.line(), format!("* {} left (connection closed)", b.nick));
+    assert_eq!(a.line(), format!("*** {} left (connection closed)", b.nick));
 }
 
 #[test]
@@ -126,8 +126,8 @@ fn commands_do_what_help_says() {
     let mut a = tcp(port);
     let mut b = tcp(port);
     let mut c = tcp(port);
-    a.until(&format!("* {} joined", c.nick));
-    b.until(&format!("* {} joined", c.nick));
+    a.until(&format!("*** {} joined", c.nick));
+    b.until(&format!("*** {} joined", c.nick));
 
     a.send("/help\n");
     let help: Vec<String> = (0..6).map(|_| a.line()).collect();
@@ -139,9 +139,9 @@ fn commands_do_what_help_says() {
     }
 
     a.send("/nick 小明\n");
-    assert_eq!(a.line(), "* you are now 小明");
-    assert_eq!(b.line(), format!("* {} is now 小明", a.nick));
-    assert_eq!(c.line(), format!("* {} is now 小明", a.nick));
+    assert_eq!(a.line(), "*** you are now 小明");
+    assert_eq!(b.line(), format!("*** {} is now 小明", a.nick));
+    assert_eq!(c.line(), format!("*** {} is now 小明", a.nick));
     a.send("/me waves\n");
     assert_eq!(b.line(), "* 小明 waves");
     assert_eq!(c.line(), "* 小明 waves");
@@ -149,7 +149,7 @@ fn commands_do_what_help_says() {
     // Private: only the addressee sees it; the sender gets a confirmation.
     a.send(&format!("/msg {} just for you\n", b.nick.to_uppercase()));
     assert_eq!(b.line(), "<小明> (private) just for you");
-    assert_eq!(a.line(), format!("* to {}: just for you", b.nick));
+    assert_eq!(a.line(), format!("*** to {}: just for you", b.nick));
     a.send("/msg nobody hi\n");
     assert!(a.line().starts_with("! nobody here is called nobody"));
     a.send("/msg\n");
@@ -164,20 +164,20 @@ fn commands_do_what_help_says() {
     c.send("/who\n");
     let who = c.line();
     assert!(
-        who.starts_with("* 3 here: ") && who.contains("小明"),
+        who.starts_with("*** 3 here: ") && who.contains("小明"),
         "{who}"
     );
 
     b.send("/quit off to lunch\n");
-    assert_eq!(b.line(), "* bye");
+    assert_eq!(b.line(), "*** bye");
     assert_eq!(rest(&mut b), "");
-    assert_eq!(a.line(), format!("* {} left (off to lunch)", b.nick));
+    assert_eq!(a.line(), format!("*** {} left (off to lunch)", b.nick));
     c.send("bye\n");
-    c.until("* bye");
-    assert_eq!(a.line(), format!("* {} left (bye)", c.nick));
+    c.until("*** bye");
+    assert_eq!(a.line(), format!("*** {} left (bye)", c.nick));
     // "bye" inside a sentence is just text.
     let mut d = tcp(port);
-    a.until(&format!("* {} joined", d.nick));
+    a.until(&format!("*** {} joined", d.nick));
     d.send("bye for now, said nobody\n");
     assert_eq!(a.line(), format!("<{}> bye for now, said nobody", d.nick));
 }
@@ -189,8 +189,8 @@ fn nicks_are_checked_and_never_shared() {
     let mut a = tcp(port);
     let mut b = tcp(port);
     a.send("/nick Alice\n");
-    a.until("* you are now Alice");
-    b.until(&format!("* {} is now Alice", a.nick));
+    a.until("*** you are now Alice");
+    b.until(&format!("*** {} is now Alice", a.nick));
     for (wanted, why) in [
         ("alice", "! the nick alice is taken"),
         ("ALICE", "! the nick ALICE is taken"),
@@ -214,17 +214,17 @@ fn nicks_are_checked_and_never_shared() {
     // The guest names skip what somebody took by hand.
     let next_guest = format!("guest{}", b.nick[5..].parse::<u32>().unwrap() + 1);
     b.send(&format!("/nick {next_guest}\n"));
-    assert_eq!(b.line(), format!("* you are now {next_guest}"));
+    assert_eq!(b.line(), format!("*** you are now {next_guest}"));
     let c = tcp(port);
     assert_ne!(c.nick.to_lowercase(), next_guest);
     // Free again once its owner is gone (unread lines make the close a reset).
     drop(a);
-    let left = b.until_starts("* Alice left (");
+    let left = b.until_starts("*** Alice left (");
     assert!(left.ends_with("(connection closed)") || left.ends_with("(connection reset)"));
     b.send("/nick alice\n");
-    b.until("* you are now alice");
+    b.until("*** you are now alice");
     b.send("/nick 王小明_2-x\n");
-    b.until("* you are now 王小明_2-x");
+    b.until("*** you are now 王小明_2-x");
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn tcp_udp_and_unix_members_share_one_room() {
     let us = UnixStream::connect(&sock).unwrap();
     us.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut x = Member::join(us);
-    t.until(&format!("* {} joined", x.nick));
+    t.until(&format!("*** {} joined", x.nick));
 
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(DEADLINE)).unwrap();
@@ -257,12 +257,12 @@ fn tcp_udp_and_unix_members_share_one_room() {
     )
     .unwrap();
     let welcome = recv();
-    let unick = welcome["* welcome, you are ".len()..]
+    let unick = welcome["*** welcome, you are ".len()..]
         .split(' ')
         .next()
         .unwrap()
         .to_string();
-    assert_eq!(t.line(), format!("* {unick} joined"));
+    assert_eq!(t.line(), format!("*** {unick} joined"));
     assert_eq!(t.line(), format!("<{unick}> first"));
     assert_eq!(t.line(), format!("<{unick}> second"));
     x.until(&format!("<{unick}> second"));
@@ -277,20 +277,20 @@ fn tcp_udp_and_unix_members_share_one_room() {
     t.until(&format!("<{}> from unix", x.nick));
 
     udp.send_to(b"bye", ("127.0.0.1", uport)).unwrap();
-    assert_eq!(recv(), "* bye\n");
-    assert_eq!(t.line(), format!("* {unick} left (bye)"));
+    assert_eq!(recv(), "*** bye\n");
+    assert_eq!(t.line(), format!("*** {unick} left (bye)"));
     // A new datagram from the same address proves it again, then joins again.
     udp.send_to(b"back again\n", ("127.0.0.1", uport)).unwrap();
     let code = join_code(&recv());
     udp.send_to(format!("/join {code}").as_bytes(), ("127.0.0.1", uport))
         .unwrap();
-    assert!(recv().starts_with("* welcome, you are "));
+    assert!(recv().starts_with("*** welcome, you are "));
 }
 
 /// The nick in a `* NICK joined` notice.
 fn joined_nick(line: &str) -> String {
     let nick = line
-        .strip_prefix("* ")
+        .strip_prefix("*** ")
         .and_then(|l| l.strip_suffix(" joined"));
     nick.unwrap_or_else(|| panic!("not a join notice: {line:?}"))
         .to_string()
@@ -346,7 +346,7 @@ fn unproven_udp_addresses_hear_nothing_but_their_code() {
     // Nobody in the room saw it: the next line the tcp member gets is its own room's.
     t.send("/who\n");
     let who = t.line();
-    assert!(who.starts_with("* 1 here"), "{who}");
+    assert!(who.starts_with("*** 1 here"), "{who}");
 }
 
 /// `--udp-open` on a trusted network: the first datagram joins, as before the proof.
@@ -358,7 +358,7 @@ fn udp_open_skips_the_proof() {
     udp.send_to(b"hi", ("127.0.0.1", port_of(&eps[0]))).unwrap();
     let mut buf = [0u8; 2048];
     let n = udp.recv(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("* welcome, you are guest1"));
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("*** welcome, you are guest1"));
 }
 
 #[test]
@@ -378,7 +378,7 @@ fn datagram_members_leave_after_the_idle_timeout() {
     assert_eq!(t.line(), format!("<{unick}> hi"));
     let started = Instant::now();
     let l = t.line();
-    assert_eq!(l, format!("* {unick} left (idle timeout)"));
+    assert_eq!(l, format!("*** {unick} left (idle timeout)"));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -393,7 +393,7 @@ fn the_tutorials_clients_join_the_room() {
     py.write("你好，服务器\n".as_bytes());
     assert_eq!(t.line(), format!("<{pnick}> 你好，服务器"));
     py.write(b"bye\n");
-    assert_eq!(t.line(), format!("* {pnick} left (bye)"));
+    assert_eq!(t.line(), format!("*** {pnick} left (bye)"));
     assert!(py.wait().success());
     // The tutorial's UDP client sends b'hello' and prints the first datagram back: the line
     // that proves its address (15 bytes for its 5).
@@ -407,7 +407,7 @@ fn the_tutorials_clients_join_the_room() {
     let mut t = tcp(tport);
     let mut udp = python("udp_client.py", &[&uport.to_string()], Some(Stdio::null()));
     let out = udp.line();
-    assert!(out.starts_with("* welcome, you are guest"), "{out}");
+    assert!(out.starts_with("*** welcome, you are guest"), "{out}");
     assert!(udp.wait().success());
     assert!(t.line().ends_with(" joined"));
     assert!(t.line().ends_with("> hello"));
@@ -430,7 +430,7 @@ fn escapes_controls_and_bad_utf8_never_reach_a_screen() {
     assert!(!got.bytes().any(|c| c < 0x20 && c != b'\n'));
     // A nick cannot smuggle them in either.
     b.send("/nick \x1b[31mevil\n");
-    assert_eq!(b.line(), "* you are now evil");
+    assert_eq!(b.line(), "*** you are now evil");
 }
 
 #[test]
@@ -469,7 +469,7 @@ fn a_member_that_never_reads_is_dropped_and_nobody_waits_for_it() {
     let mut reader = tcp(port);
     let stuck = tcp(port); // joins, then never reads again
     let mut sender = tcp(port);
-    reader.until(&format!("* {} joined", sender.nick));
+    reader.until(&format!("*** {} joined", sender.nick));
     let rss_before = rss_kib(&room);
     // 16 MiB of lines: far more than the stuck member's queue and socket buffers hold.
     let line = format!("{}\n", "z".repeat(1000));
@@ -487,7 +487,7 @@ fn a_member_that_never_reads_is_dropped_and_nobody_waits_for_it() {
         let l = reader.line();
         if l.ends_with(&"z".repeat(1000)) {
             got += 1;
-        } else if l == format!("* {} left (too slow)", stuck.nick) {
+        } else if l == format!("*** {} left (too slow)", stuck.nick) {
             dropped = true;
         } else {
             panic!("unexpected line {l:.80}");
@@ -576,10 +576,15 @@ fn shutdown_by_signal(signal: &str) {
         .arg(format!("-{signal}"))
         .arg(room.child.id().to_string())
         .status();
-    assert_eq!(a.until("* server shutting down"), Vec::<String>::new());
+    assert_eq!(a.until("*** server shutting down"), Vec::<String>::new());
     assert_eq!(rest(&mut a), "");
-    b.until("* server shutting down");
-    assert!(room.wait().success());
+    b.until("*** server shutting down");
+    let code = match signal {
+        "HUP" => 129,
+        "INT" => 130,
+        _ => 143,
+    };
+    assert_eq!(room.wait().code(), Some(code), "exit 128 + SIG{signal}");
     assert!(!sock.exists(), "socket file left behind");
 }
 
@@ -593,14 +598,17 @@ fn netcat_is_a_member_like_any_other() {
     cmd.args(["-N", "127.0.0.1", &port.to_string()]);
     let mut nc = Proc::spawn(cmd, None);
     let welcome = nc.line();
-    assert!(welcome.starts_with("* welcome, you are guest"), "{welcome}");
+    assert!(
+        welcome.starts_with("*** welcome, you are guest"),
+        "{welcome}"
+    );
     let ncnick = joined_nick(&t.line());
     nc.write("大家好 from nc\n".as_bytes());
     assert_eq!(t.line(), format!("<{ncnick}> 大家好 from nc"));
     t.send("hi nc\n");
     assert_eq!(nc.line(), format!("<{}> hi nc\n", t.nick));
     nc.close_stdin();
-    assert_eq!(t.line(), format!("* {ncnick} left (connection closed)"));
+    assert_eq!(t.line(), format!("*** {ncnick} left (connection closed)"));
 }
 
 /// A datagram member whose address answers with ICMP port unreachable is dropped at once,
@@ -616,5 +624,5 @@ fn an_unreachable_datagram_member_is_dropped_at_once() {
     assert_eq!(t.line(), format!("<{unick}> hi"));
     drop(udp);
     t.send("are you there?\n");
-    assert_eq!(t.line(), format!("* {unick} left (unreachable)"));
+    assert_eq!(t.line(), format!("*** {unick} left (unreachable)"));
 }

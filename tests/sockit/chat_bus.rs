@@ -64,7 +64,7 @@ impl Member {
             lines: BufReader::new(s),
             seen: Vec::new(),
         };
-        m.until("* welcome");
+        m.until("*** welcome");
         m
     }
 
@@ -94,7 +94,7 @@ impl Member {
 
     fn nick(&mut self, nick: &str) {
         self.say(&format!("/nick {nick}"));
-        self.until(&format!("* you are now {nick}"));
+        self.until(&format!("*** you are now {nick}"));
     }
 }
 
@@ -109,7 +109,7 @@ fn wait_for_roster_with(m: &mut Member, want: usize, named: &[&str]) {
     loop {
         m.say("/who");
         let who = m.until(" here: ");
-        if who.starts_with(&format!("* {want} here")) && named.iter().all(|n| who.contains(n)) {
+        if who.starts_with(&format!("*** {want} here")) && named.iter().all(|n| who.contains(n)) {
             return;
         }
         assert!(Instant::now() < end, "roster never reached {want}: {who}");
@@ -194,7 +194,7 @@ fn a_killed_node_is_announced_and_its_nicks_freed() {
         .status();
     let _ = na.child.wait();
     drop(a);
-    b.until("* alice left (node lost)");
+    b.until("*** alice left (node lost)");
     assert!(
         killed.elapsed() < Duration::from_secs(15),
         "{:?}",
@@ -315,9 +315,9 @@ fn nc_members_talk_across_nodes() {
             break;
         }
     };
-    nc_until(&mut nc, "* welcome");
+    nc_until(&mut nc, "*** welcome");
     nc.write(b"/nick ncuser\n");
-    nc_until(&mut nc, "* you are now ncuser");
+    nc_until(&mut nc, "*** you are now ncuser");
     wait_for_roster_with(&mut a, 2, &["ncuser"]);
     a.say("hello nc");
     nc_until(&mut nc, "<alice> hello nc");

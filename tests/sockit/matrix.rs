@@ -183,9 +183,9 @@ fn chat_welcomes_a_member_over_every_kind() {
         let srv = start(kind, &["chat", "--udp-open", &ep], None);
         let out = srv.connect(b"/quit\n");
         assert!(
-            out.starts_with("* welcome, you are guest1"),
+            out.starts_with("*** welcome, you are guest1"),
             "{kind:?}: {out}"
         );
-        assert!(out.contains("* bye"), "{kind:?}: {out}");
+        assert!(out.contains("*** bye"), "{kind:?}: {out}");
     }
 }

@@ -188,20 +188,20 @@ fn chat_over_tls_shares_the_room_with_tcp() {
     let mut line = String::new();
     use std::io::BufRead;
     tcp.read_line(&mut line).unwrap();
-    assert!(line.starts_with("* welcome"), "{line}");
+    assert!(line.starts_with("*** welcome"), "{line}");
     let mut py = python(
         "tls_peer.py",
         &["client", &tls_port, "localhost", "insecure"],
         Some(Stdio::null()),
     );
     assert!(py.line().starts_with("version TLSv1."));
-    assert!(py.line().starts_with("* welcome, you are guest2"));
+    assert!(py.line().starts_with("*** welcome, you are guest2"));
     let mut next = || {
         let mut l = String::new();
         tcp.read_line(&mut l).unwrap();
         l
     };
-    assert_eq!(next(), "* guest2 joined\n");
+    assert_eq!(next(), "*** guest2 joined\n");
     assert_eq!(next(), "<guest2> hello over tls, 你好\n");
     tcp.get_mut().write_all(b"hi tls\n").unwrap();
     assert_eq!(py.line(), "<guest1> hi tls\n");

@@ -269,17 +269,27 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
     let mut chat = Proc::spawn(cmd, None);
     let (web, ws, tcp_port) = (chat.port(), chat.port(), chat.port());
     let mut nc = tcp(tcp_port);
-    assert!(crate::read_line(&mut nc).starts_with("* welcome"));
+    assert!(crate::read_line(&mut nc).starts_with("*** welcome"));
     let mut member = spawn(&["connect", &format!("ws://127.0.0.1:{ws}/room")]);
-    assert!(member.line().starts_with("* welcome, you are guest2"));
-    assert_eq!(crate::read_line(&mut nc), "* guest2 joined\n");
+    assert!(member.line().starts_with("*** welcome, you are guest2"));
+    assert_eq!(crate::read_line(&mut nc), "*** guest2 joined\n");
     member.write(b"hello from ws\n");
     assert_eq!(crate::read_line(&mut nc), "<guest2> hello from ws\n");
     nc.write_all(b"hi back\n").unwrap();
     assert_eq!(member.line(), "<guest1> hi back\n");
     // The page's socket is at /ws of the http endpoint.
     let mut browserish = spawn(&["connect", &format!("ws://127.0.0.1:{web}/ws")]);
-    assert!(browserish.line().starts_with("* welcome, you are guest3"));
+    // It gets the room as data: each line with its kind, then who is here.
+    let first = browserish.line();
+    assert!(
+        first.starts_with(r#"{"kind":"notice","text":"*** welcome, you are guest3"#),
+        "{first}"
+    );
+    let state = browserish.line();
+    assert!(
+        state.contains(r#""kind":"state""#) && state.contains(r#""you":"guest3""#),
+        "{state}"
+    );
     let page = crate::exchange(web, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("Content-Security-Policy: default-src 'none'; script-src 'sha256-"));
@@ -293,8 +303,8 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &chat.child.id().to_string()])
         .status();
-    while member.line() != "* server shutting down\n" {}
-    assert!(chat.wait().success());
+    while member.line() != "*** server shutting down\n" {}
+    assert_eq!(chat.wait().code(), Some(143));
 }
 
 #[test]
@@ -406,7 +416,7 @@ fn the_chat_page_works_in_a_browser() {
     let mut chat = Proc::spawn(cmd, None);
     let (web, tcp_port) = (chat.port(), chat.port());
     let mut nc = tcp(tcp_port);
-    assert!(crate::read_line(&mut nc).starts_with("* welcome, you are guest1"));
+    assert!(crate::read_line(&mut nc).starts_with("*** welcome, you are guest1"));
     let shot = std::env::var("SOCKIT_SCREENSHOT").unwrap_or_default();
     let mut browser = python(
         "browser_chat.py",
@@ -414,7 +424,7 @@ fn the_chat_page_works_in_a_browser() {
         None,
     );
     assert_eq!(browser.line(), "joined\n");
-    assert_eq!(crate::read_line(&mut nc), "* guest2 joined\n");
+    assert_eq!(crate::read_line(&mut nc), "*** guest2 joined\n");
     assert_eq!(
         crate::read_line(&mut nc),
         "<guest2> hello from the browser\n"
@@ -425,8 +435,13 @@ fn the_chat_page_works_in_a_browser() {
     assert!(line.starts_with("shown as text"), "{line}");
     let line = browser.line();
     assert_eq!(line, "ran nothing\n");
+    // Actions that pose as notices stay actions, and fill no member list.
+    nc.write_all(b"/me joined\n/me here: admin, root, FAKE\n")
+        .unwrap();
     let line = browser.line();
-    assert!(line.starts_with("who: guest1, guest2"), "{line}");
+    assert_eq!(line, "actions: act,act\n");
+    let line = browser.line();
+    assert_eq!(line, "who: guest1, guest2\n");
     browser.close_stdin();
     assert!(browser.wait().success(), "{:?}", browser.drain_err());
 }
