@@ -646,12 +646,27 @@ async fn run_chat(args: ChatArgs, quiet: bool, shutdown: CancellationToken) -> R
         ..chat::RoomConfig::default()
     });
     let bound = Bound::bind_all(&endpoints).await?;
-    if !quiet {
-        for b in &bound {
-            say(chat::readiness(b));
+    let readiness: Vec<String> = bound.iter().map(chat::readiness).collect();
+    // With a bus, ready means joined on it (a member who comes now is seen on every node);
+    // a bus that cannot be reached in time is warned about, and the node serves its own.
+    let joined = cfg.bus.as_ref().map(chat::bus::Bus::joined);
+    let ready = async {
+        if let Some(j) = joined {
+            let _ = tokio::time::timeout(chat::bus::JOIN_WAIT, j.cancelled()).await;
         }
+        if !quiet {
+            for line in &readiness {
+                say(line);
+            }
+        }
+    };
+    let run = chat::run(room, bound, admission, cfg, shutdown);
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => return r,
+        () = ready => {}
     }
-    chat::run(room, bound, admission, cfg, shutdown).await
+    run.await
 }
 
 async fn run_bench(

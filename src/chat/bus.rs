@@ -34,6 +34,8 @@ use crate::net::{DialOptions, Dialer};
 pub const ROSTER_EVERY: Duration = Duration::from_secs(3);
 /// A node not heard from for this long is lost (its members are announced gone).
 pub const NODE_LOST_AFTER: Duration = Duration::from_secs(10);
+/// How often a node looks for nodes it has not heard from.
+const LOST_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The lease of a nick in the registry (renewed every roster).
 pub const LEASE: Duration = Duration::from_secs(12);
 /// Events waiting for the bus at most; beyond, they are dropped (see the module notes).
@@ -87,6 +89,7 @@ pub struct Bus {
     pub cfg: BusConfig,
     dialer: Dialer,
     info: redis::RedisConnectionInfo,
+    joined: CancellationToken,
 }
 
 impl Bus {
@@ -136,7 +139,15 @@ impl Bus {
             cfg,
             dialer,
             info: parsed.redis,
+            joined: CancellationToken::new(),
         })
+    }
+
+    /// Fired once the node has joined the room on the bus the first time (subscribed, its
+    /// nicks claimed, its roster out): from then on a member who joins here is seen on
+    /// every node, so that is when its readiness line is printed.
+    pub fn joined(&self) -> CancellationToken {
+        self.joined.clone()
     }
 
     /// Runs the bus for `room` until `stop`, reconnecting with back-off whenever Redis is
@@ -164,6 +175,10 @@ impl Bus {
 
 /// The command connection.
 type Conn = redis::aio::MultiplexedConnection;
+
+/// How long a starting node waits to join the room on the bus before it says it is ready
+/// anyway (serving its own members, and reconnecting).
+pub const JOIN_WAIT: Duration = Duration::from_secs(10);
 
 /// How long reaching Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -253,9 +268,14 @@ async fn connected(
     }
     // Connected: a later cut starts the pauses over.
     *pause = Duration::from_millis(250);
+    bus.joined.cancel();
     let mut heard: HashMap<String, Instant> = HashMap::new();
     let mut roster = tokio::time::interval(ROSTER_EVERY);
     roster.tick().await;
+    // Lost nodes are looked for on their own clock, so a slow roster round trip never
+    // pushes the announcement past NODE_LOST_AFTER + a second.
+    let mut lost_check = tokio::time::interval(LOST_CHECK_EVERY);
+    lost_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -280,6 +300,8 @@ async fn connected(
             }
             _ = roster.tick() => {
                 publish_roster(room, cfg, &mut conn, channel, true).await?;
+            }
+            _ = lost_check.tick() => {
                 let now = Instant::now();
                 heard.retain(|node, at| {
                     let alive = now.duration_since(*at) < NODE_LOST_AFTER;
