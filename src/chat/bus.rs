@@ -145,7 +145,8 @@ impl Bus {
 
     /// Fired once the node has joined the room on the bus the first time (subscribed, its
     /// nicks claimed, its roster out): from then on a member who joins here is seen on
-    /// every node, so that is when its readiness line is printed.
+    /// every node, so that is when its readiness line is printed. A first attempt that
+    /// fails fires it too (the node serves its own members and says the bus is cut off).
     pub fn joined(&self) -> CancellationToken {
         self.joined.clone()
     }
@@ -216,6 +217,8 @@ async fn run(room: Arc<Room>, bus: Bus, stop: CancellationToken) {
             );
             tracing::warn!(bus = %shown(&cfg.url), error = %why, "the bus is unreachable; serving this node's members, reconnecting");
             cut_off = true;
+            // Not joined, but waiting longer would not help: the node is ready for its own.
+            bus.joined.cancel();
         }
         // Nothing waits for a bus that is not there: events meanwhile are dropped.
         let until = Instant::now() + pause;

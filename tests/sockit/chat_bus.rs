@@ -197,6 +197,13 @@ fn three_nodes_are_one_room_with_lines_exactly_once() {
 #[test]
 #[ignore = "needs redis-server (apt-get install redis-server); .ci/run installs it and runs ignored tests"]
 fn a_killed_node_is_announced_and_its_nicks_freed() {
+    // The bound must hold every time, not once in a while.
+    for _ in 0..3 {
+        killed_node_round();
+    }
+}
+
+fn killed_node_round() {
     let (_redis, rport) = redis(None);
     let (mut na, pa) = node(rport);
     let (_nb, pb) = node(rport);
@@ -299,12 +306,12 @@ fn a_rediss_bus_is_tls_with_sockits_own_trust() {
         let port = p.port();
         (p, port)
     };
-    let (mut na, pa) = start(&cert("ca.pem"));
+    let (na, pa) = start(&cert("ca.pem"));
     assert!(
         na.err_seen.iter().any(|l| l.contains("bus connected")),
         "ready before joined"
     );
-    let (mut nb, pb) = start(&cert("ca.pem"));
+    let (nb, pb) = start(&cert("ca.pem"));
     assert!(
         nb.err_seen.iter().any(|l| l.contains("bus connected")),
         "ready before joined"
@@ -316,8 +323,14 @@ fn a_rediss_bus_is_tls_with_sockits_own_trust() {
     a.say("over tls");
     b.until("<alice> over tls");
     // A node that does not trust the server's certificate stays cut off, and says why.
-    let (mut nc, _) = start(&cert("stranger.pem"));
-    nc.stderr_contains("the bus is unreachable");
+    let (nc, _) = start(&cert("stranger.pem"));
+    assert!(
+        nc.err_seen
+            .iter()
+            .any(|l| l.contains("the bus is unreachable")),
+        "{:?}",
+        nc.err_seen
+    );
 }
 
 #[test]
