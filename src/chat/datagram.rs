@@ -38,7 +38,15 @@ struct Pending {
     received: usize,
     sent: usize,
     since: Instant,
+    /// What it sent before the proof (each datagram as lines), applied once it has proved
+    /// its address: `/nick NAME` as a first datagram is not lost.
+    kept: Vec<u8>,
+    /// Some of it did not fit [`KEEP_MAX`]: the answer says so.
+    dropped: bool,
 }
+
+/// What an unproven address may have kept for it, at most.
+const KEEP_MAX: usize = 1024;
 
 /// Addresses waiting to prove themselves, at most; the oldest gives way to a new one.
 const PENDING_MAX: usize = 4096;
@@ -68,6 +76,24 @@ impl Pending {
             received: 0,
             sent: 0,
             since: Instant::now(),
+            kept: Vec::new(),
+            dropped: false,
+        }
+    }
+
+    /// Keeps an unproven datagram's lines for when the address is proved, within
+    /// [`KEEP_MAX`].
+    fn keep(&mut self, data: &[u8]) {
+        if data.is_empty() || self.dropped {
+            return;
+        }
+        if self.kept.len() + data.len() + 1 > KEEP_MAX {
+            self.dropped = true;
+            return;
+        }
+        self.kept.extend_from_slice(data);
+        if !data.ends_with(b"\n") {
+            self.kept.push(b'\n');
         }
     }
 
@@ -75,7 +101,13 @@ impl Pending {
     fn answer(&mut self) -> Option<String> {
         let budget = (self.received * AMPLIFICATION).saturating_sub(self.sent);
         let code = &self.code;
+        let fate = if self.dropped {
+            "what you sent before it is not kept: send it again"
+        } else {
+            "what you sent before it goes to the room then"
+        };
         let answer = [
+            format!("*** welcome; send /join {code} to hear the room (it proves your address; {fate})\n"),
             format!("*** welcome; send /join {code} to hear the room (it proves your address)\n"),
             format!("*** send /join {code} to hear the room\n"),
             format!("/join {code}\n"),
@@ -136,11 +168,18 @@ pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admissi
                 continue;
             }
         };
+        let earlier: Vec<u8>;
         let mut data = &buf[..n];
         // Only IP sources can be forged; a unixgram peer's address comes from the kernel.
         if !opts.udp_open && peer.ip().is_some() && !members.contains_key(&peer) {
             match prove(&mut pending, &peer, data) {
-                Some(rest) => data = rest,
+                Some((kept, rest)) if kept.is_empty() => data = rest,
+                Some((mut kept, rest)) => {
+                    // What it said before the proof first, then what came with it.
+                    kept.extend_from_slice(rest);
+                    earlier = kept;
+                    data = &earlier;
+                }
                 None => {
                     if let Some(answer) = pending.get_mut(&peer).and_then(Pending::answer) {
                         let _ = sock.send_to(answer.as_bytes(), &peer).await;
@@ -173,17 +212,18 @@ pub async fn serve(room: Arc<Room>, sock: Datagram, opts: MemberOptions, admissi
     }
 }
 
-/// An unproven address's datagram: `Some(the lines after the proof)` when it carries the
-/// right `/join CODE`, else `None` (the address is now pending, its bytes counted).
+/// An unproven address's datagram: `Some((the lines kept from before, the lines after the
+/// proof))` when it carries the right `/join CODE`, else `None` (the address is now
+/// pending, its bytes counted and its lines kept).
 fn prove<'a>(
     pending: &mut HashMap<Peer, Pending>,
     peer: &Peer,
     data: &'a [u8],
-) -> Option<&'a [u8]> {
+) -> Option<(Vec<u8>, &'a [u8])> {
     if let Some(rest) = pending.get(peer).and_then(|p| p.proof(data)) {
-        pending.remove(peer);
+        let kept = pending.remove(peer).map(|p| p.kept).unwrap_or_default();
         tracing::debug!(%peer, "datagram address proved");
-        return Some(rest);
+        return Some((kept, rest));
     }
     if !pending.contains_key(peer) && pending.len() >= PENDING_MAX {
         // Forged sources in bulk: the oldest code gives way.
@@ -195,10 +235,11 @@ fn prove<'a>(
             pending.remove(&oldest);
         }
     }
-    pending
+    let p = pending
         .entry(peer.clone())
-        .or_insert_with(|| Pending::new(peer))
-        .received += data.len().max(1);
+        .or_insert_with(|| Pending::new(peer));
+    p.received += data.len().max(1);
+    p.keep(data);
     None
 }
 

@@ -247,8 +247,10 @@ fn tcp_udp_and_unix_members_share_one_room() {
         let n = udp.recv(&mut buf).unwrap();
         String::from_utf8(buf[..n].to_vec()).unwrap()
     };
-    // An address proves itself first: its first datagram only earns it a code.
-    udp.send_to(b"knock knock\n", ("127.0.0.1", uport)).unwrap();
+    // An address proves itself first: its first datagram only earns it a code, and is
+    // applied once the address is proved (a `/nick` first is not lost).
+    udp.send_to(b"/nick udpuser\n", ("127.0.0.1", uport))
+        .unwrap();
     let code = join_code(&recv());
     // One datagram may hold several lines; the proof comes first.
     udp.send_to(
@@ -263,6 +265,9 @@ fn tcp_udp_and_unix_members_share_one_room() {
         .unwrap()
         .to_string();
     assert_eq!(t.line(), format!("*** {unick} joined"));
+    assert_eq!(t.line(), format!("*** {unick} is now udpuser"));
+    assert_eq!(recv(), "*** you are now udpuser\n");
+    let unick = "udpuser".to_string();
     assert_eq!(t.line(), format!("<{unick}> first"));
     assert_eq!(t.line(), format!("<{unick}> second"));
     x.until(&format!("<{unick}> second"));
@@ -285,6 +290,9 @@ fn tcp_udp_and_unix_members_share_one_room() {
     udp.send_to(format!("/join {code}").as_bytes(), ("127.0.0.1", uport))
         .unwrap();
     assert!(recv().starts_with("*** welcome, you are "));
+    let back = t.until_starts("*** ");
+    assert!(back.ends_with(" joined"), "{back}");
+    assert!(t.line().ends_with("> back again"));
 }
 
 /// The nick in a `* NICK joined` notice.
