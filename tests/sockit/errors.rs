@@ -297,3 +297,42 @@ fn completions_and_the_man_page_are_generated() {
     let (status, _, err) = run(&["completions", "tcsh"], b"");
     assert_eq!(status.code(), Some(2), "{err}");
 }
+
+/// A certificate file that is not there is said in words, as every other error is.
+#[test]
+fn a_missing_certificate_file_is_said_in_words() {
+    let missing = "/nonexistent/sockit-test.pem";
+    for args in [
+        &["connect", "--ca", missing, "tls://127.0.0.1:1"][..],
+        &[
+            "listen",
+            "--cert",
+            missing,
+            "--key",
+            missing,
+            "tls://127.0.0.1:0",
+        ],
+        &[
+            "connect",
+            "--client-cert",
+            missing,
+            "--client-key",
+            missing,
+            "--insecure",
+            "tls://127.0.0.1:1",
+        ],
+    ] {
+        let (status, _, err) = run(args, b"");
+        assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "sockit: cannot read certificates from {missing}: no such file or directory"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("os error") && !err.contains("I/O error"),
+            "{err}"
+        );
+    }
+}

@@ -118,9 +118,20 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| {
         bad_file(
             format!("cannot read a private key from {}", path.display()),
-            e,
+            pem_why(&e, "no PEM private key in it"),
         )
     })
+}
+
+/// Why a PEM file could not be read, in words (`no such file or directory`, never
+/// `I/O error: No such file or directory (os error 2)`).
+fn pem_why(e: &rustls::pki_types::pem::Error, none: &str) -> String {
+    use rustls::pki_types::pem::Error as Pem;
+    match e {
+        Pem::Io(io) => crate::error::describe_io(io),
+        Pem::NoItemsFound => none.to_string(),
+        other => format!("it is not valid PEM ({other})"),
+    }
 }
 
 /// The certificates of a CA file (`--ca`, `--client-ca`) as a trust store.
@@ -143,10 +154,11 @@ fn roots_of(ca: &Path, certs: Vec<CertificateDer<'static>>) -> Result<RootCertSt
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let what = format!("cannot read certificates from {}", path.display());
+    let none = "no PEM certificate in it";
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad_file(what.clone(), e))?
+        .map_err(|e| bad_file(what.clone(), pem_why(&e, none)))?
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad_file(what.clone(), e))?;
+        .map_err(|e| bad_file(what.clone(), pem_why(&e, none)))?;
     if certs.is_empty() {
         return Err(bad_file(what, "no PEM certificate in it"));
     }
