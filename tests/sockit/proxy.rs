@@ -489,7 +489,7 @@ fn connect_goes_through_microsocks_with_and_without_auth() {
 #[ignore = "needs ncat (apt-get install ncat); .ci/run installs it and runs ignored tests"]
 fn connect_goes_through_ncats_http_proxy_with_auth() {
     assert!(needs("ncat"));
-    let (_srv, ports) = services(&["daytime=tcp://127.0.0.1:0"], 1);
+    let (_srv, ports) = services(&["daytime=tcp://127.0.0.1:0", "echo=tcp://127.0.0.1:0"], 2);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -519,6 +519,23 @@ fn connect_goes_through_ncats_http_proxy_with_auth() {
         assert!(std::time::Instant::now() < end, "ncat never answered");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // ncat's proxy ends the tunnel at our half-close too: --no-shutdown gets the echo with
+    // stdin piped and ended.
+    let echo = format!("127.0.0.1:{}", ports[1]);
+    let (st, out, err) = run(
+        &[
+            "connect",
+            "--no-shutdown",
+            "--idle-timeout",
+            "1",
+            "--proxy",
+            &url,
+            &echo,
+        ],
+        b"hi\n",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, b"hi\n", "{err}");
     let (st, _, err) = run(
         &[
             "connect",
