@@ -694,6 +694,14 @@ async fn run_bench(
             "use at least 1 byte",
         ));
     }
+    if matches!(endpoint, Endpoint::Udp(_)) && size > session::MAX_UDP_PAYLOAD {
+        // Every mode: a stream of datagrams that cannot be sent is no benchmark.
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!("bad --size {size} for {endpoint}"),
+            "a UDP datagram holds at most 65,507 bytes; use a smaller --size, or a stream (tcp://)",
+        ));
+    }
     let target = Dialer::new(
         endpoint,
         &DialOptions {

@@ -20,7 +20,13 @@ pub enum Direction {
 }
 
 /// Where dumps go: a file, or stderr for `-`.
-pub struct Sink(Mutex<Box<dyn Write + Send>>);
+pub struct Sink {
+    out: Mutex<Box<dyn Write + Send>>,
+    /// What `-x` named, for the one warning when it cannot be written.
+    path: String,
+    /// The warning was given: the dump is lost from here on, the session goes on.
+    failed: std::sync::atomic::AtomicBool,
+}
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +48,11 @@ impl Sink {
             })?;
             Box::new(std::io::BufWriter::new(f))
         };
-        Ok(Arc::new(Sink(Mutex::new(out))))
+        Ok(Arc::new(Sink {
+            out: Mutex::new(out),
+            path: path.to_string(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }))
     }
 
     /// Traffic of one connection with `peer`, dumped here.
@@ -55,10 +65,22 @@ impl Sink {
     }
 
     fn write(&self, text: &str) {
-        let mut out = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // A dump that cannot be written costs the dump, never the transfer.
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        use std::sync::atomic::Ordering;
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        // A dump that cannot be written costs the dump, never the transfer: said once.
+        let r = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        if let Err(e) = r {
+            if !self.failed.swap(true, Ordering::Relaxed) && self.path != "-" {
+                crate::error::note(format_args!(
+                    "cannot write the hex dump to {}: {}; the session goes on without it",
+                    self.path,
+                    crate::error::describe_io(&e)
+                ));
+            }
+        }
     }
 }
 

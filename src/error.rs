@@ -18,6 +18,10 @@ pub enum ErrorKind {
     },
     /// A command-line value other than an endpoint was malformed (a CIDR, a number).
     BadArgument,
+    /// `connect -z`'s HOST:PORTS could not be parsed.
+    BadPortCheck,
+    /// The host has addresses, but none of the family `-4`/`-6` (or `-s`) asks for.
+    WrongFamily,
     /// The address is taken; carries the process holding it when `/proc` tells.
     AddrInUse {
         /// `name (pid N)` of the process that holds the port, when known.
@@ -133,6 +137,14 @@ impl Error {
             ErrorKind::AddrInUse { holder: Some(h) } => Some(format!(
                 "{h} holds it; stop it, or choose another port (port 0 picks a free one)"
             )),
+            ErrorKind::BadPortCheck => Some(
+                "write HOST:PORTS, such as 127.0.0.1:22 or 127.0.0.1:20-25,80 (udp://HOST:PORTS for UDP)"
+                    .into(),
+            ),
+            ErrorKind::WrongFamily => Some(
+                "drop -4/-6, or give a host of that family (127.0.0.1 is IPv4, [::1] is IPv6)"
+                    .into(),
+            ),
             ErrorKind::AddrInUse { holder: None } => Some(
                 "another program holds it; choose another port (port 0 picks a free one)".into(),
             ),

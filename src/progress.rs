@@ -84,7 +84,9 @@ impl Display {
                 let text = line(&c, total, started.elapsed(), false);
                 let mut err = std::io::stderr().lock();
                 let _ = if terminal {
-                    write!(err, "\r\x1b[2K{text}")
+                    // Redrawn in place: a line wider than the terminal would wrap, and the
+                    // next redraw would leave its first part behind.
+                    write!(err, "\r\x1b[2K{}", fit(&text, width()))
                 } else {
                     writeln!(err, "{text}")
                 };
@@ -112,9 +114,39 @@ impl Display {
     }
 }
 
+/// The width of the terminal on stderr, if it is one that says.
+fn width() -> Option<usize> {
+    rustix::termios::tcgetwinsize(std::io::stderr())
+        .ok()
+        .map(|w| usize::from(w.ws_col))
+        .filter(|w| *w > 0)
+}
+
+/// `text` cut to fit one row of `width` columns (one column kept free for the cursor).
+fn fit(text: &str, width: Option<usize>) -> &str {
+    match width {
+        Some(w) if text.chars().count() >= w => {
+            let end = text
+                .char_indices()
+                .nth(w.saturating_sub(1))
+                .map_or(text.len(), |(i, _)| i);
+            &text[..end]
+        }
+        _ => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redrawn_line_fits_a_narrow_terminal() {
+        let text = "sent 1.0 MiB (50%, ETA 1 s), received 0.0 MiB, 1.0 MiB/s, 1.0 s";
+        assert_eq!(fit(text, Some(20)).chars().count(), 19);
+        assert_eq!(fit(text, Some(200)), text);
+        assert_eq!(fit(text, None), text);
+    }
 
     #[test]
     fn lines_say_percent_and_eta_when_the_size_is_known() {

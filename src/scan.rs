@@ -39,13 +39,16 @@ impl std::str::FromStr for Target {
     fn from_str(s: &str) -> Result<Target> {
         let bad = |why: String| {
             Error::new(
-                ErrorKind::BadEndpoint {
-                    example: "tcp://127.0.0.1:20-25,80".into(),
-                },
+                ErrorKind::BadPortCheck,
                 format!("bad port check '{s}'"),
                 why,
             )
         };
+        if s.starts_with("unix:") || s.starts_with("unixgram:") {
+            return Err(bad(
+                "-z checks TCP and UDP ports; a Unix socket has no port".into(),
+            ));
+        }
         let (udp, rest) = match s.split_once("://") {
             Some(("tcp", r)) => (false, r),
             Some(("udp", r)) => (true, r),
@@ -167,9 +170,10 @@ pub async fn run(target: &Target, opts: &Options, output: &Output) -> Result<boo
                     .write(format!("{name} {word}\n").into())
                     .await
                     .map_err(|_| Error::stdout_closed())?;
-            } else {
-                // On stderr with -v, as netcat does.
-                tracing::info!("{name} closed");
+            } else if tracing::enabled!(tracing::Level::INFO) {
+                // On stderr with -v, a plain line as netcat prints it (not a log line).
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr().lock(), "{name} closed");
             }
             next += 1;
         }

@@ -194,9 +194,9 @@ mod tests {
 
     #[test]
     fn a_program_that_cannot_run_is_refused_at_once() {
-        let plain = std::env::temp_dir().join(format!("sockit-plain-{}", std::process::id()));
-        std::fs::write(&plain, "not a program").unwrap();
-        let plain = plain.display().to_string();
+        let file = std::env::temp_dir().join(format!("sockit-plain-{}", std::process::id()));
+        std::fs::write(&file, "not a program").unwrap();
+        let plain = file.display().to_string();
         for (words, why) in [
             ("no-such-program-here", "no such program on PATH"),
             ("/no/such/file", "no such file"),
@@ -207,6 +207,7 @@ mod tests {
             let e = Program::exec(words).unwrap_err().to_string();
             assert!(e.contains(why), "{words}: {e}");
         }
+        let _ = std::fs::remove_file(&file);
         assert!(Program::shell("  ").is_err());
         assert_eq!(
             Program::shell("echo hi").unwrap().argv()[..2],

@@ -207,7 +207,7 @@ pub async fn connect_datagram_from(endpoint: &Endpoint, local: &Local) -> Result
         Endpoint::Udp(hp) => {
             let hp = &scoped_group(hp, local).map_err(|e| Error::io(what.clone(), &e))?;
             let addr = *local.usable(resolve(hp).await?).first().ok_or_else(|| {
-                Error::new(ErrorKind::NotResolved, what.clone(), local.none_left())
+                Error::new(local.none_left_kind(), what.clone(), local.none_left())
             })?;
             let bind_at: SocketAddr = local.bind_for(addr).unwrap_or(if addr.is_ipv4() {
                 (Ipv4Addr::UNSPECIFIED, 0).into()

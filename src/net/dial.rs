@@ -254,7 +254,7 @@ async fn connect_tcp(
     let addrs = local.usable(resolve(hp).await?);
     if addrs.is_empty() {
         return Err(Error::new(
-            ErrorKind::NotResolved,
+            local.none_left_kind(),
             what(),
             local.none_left(),
         ));

@@ -156,6 +156,16 @@ impl Local {
     }
 
     /// Why no address was left to try, for the error.
+    /// The kind of error when the family rules left no address: the family's, when one
+    /// was asked for.
+    pub(crate) fn none_left_kind(&self) -> crate::error::ErrorKind {
+        if self.family.is_some() || self.source.is_some() {
+            crate::error::ErrorKind::WrongFamily
+        } else {
+            crate::error::ErrorKind::NotResolved
+        }
+    }
+
     pub(crate) fn none_left(&self) -> String {
         match (self.family, self.source) {
             (Some(Family::V4), _) => "it has no IPv4 address, and -4 asks for one".into(),

@@ -419,3 +419,26 @@ fn fanout_losses_against_a_rate_limited_room_say_why() {
     );
     assert!(err.contains("--rate 0"), "{err}");
 }
+
+/// A UDP size no datagram can hold is refused in every mode, not reported as 0 writes.
+#[test]
+fn a_datagram_size_over_the_udp_limit_is_refused_in_every_mode() {
+    for mode in ["stream", "rr", "connect"] {
+        let (st, out, err) = run(
+            &[
+                "bench",
+                "--mode",
+                mode,
+                "--size",
+                "70000",
+                "-n",
+                "1",
+                "udp://127.0.0.1:9",
+            ],
+            b"",
+        );
+        assert_eq!(st.code(), Some(1), "{mode}: {err}");
+        assert!(out.is_empty(), "{mode}");
+        assert!(err.contains("65,507"), "{mode}: {err}");
+    }
+}

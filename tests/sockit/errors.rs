@@ -336,3 +336,42 @@ fn a_missing_certificate_file_is_said_in_words() {
         );
     }
 }
+
+/// TLS against a plain port, plain text into a TLS listener: what it most likely means.
+#[test]
+fn tls_and_plain_mixed_up_are_named_as_such() {
+    let (_echo, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let (st, _, err) = run(&["connect", &format!("tls://127.0.0.1:{port}")], b"hi\n");
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        err.contains("this port is not a TLS server; try tcp://"),
+        "{err}"
+    );
+    let (mut srv, port) = server(&["listen", "-k", "tls://127.0.0.1:0"]);
+    let mut c = tcp(port);
+    c.write_all(b"plain text\n").unwrap();
+    let line = srv.stderr_contains("TLS handshake failed");
+    assert!(line.contains("the peer does not speak TLS"), "{line}");
+}
+
+/// Hints that fit the mistake: an IPv4 address under -6, a port check of a scheme or a
+/// path that has no ports; closed ports under -z -v as plain lines, as nc prints them.
+#[test]
+fn hints_fit_the_mistake() {
+    let (st, _, err) = run(&["connect", "-6", "127.0.0.1:7"], b"");
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("hint: drop -4/-6"), "{err}");
+    assert!(!err.contains("spelling"), "{err}");
+    let (_, _, err) = run(&["connect", "-z", "ws://127.0.0.1:80"], b"");
+    assert!(
+        err.contains("not ws://") && !err.contains("schemes:"),
+        "{err}"
+    );
+    let (_, _, err) = run(&["connect", "-z", "unix:/x"], b"");
+    assert!(err.contains("a Unix socket has no port"), "{err}");
+    let port = free_port();
+    let (st, out, err) = run(&["connect", "-z", "-v", &format!("127.0.0.1:{port}")], b"");
+    assert_eq!(st.code(), Some(1));
+    assert!(out.is_empty());
+    assert_eq!(err, format!("tcp://127.0.0.1:{port} closed\n"));
+}

@@ -22,9 +22,11 @@ fn listen_on(kind: Kind, name: &str) -> String {
         Kind::Tcp => "tcp://127.0.0.1:0".into(),
         Kind::Tls => "tls://127.0.0.1:0".into(),
         Kind::Udp => "udp://127.0.0.1:0".into(),
+        // The server removes its socket file when it ends: no directory to clean up.
         Kind::Unix => format!(
-            "unix:{}",
-            temp_dir(&format!("matrix-{name}")).join("s.sock").display()
+            "unix:{}/sockit-matrix-{}-{name}.sock",
+            env!("CARGO_TARGET_TMPDIR"),
+            std::process::id()
         ),
     }
 }
@@ -56,6 +58,17 @@ fn start(kind: Kind, args: &[&str], stdin: Option<Stdio>) -> Started {
         proc,
         endpoint,
         trust,
+    }
+}
+
+/// The server is killed at the end of the test, so its Unix socket file is removed here.
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(path) = self.endpoint.strip_prefix("unix:") {
+            let _ = self.proc.child.kill();
+            let _ = self.proc.child.wait();
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

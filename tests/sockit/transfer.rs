@@ -320,6 +320,24 @@ fn send_only_and_recv_only_use_one_direction() {
     assert_eq!(srv.rest(), b"", "the client sent nothing");
 }
 
+/// A dump that cannot be written (a full disk) is said once; the session goes on whole.
+#[test]
+fn an_unwritable_dump_is_said_once_and_the_session_goes_on() {
+    let (_echo, port) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let (status, out, err) = run(
+        &["connect", "-x", "/dev/full", &format!("127.0.0.1:{port}")],
+        b"one\ntwo\n",
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, b"one\ntwo\n");
+    assert_eq!(
+        err.matches("cannot write the hex dump to /dev/full")
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
 /// `-x FILE`: every chunk both ways, with its direction, length and per-direction offset,
 /// then xxd's lines; for connect, listen -k and relay.
 #[test]

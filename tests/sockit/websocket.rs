@@ -299,6 +299,20 @@ fn chat_members_over_ws_and_tcp_talk_and_the_page_is_served() {
         "no external assets"
     );
     assert!(crate::exchange(web, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    // The page's URL answers HEAD (the head only) and refuses other methods with 405.
+    let head = crate::exchange(web, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    let post = crate::exchange(
+        web,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(
+        post.starts_with("HTTP/1.1 405") && post.contains("Allow: GET, HEAD"),
+        "{post}"
+    );
     // SIGTERM: WebSocket members get the farewell as every member does.
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &chat.child.id().to_string()])

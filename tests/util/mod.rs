@@ -330,12 +330,38 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// A fresh directory under the target dir for this test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sockit-test-{}-{name}", std::process::id()));
+/// A fresh directory for this test under the target dir (cargo's `CARGO_TARGET_TMPDIR`,
+/// never the system's temp folder), removed with everything in it when dropped.
+pub fn temp_dir(name: &str) -> TempDir {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sockit-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+/// A test's directory: a path while it lives, gone once dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.

@@ -185,6 +185,17 @@ pub fn explain(e: &rustls::Error) -> String {
             "the peer's certificate is self-signed or from an unknown CA".to_string()
         }
         rustls::Error::InvalidCertificate(c) => certificate_problem(c),
+        // What a mix of TLS and plain ends up as, in words that say what it most likely is.
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "the peer does not speak TLS: it sent something else (plain text?); for a plain port use tcp:// instead of tls://".to_string()
+        }
+        rustls::Error::InappropriateHandshakeMessage {
+            got_type: rustls::HandshakeType::ClientHello,
+            ..
+        } => "the peer sent our own TLS greeting back (an echo or another plain service): this port is not a TLS server; try tcp://".to_string(),
+        rustls::Error::AlertReceived(A::HandshakeFailure) => {
+            "the peer refused the TLS handshake (no TLS version, cipher or ALPN in common, or it is not the TLS server you meant)".to_string()
+        }
         other => other.to_string(),
     }
 }

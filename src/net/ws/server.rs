@@ -52,8 +52,11 @@ pub enum Decision {
         /// Both sides are sockit: an empty binary message is a half-close.
         half_close: bool,
     },
-    /// Serve the page.
-    Page,
+    /// Serve the page (`GET`), or only its head (`HEAD`: `body` false).
+    Page {
+        /// The page itself follows the head.
+        body: bool,
+    },
     /// Answer with this status, extra headers, and why (for the body and the log).
     Refuse(u16, Vec<(&'static str, &'static str)>, &'static str),
 }
@@ -81,8 +84,16 @@ pub fn decide(head: &[u8], up: &Upgrade) -> Decision {
     };
     let path = target.split('?').next().unwrap_or("");
     if path != up.path.split('?').next().unwrap_or("") {
-        if let (Some(_), "/", "GET") = (up.page, path, method) {
-            return Decision::Page;
+        if let (Some(_), "/") = (up.page, path) {
+            return match method {
+                "GET" => Decision::Page { body: true },
+                "HEAD" => Decision::Page { body: false },
+                _ => Decision::Refuse(
+                    405,
+                    vec![("Allow", "GET, HEAD")],
+                    "the page answers GET and HEAD",
+                ),
+            };
         }
         return refuse(404, "no WebSocket at this path");
     }
@@ -135,7 +146,9 @@ pub async fn accept(mut stream: Stream, up: &Upgrade) -> Result<WsStream, Refuse
     };
     let (reply, half_close) = match decide(&head, up) {
         Decision::Upgrade { reply, half_close } => (reply, half_close),
-        Decision::Page => return page_answer(stream, up.page.unwrap_or_default()).await,
+        Decision::Page { body } => {
+            return page_answer(stream, up.page.unwrap_or_default(), body).await
+        }
         Decision::Refuse(status, extra, why) => return answer(stream, status, why, &extra).await,
     };
     if let Err(e) = stream.write_all(reply.as_bytes()).await {
@@ -204,14 +217,16 @@ fn script_hash(page: &str) -> String {
 
 /// The page, with headers that keep it to itself: no script but its own (by hash), no framing by
 /// other sites, no guessing of types.
-async fn page_answer(mut stream: Stream, page: &str) -> Result<WsStream, Refused> {
+async fn page_answer(mut stream: Stream, page: &str, body: bool) -> Result<WsStream, Refused> {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\nContent-Security-Policy: default-src 'none'; script-src {}; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src data:; base-uri 'none'; form-action 'none'\r\nConnection: close\r\n\r\n",
         page.len(),
         script_hash(page)
     );
     let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(page.as_bytes()).await;
+    if body {
+        let _ = stream.write_all(page.as_bytes()).await;
+    }
     let _ = stream.shutdown().await;
     Err(Refused {
         status: Some(200),
@@ -234,7 +249,7 @@ mod tests {
     fn status(d: &Decision) -> u16 {
         match d {
             Decision::Upgrade { .. } => 101,
-            Decision::Page => 200,
+            Decision::Page { .. } => 200,
             Decision::Refuse(s, _, _) => *s,
         }
     }
@@ -255,6 +270,11 @@ mod tests {
     fn everything_else_gets_its_status() {
         let u = up(true);
         assert_eq!(status(&decide(b"GET / HTTP/1.1\r\n\r\n", &u)), 200);
+        assert_eq!(
+            decide(b"HEAD / HTTP/1.1\r\n\r\n", &u),
+            Decision::Page { body: false }
+        );
+        assert_eq!(status(&decide(b"POST / HTTP/1.1\r\n\r\n", &u)), 405);
         assert_eq!(status(&decide(b"GET / HTTP/1.1\r\n\r\n", &up(false))), 404);
         assert_eq!(status(&decide(b"GET /x HTTP/1.1\r\n\r\n", &u)), 404);
         assert_eq!(status(&decide(b"POST /ws HTTP/1.1\r\n\r\n", &u)), 405);
