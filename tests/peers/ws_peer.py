@@ -4,7 +4,8 @@
     ws_peer.py server MODE        serves on a free port, prints `listening on ws://...`
 
 Client checks: `echo` (text, a 2 MiB binary, a fragmented message, ping/pong under a short
-ping timeout, a clean close), `toolong` (expects close code 1009), `badutf8` (expects 1007),
+ping timeout, a clean close), `toolong` (expects close code 1009), `fragtoolong` (20 MB in
+20,000 fragments, expects the Close 1009 to arrive), `badutf8` (expects 1007),
 `relay` (binary subprotocol offered, 3 MiB binary through a relay to a TCP echo).
 Server modes: `echo` (messages back as they came, pings every 0.2 s with a 0.5 s timeout)
 and `hello` (sends `hello`, then echoes).
@@ -58,6 +59,18 @@ async def too_long(ws):
     await ws.send("x" * 100)
 
 
+async def fragments_too_long(ws):
+    # 20 MB in 20,000 fragments: over the server's 16 MiB, refused while it still comes.
+    async def parts():
+        for _ in range(20000):
+            yield b"x" * 1000
+
+    try:
+        await ws.send(parts())
+    except websockets.ConnectionClosed:
+        pass
+
+
 async def bad_utf8(ws):
     ws.protocol.send_frame(Frame(Opcode.TEXT, b"caf\xc3"))
     ws.send_data()
@@ -100,6 +113,8 @@ def main():
         asyncio.run(check_echo(url))
     elif check == "toolong":
         asyncio.run(check_close_code(url, 1009, too_long))
+    elif check == "fragtoolong":
+        asyncio.run(check_close_code(url, 1009, fragments_too_long))
     elif check == "badutf8":
         asyncio.run(check_close_code(url, 1007, bad_utf8))
     elif check == "relay":

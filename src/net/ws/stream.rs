@@ -81,6 +81,9 @@ impl std::fmt::Debug for WsStream {
     }
 }
 
+/// How long a peer that broke a rule may go on sending after our Close.
+const DISCARD_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The upgrade header by which two sockits agree that an empty binary message is a
 /// half-close (asked by the client, echoed by the server).
 pub const HALF_CLOSE: &str = "Sockit-Half-Close";
@@ -138,6 +141,7 @@ impl WsStream {
                     return match rule_broken(&e, self.max_message) {
                         Some((code, why)) => {
                             let _ = self.ws.send(close(code)).await;
+                            self.discard_until_closed().await;
                             Err(io::Error::new(io::ErrorKind::InvalidData, why))
                         }
                         None => Err(in_words(e)),
@@ -148,6 +152,24 @@ impl WsStream {
         // Our Close answer goes out with the flush.
         let _ = self.ws.flush().await;
         Ok(())
+    }
+
+    /// After our Close for a broken rule, what the peer is still sending (the rest of a
+    /// message too big to take) is read and dropped until it closes, for a bounded time:
+    /// closing a socket with unread bytes sends a reset, and the reset would destroy our
+    /// Close before the peer reads it.
+    async fn discard_until_closed(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 16 * 1024];
+        let socket = self.ws.get_mut();
+        let _ = tokio::time::timeout(DISCARD_LIMIT, async {
+            while let Ok(n) = socket.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     fn ws(&mut self) -> Pin<&mut WebSocketStream<Stream>> {
