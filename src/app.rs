@@ -770,7 +770,7 @@ async fn run_bench(
             ErrorKind::Io,
             "the benchmark found problems",
             format!(
-                "{} lines lost, {} duplicated, {} reordered; a room that limits each member's rate drops a fast sender's lines (sockit chat's default is --rate 10: benchmark it with --rate 0)",
+                "{} lines did not arrive in time, {} duplicated, {} reordered; a room that limits each member's rate (sockit chat's default --rate 10) slows a fast sender down instead of dropping its lines, so they come after the run has ended: benchmark the room with --rate 0, or give bench a longer --timeout",
                 report.lost, report.duplicated, report.reordered
             ),
         ))

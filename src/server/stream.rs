@@ -23,10 +23,17 @@ impl Admission {
         let handler = Arc::new(handler);
         let layers = Arc::new(self.layers_for(listener));
         let mut backoff = Backoff::default();
+        let mut refused = Refusals::default();
         loop {
-            let (stream, peer) = self.next_permitted(listener, label, &mut backoff).await;
+            let (stream, peer) = tokio::select! {
+                next = self.next_permitted(listener, label, &mut backoff) => next,
+                () = refused.due(), if refused.pending > 0 => {
+                    refused.report(label);
+                    continue;
+                }
+            };
             let Ok(permit) = self.conns.try_acquire() else {
-                tracing::warn!(service = label, %peer, "refused: connection limit reached (--max-conns)");
+                refused.refuse(label, &peer);
                 continue;
             };
             let (handler, layers) = (handler.clone(), layers.clone());
@@ -98,6 +105,49 @@ impl Admission {
             }),
             deadline: self.limits.handshake_timeout,
         }
+    }
+}
+
+/// `--max-conns` refusals, said once and then counted: a flood of clients past the limit
+/// makes one line every [`REFUSALS_EVERY`], not one per client.
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Refused since the last line.
+    pending: u64,
+    /// When the last line was written.
+    said: Option<std::time::Instant>,
+}
+
+/// How often a count of refused clients is written while they keep coming.
+const REFUSALS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Refusals {
+    fn refuse(&mut self, label: &str, peer: &Peer) {
+        match self.said {
+            Some(at) if at.elapsed() < REFUSALS_EVERY => self.pending += 1,
+            _ => {
+                tracing::warn!(service = label, %peer, "refused: connection limit reached (--max-conns); further refusals are counted");
+                self.said = Some(std::time::Instant::now());
+            }
+        }
+    }
+
+    /// When the count is due.
+    async fn due(&self) {
+        let at = self.said.unwrap_or_else(std::time::Instant::now) + REFUSALS_EVERY;
+        tokio::time::sleep_until(at.into()).await;
+    }
+
+    fn report(&mut self, label: &str) {
+        tracing::warn!(
+            service = label,
+            refused = self.pending,
+            "refused {} more clients in {} s: connection limit reached (--max-conns)",
+            self.pending,
+            REFUSALS_EVERY.as_secs()
+        );
+        self.pending = 0;
+        self.said = Some(std::time::Instant::now());
     }
 }
 

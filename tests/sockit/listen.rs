@@ -215,6 +215,23 @@ fn max_conns_closes_the_excess_and_serves_the_rest() {
         }
     }
     assert_eq!(srv.line(), "d\n");
+    // A flood past the limit: one line, then a count, not a line per client.
+    let flood: Vec<std::net::TcpStream> = (0..30).map(|_| tcp(port)).collect();
+    let count = srv.stderr_contains("more clients in 5 s");
+    let refused: u64 = count
+        .split("refused ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{count}"));
+    assert!(refused >= 25, "{count}");
+    let said = srv
+        .err_seen
+        .iter()
+        .filter(|l| l.contains("connection limit reached"))
+        .count();
+    assert!(said <= 3, "{:?}", srv.err_seen);
+    drop(flood);
 }
 
 #[test]
