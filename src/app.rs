@@ -120,7 +120,10 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Bench(args) => run_bench(args, output, quiet, shutdown).await,
             Command::Relay(args) => run_relay(args, quiet, shutdown).await,
             Command::Completions { shell } => print_generated(&output, completions(shell)).await,
-            Command::Man => print_generated(&output, man_page()?).await,
+            Command::Man { command, dir } => match dir {
+                Some(dir) => write_man_pages(&dir),
+                None => print_generated(&output, man_page(command.as_deref())?).await,
+            },
         }
     });
     // Client tasks still hold stdout handles; ending the runtime drops them.
@@ -363,14 +366,43 @@ fn completions(shell: clap_complete::Shell) -> Vec<u8> {
     out
 }
 
-/// The man page in roff, from the clap definitions.
-fn man_page() -> Result<Vec<u8>> {
+/// The command tree as the man pages see it: built, so each subcommand is named as its
+/// page is (`sockit-connect`).
+fn man_tree() -> clap::Command {
     use clap::CommandFactory;
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+/// A man page in roff, from the clap definitions: the overview, or `command`'s own page.
+fn man_page(command: Option<&str>) -> Result<Vec<u8>> {
+    let tree = man_tree();
+    let page = match command {
+        None => tree,
+        Some(name) => tree.find_subcommand(name).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("no command '{name}'"),
+                "sockit man takes connect, listen, chat, serve, bench, relay, completions or man",
+            )
+        })?,
+    };
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(page)
         .render(&mut out)
         .map_err(|e| Error::io("cannot render the man page", &e))?;
     Ok(out)
+}
+
+/// Every man page (`sockit.1`, `sockit-connect.1`, ...) into `dir`.
+fn write_man_pages(dir: &std::path::Path) -> Result<()> {
+    clap_mangen::generate_to(man_tree(), dir).map_err(|e| {
+        Error::io(
+            format!("cannot write the man pages into {}", dir.display()),
+            &e,
+        )
+    })
 }
 
 async fn print_generated(output: &Output, text: Vec<u8>) -> Result<()> {

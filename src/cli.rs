@@ -96,8 +96,9 @@ Examples:
   sockit chat http://:8080 tcp://:8898                 a web page (open http://HOST:8080/) beside nc"
     )]
     Chat(ChatArgs),
-    /// Run the classic small services (echo, discard, chargen, daytime, time) and SNTP, on
-    /// any number of TCP, TLS, WebSocket, UDP and Unix endpoints in one process.
+    /// Run the classic small services (echo, discard, chargen, daytime, time), SNTP, and
+    /// proxies (socks5, http-proxy), on any number of TCP, TLS, WebSocket, UDP and Unix
+    /// endpoints in one process.
     #[command(
         after_help = "Services: echo (RFC 862), discard (863), chargen (864), daytime (867; a UDP
 datagram holding a strftime format such as '%Y %m %d' gets the date in that format),
@@ -138,10 +139,20 @@ Examples:
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), from the same definitions as --help.
-    #[command(after_help = "Example:
-  sockit man > sockit.1 && man ./sockit.1")]
-    Man,
+    /// Print a man page (roff), from the same definitions as --help: the overview, or one
+    /// command's page with its options and examples.
+    #[command(after_help = "Examples:
+  sockit man > sockit.1 && man ./sockit.1
+  sockit man connect | man -l -                 one command's page
+  sockit man --dir /usr/local/share/man/man1    every page: sockit.1, sockit-connect.1, ...")]
+    Man {
+        /// The command whose page to print (connect, listen, chat, serve, bench, relay,
+        /// completions, man); the overview without.
+        command: Option<String>,
+        /// Write every page into DIR (sockit.1 and sockit-COMMAND.1) instead of printing one.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Arguments of `connect`.
@@ -331,7 +342,9 @@ pub struct ListenArgs {
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// SERVICE=ENDPOINT pairs, e.g. echo=tcp://:7007 daytime=udp://127.0.0.1:9000.
+    /// SERVICE=ENDPOINT pairs, e.g. echo=tcp://:7007 daytime=udp://127.0.0.1:9000
+    /// socks5=tcp://127.0.0.1:1080; SERVICE is echo, discard, chargen, daytime, time, sntp,
+    /// socks5 or http-proxy.
     #[arg(required = true, value_name = "SERVICE=ENDPOINT")]
     pub services: Vec<String>,
     /// daytime answers in UTC rather than local time.
@@ -406,8 +419,8 @@ pub struct TlsClientArgs {
 /// Arguments of `chat`.
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// Where members join: tcp, tls, udp, unix, unixgram endpoints (default
-    /// tcp://127.0.0.1:8898).
+    /// Where members join: tcp, tls, udp, unix, unixgram, ws, wss endpoints, and http for
+    /// the room's web page (default tcp://127.0.0.1:8898).
     #[arg(value_name = "ENDPOINT")]
     pub endpoints: Vec<String>,
     /// Longest line in bytes; longer ones are refused with '! ' and the member stays.

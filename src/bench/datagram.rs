@@ -99,7 +99,7 @@ pub(super) async fn stream(job: Job<'_>) -> Result<()> {
                 }
             }
             seq += 1;
-            if seq % 64 == 0 {
+            if seq.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }

@@ -77,7 +77,7 @@ pub(super) async fn rr(job: Job<'_>) -> Result<()> {
             n += 1;
             // Shared counters are touched every 64 exchanges, not each one: 100 connections
             // bumping one cache line would make the load generator measure itself.
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 sh.ops.fetch_add(64, Ordering::Relaxed);
                 sh.bytes.fetch_add(64 * size as u64, Ordering::Relaxed);
             }

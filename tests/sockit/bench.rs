@@ -242,7 +242,7 @@ fn udp_loss_is_counted_and_fails_the_run() {
         let mut n = 0u64;
         while let Ok((len, from)) = sock.recv_from(&mut buf) {
             n += 1;
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 let _ = sock.send_to(&buf[..len], from); // every other datagram is lost
             }
         }

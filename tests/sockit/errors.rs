@@ -144,6 +144,13 @@ fn help_lists_every_command_with_examples() {
             "{c} --help has no example"
         );
     }
+    // The top-level help names every service, and chat's every endpoint kind.
+    for word in ["socks5", "http-proxy"] {
+        assert!(help.contains(word), "--help leaves out {word}");
+    }
+    let (_, out, _) = run(&["chat", "--help"], b"");
+    let chat = String::from_utf8(out).unwrap();
+    assert!(chat.contains("ws, wss endpoints, and http"), "{chat}");
 }
 
 /// `2>/dev/full`: a stderr that cannot be written costs its lines, never the run (eprintln!
@@ -294,6 +301,29 @@ fn completions_and_the_man_page_are_generated() {
     let page = String::from_utf8_lossy(&out);
     assert!(page.contains(".TH sockit 1"), "{page}");
     assert!(page.contains("relay"), "{page}");
+    // A page per command, with its options and examples; or every page into a folder.
+    let (status, out, err) = run(&["man", "connect"], b"");
+    assert!(status.success(), "{err}");
+    let page = String::from_utf8_lossy(&out);
+    assert!(page.contains(".TH sockit-connect 1"), "{page}");
+    assert!(
+        page.contains("no\\-shutdown") && page.contains("Examples:"),
+        "{page}"
+    );
+    let pages = temp_dir("man-pages");
+    let (status, _, err) = run(&["man", "--dir", pages.to_str().unwrap()], b"");
+    assert!(status.success(), "{err}");
+    for cmd in [
+        "", "-connect", "-listen", "-chat", "-serve", "-bench", "-relay",
+    ] {
+        assert!(
+            pages.join(format!("sockit{cmd}.1")).exists(),
+            "sockit{cmd}.1"
+        );
+    }
+    let (status, _, err) = run(&["man", "nope"], b"");
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("no command 'nope'"), "{err}");
     let (status, _, err) = run(&["completions", "tcsh"], b"");
     assert_eq!(status.code(), Some(2), "{err}");
 }
