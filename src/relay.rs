@@ -18,6 +18,21 @@ use crate::server::Admission;
 /// How long a datagram client's upstream socket lives without traffic, unless told otherwise.
 pub const DATAGRAM_IDLE: Duration = Duration::from_secs(60);
 
+/// Checks that `from` and `to` can be relayed: both streams or both datagrams.
+///
+/// # Errors
+/// A stream to a datagram kind (or back), with the kinds that go together.
+pub fn check_kinds(from: &crate::Endpoint, to: &crate::Endpoint) -> Result<()> {
+    if from.is_stream() != to.is_stream() {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::BadArgument,
+            format!("cannot relay {from} to {to}"),
+            "both sides must be streams (tcp, tls, unix, ws, wss) or both datagrams (udp, unixgram)",
+        ));
+    }
+    Ok(())
+}
+
 /// Relays every stream client of `listener` (admitted by `admission`: rules, limit, TLS
 /// termination) to its own connection through `target` (the one dial: TLS origination).
 ///
@@ -73,7 +88,7 @@ async fn pair(
         dump,
         ..pump::Options::default()
     };
-    match crate::tunnel::join(client, upstream, &opts).await {
+    match crate::pump::join(client, upstream, &opts).await {
         Ok(r) => tracing::info!(%peer, %target, bytes_up = r.up, bytes_down = r.down,
             duration_ms = duration_ms(), end = r.end, "pair closed"),
         Err(e) => {

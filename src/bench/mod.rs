@@ -38,6 +38,40 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The message size of a run against `endpoint`: `asked` (`--size`), or the mode's
+    /// default (64 KiB writes for a stream, 1 KiB datagrams, 64-byte requests).
+    ///
+    /// # Errors
+    /// Zero bytes, or a UDP size no datagram can hold (in every mode: a stream of datagrams
+    /// that cannot be sent is no benchmark).
+    pub fn size(
+        self,
+        asked: Option<usize>,
+        endpoint: &crate::Endpoint,
+    ) -> crate::error::Result<usize> {
+        use crate::error::{Error, ErrorKind};
+        let size = asked.unwrap_or(match (self, endpoint.is_stream()) {
+            (Mode::Stream, true) => 65_536,
+            (Mode::Stream, false) => 1024,
+            _ => 64,
+        });
+        if size == 0 {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                "bad --size 0",
+                "use at least 1 byte",
+            ));
+        }
+        if matches!(endpoint, crate::Endpoint::Udp(_)) && size > crate::session::MAX_UDP_PAYLOAD {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("bad --size {size} for {endpoint}"),
+                "a UDP datagram holds at most 65,507 bytes; use a smaller --size, or a stream (tcp://)",
+            ));
+        }
+        Ok(size)
+    }
+
     /// The name as on the command line.
     pub fn name(self) -> &'static str {
         match self {

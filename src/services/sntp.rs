@@ -12,6 +12,26 @@ pub struct Options {
     pub refid: [u8; 4],
 }
 
+impl Options {
+    /// `--refid`: 1 to 4 ASCII characters, padded with zero bytes as RFC 5905 has it.
+    ///
+    /// # Errors
+    /// Empty, longer than 4, or not ASCII, in words.
+    pub fn refid(s: &str) -> crate::error::Result<[u8; 4]> {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > 4 || !s.is_ascii() {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::BadArgument,
+                format!("bad --refid '{s}'"),
+                "use 1 to 4 ASCII characters, such as LOCL or GPS",
+            ));
+        }
+        let mut id = [0u8; 4];
+        id[..b.len()].copy_from_slice(b);
+        Ok(id)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

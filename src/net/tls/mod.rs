@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use crate::error::{Error, ErrorKind, Result};
 
 pub use client::{Client, ClientOptions};
-pub use server::{client_certificate, Server, ServerOptions};
+pub use server::{client_certificate, names_for, Server, ServerOptions};
 
 /// How long a TLS handshake may take unless `--handshake-timeout` says otherwise.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

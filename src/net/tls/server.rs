@@ -119,6 +119,49 @@ impl Server {
     }
 }
 
+/// The hosts a server's certificate is for, from its endpoints: those of the `tls://` and
+/// `wss://` ones (an empty host adds none); `None` when no endpoint is TLS.
+pub fn names_for(endpoints: &[&crate::Endpoint]) -> Option<Vec<String>> {
+    use crate::endpoint::Host;
+    let hosts: Vec<&Host> = endpoints
+        .iter()
+        .filter_map(|e| match e {
+            crate::Endpoint::Tls(hp) => Some(&hp.host),
+            crate::Endpoint::Wss(a) => Some(&a.hp.host),
+            _ => None,
+        })
+        .collect();
+    if hosts.is_empty() {
+        return None;
+    }
+    Some(
+        hosts
+            .iter()
+            .filter_map(|h| match h {
+                Host::Ip(ip) => Some(ip.to_string()),
+                Host::Scoped(ip, _) => Some(ip.to_string()),
+                Host::Name(n) => Some(n.clone()),
+                Host::Any => None,
+            })
+            .collect(),
+    )
+}
+
+impl Server {
+    /// The line a server says at start, so clients can pin what it presents.
+    pub fn fingerprint_line(&self) -> String {
+        let kind = if self.self_signed {
+            "self-signed certificate"
+        } else {
+            "certificate"
+        };
+        format!(
+            "tls {kind}, SHA-256 fingerprint {} (clients: --pin {})",
+            self.fingerprint, self.fingerprint
+        )
+    }
+}
+
 /// The certificate a TLS client presented (mutual TLS), if any.
 pub fn client_certificate(s: &TlsStream) -> Option<&[u8]> {
     s.get_ref()

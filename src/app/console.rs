@@ -1,0 +1,45 @@
+//! The console: one plain line to stderr (`say`), and the logs, which never stop a run.
+
+use std::io::IsTerminal;
+
+/// Writes one line to stderr. A stderr that cannot take it (`2>/dev/full`, a closed pipe)
+/// costs the line, never the run: eprintln! would panic there.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// stderr for logs, where a failed write is dropped: a log line must never stop the task
+/// that logs it (the signal watcher among them).
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Logs go to stderr (stdout is data): warnings by default, -v info, -vv debug.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("sockit={level},{level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| LossyStderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
