@@ -19,9 +19,13 @@
 //! - [`server`]: the one admission of every server: access rules ([`server::access`]),
 //!   `--max-conns`, accept back-off, the layers' handshakes under `--handshake-timeout`, a
 //!   task per client; and the datagram gate.
-//! - [`pump`]: bytes both ways between two streams, with half-close and byte counts.
+//! - [`pump`]: bytes both ways between two streams, with half-close and byte counts; its
+//!   `splice` (internal) is the zero-copy path for plain sockets and pipes, and
+//!   [`pump::join`] joins two connections (relay, the proxy servers) by the one rule for
+//!   when the plain path may be taken ([`pump::Options::is_plain`]).
 //! - [`dump`]: `-x`, every chunk of a conversation as `xxd` shows it.
-//! - `splice` (internal): the zero-copy path for bulk transfers between pipes and a socket.
+//! - [`lines`]: lines out of a byte stream (partial lines, CRLF, `[PEER] ` prefixes).
+//! - [`progress`]: `--progress`, bytes, rate, percent and ETA on stderr.
 //! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
 //! - [`session`]: one conversation between stdio and a peer (stream or datagram), shared by
 //!   `connect` and `listen`.
@@ -65,9 +69,7 @@ pub mod scan;
 pub mod server;
 pub mod services;
 pub mod session;
-mod splice;
 pub mod stdio;
-pub mod tunnel;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind};

@@ -107,20 +107,13 @@ pub async fn stream(
         return crate::exec::stream(exec, stream, peer, &popts).await;
     }
     let fast = !stream.is_layered()
-        && popts.dump.is_none()
-        && popts.explain.is_none()
-        && popts.counts.is_none()
-        && popts.ways == pump::Ways::Both
+        && popts.is_plain()
         && input.is_untouched_stdin()
-        && !popts.end_on_remote_eof
-        && !popts.crlf
-        && popts.idle_timeout.is_none()
-        && !popts.no_shutdown
-        && crate::splice::available();
+        && crate::pump::splice::available();
     let result = if fast {
         tracing::debug!(%peer, "zero-copy path (splice)");
         tokio::select! {
-            r = crate::splice::pump(&stream) => r,
+            r = crate::pump::splice::pump(&stream) => r,
             () = stopped(opts.stop.as_ref()) => Ok(pump::Report {
                 sent: 0,
                 received: 0,

@@ -1,7 +1,7 @@
 //! The proxy services of `serve`: `socks5` (RFC 1928, CONNECT and UDP ASSOCIATE) and
 //! `http-proxy` (HTTP CONNECT). Both check credentials (`--proxy-user`) and target rules
 //! (`--allow-target`/`--deny-target`, evaluated on resolved addresses), negotiate under the
-//! handshake deadline, and then join client and target as `relay` does ([`crate::tunnel`]).
+//! handshake deadline, and then join client and target as `relay` does ([`crate::pump::join`]).
 
 pub mod http;
 pub mod socks5;
@@ -24,7 +24,7 @@ pub struct Config {
 /// A granted tunnel, until both directions end.
 pub(crate) async fn tunnel(service: &'static str, client: Stream, target: Stream, peer: &Peer) {
     let started = std::time::Instant::now();
-    let r = crate::tunnel::join(client, target, &crate::pump::Options::default()).await;
+    let r = crate::pump::join(client, target, &crate::pump::Options::default()).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     match r {
         Ok(j) => {

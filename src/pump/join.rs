@@ -25,14 +25,9 @@ pub struct Joined {
 /// # Errors
 /// The first failure of either direction (a reset).
 pub async fn join(client: Stream, target: Stream, opts: &pump::Options) -> io::Result<Joined> {
-    let plain = opts.idle_timeout.is_none()
-        && opts.dump.is_none()
-        && opts.explain.is_none()
-        && opts.explain_local.is_none()
-        && !client.is_layered()
-        && !target.is_layered();
+    let plain = opts.is_plain() && !client.is_layered() && !target.is_layered();
     if plain {
-        let (up, down, client_first) = crate::splice::relay(&client, &target).await?;
+        let (up, down, client_first) = super::splice::relay(&client, &target).await?;
         let end = if client_first {
             "client closed first"
         } else {

@@ -7,6 +7,11 @@
 //! counts for the logs, an idle timeout, `--crlf`, and the one exception for people (a
 //! terminal session ends when the peer closes).
 
+mod join;
+pub(crate) mod splice;
+
+pub use join::{join, Joined};
+
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -49,6 +54,25 @@ pub struct Options {
     /// `--no-shutdown`: the local side's EOF is not passed on; the pump waits for the
     /// remote's end (or the idle timeout), for peers that end everything at a half-close.
     pub no_shutdown: bool,
+}
+
+impl Options {
+    /// Nothing but bytes to move: no clock, no `-x`, no `--explain`, no counters, no
+    /// rewriting, both directions with the half-close passed on. Only then may plain sockets
+    /// take the zero-copy path (splice) instead of the buffered pump: the one rule for
+    /// `connect`/`listen` and for joined pairs alike.
+    pub fn is_plain(&self) -> bool {
+        self.idle_timeout.is_none()
+            && !self.end_on_remote_eof
+            && !self.crlf
+            && self.dump.is_none()
+            && self.counts.is_none()
+            && self.ways == Ways::Both
+            && self.local_exited.is_none()
+            && self.explain.is_none()
+            && self.explain_local.is_none()
+            && !self.no_shutdown
+    }
 }
 
 /// The directions a pump moves.
