@@ -10,6 +10,7 @@ mod addressing;
 mod bench;
 mod chat;
 mod chat_bus;
+mod docs;
 mod errors;
 mod exec;
 mod explain;
