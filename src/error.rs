@@ -117,6 +117,11 @@ impl Error {
         Error::io("cannot write stdout", &stdout_closed())
     }
 
+    /// Why it failed, without the action (for a caller that names the action itself).
+    pub fn why(&self) -> &str {
+        &self.why
+    }
+
     /// The kind, for callers that react differently to different failures.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind

@@ -10,8 +10,9 @@ use socket2::{SockRef, Type};
 use tokio::io::Interest;
 use tokio::net::{UdpSocket, UnixDatagram};
 
+use super::base::{unix_error, unix_sockaddr, Local, Peer};
 use super::listener::{bind_ip, bind_unix, UnixFile};
-use super::{resolve, unix_error, unix_sockaddr, Local, Peer};
+use super::resolve::resolve;
 use crate::endpoint::{Endpoint, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
 

@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use tokio::net::{TcpStream, UnixStream};
 
+use super::base::{unix_error, unix_sockaddr, Local, Peer};
 use super::datagram::{connect_datagram_from, Datagram};
+use super::explain;
+use super::resolve::resolve;
+use super::stream::Stream;
 use super::tls;
-use super::{resolve, unix_error, unix_sockaddr, ws, Local, Peer, Stream};
+use super::ws;
 use crate::endpoint::{Endpoint, Host, HostPort, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::explain;
 
 /// How to reach a peer: plain values, as a command line gives them.
 #[derive(Debug, Clone)]
@@ -210,14 +213,24 @@ impl Dialer {
         let Some(proxy) = &self.proxy else {
             return connect_tcp(hp, self.connect_timeout, &self.local, what).await;
         };
-        let tcp = super::proxy::open(
-            proxy,
-            hp,
-            &self.local,
-            self.connect_timeout,
-            self.handshake_timeout,
-        )
-        .await?;
+        // The proxy is reached as any host is (each address in turn), then asked for `hp`.
+        let through = || format!("cannot connect to {hp} through {proxy}");
+        let (tcp, _) = connect_tcp(&proxy.addr, self.connect_timeout, &self.local, through)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotResolved | ErrorKind::WrongFamily => Error::new(
+                    e.kind().clone(),
+                    through(),
+                    format!("the proxy's name does not resolve ({})", e.why()),
+                ),
+                _ => Error::new(
+                    ErrorKind::ProxyUnreachable,
+                    through(),
+                    format!("the proxy does not answer ({})", e.why()),
+                ),
+            })?;
+        let tcp =
+            super::proxy::through(proxy, hp, tcp, &self.local, self.handshake_timeout).await?;
         let peer = tcp
             .peer_addr()
             .map(Peer::from_ip)

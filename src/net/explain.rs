@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::Peer;
+use super::base::Peer;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);

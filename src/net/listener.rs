@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
 
-use super::{holder, resolve, unix_sockaddr, Peer, Stream};
+use super::base::{unix_sockaddr, Peer};
+use super::explain;
+use super::holder;
+use super::resolve::resolve;
+use super::stream::Stream;
 use crate::endpoint::{Endpoint, Host, HostPort, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::explain;
 
 /// A bound, listening stream socket.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ pub enum Stream {
     Tls(Box<tls::TlsStream>),
     /// WebSocket over TCP or TLS ([`super::ws`]): bytes in messages, so as for TLS only
     /// the buffered paths apply.
-    Ws(Box<ws::WsStream>),
+    Ws(Box<ws::WsStream<Stream>>),
 }
 
 fn not_for_layers() -> io::Error {

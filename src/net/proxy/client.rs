@@ -1,5 +1,6 @@
-//! The client side of a proxy hop: connect to the proxy, ask it for the target, hand back
-//! the tunnel as a plain TCP stream (so splice and TLS work on it as on any other).
+//! The client side of a proxy hop: over the connection the one dial made to the proxy, ask
+//! it for the target, and hand back the tunnel as a plain TCP stream (so splice and TLS
+//! work on it as on any other).
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,54 +13,26 @@ use tokio::net::TcpStream;
 use super::{head, Kind, Proxy};
 use crate::endpoint::{Host, HostPort};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::{resolve, Local};
+use crate::net::base::Local;
+use crate::net::resolve::resolve;
 
 /// HTTP headers of a CONNECT reply larger than this are refused (the SPEC's header limit).
 const HEAD_LIMIT: usize = 16 * 1024;
 
-/// A TCP tunnel to `target` through `proxy`: `connect_timeout` for reaching the proxy,
-/// `handshake_timeout` for the negotiation.
+/// Turns `tcp`, a connection the one dial made to the proxy, into a tunnel to `target`:
+/// the negotiation, within `handshake_timeout`.
 ///
 /// # Errors
-/// The proxy unreachable, its refusal in words (the SOCKS reply, the HTTP status line), a
-/// stalled negotiation; never the credentials.
-pub(crate) async fn open(
+/// The proxy's refusal in words (the SOCKS reply, the HTTP status line), a stalled
+/// negotiation; never the credentials.
+pub(crate) async fn through(
     proxy: &Proxy,
     target: &HostPort,
+    tcp: TcpStream,
     local: &Local,
-    connect_timeout: Option<Duration>,
     handshake_timeout: Duration,
 ) -> Result<TcpStream> {
     let what = || format!("cannot connect to {target} through {proxy}");
-    let addrs = local.usable(resolve(&proxy.addr).await.map_err(|e| {
-        Error::new(
-            ErrorKind::NotResolved,
-            what(),
-            format!("the proxy's name does not resolve ({e})"),
-        )
-    })?);
-    let mut last = None;
-    let mut tcp = None;
-    for addr in addrs {
-        match crate::net::connect_addr(addr, local, connect_timeout).await {
-            Ok(s) => {
-                tcp = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let Some(tcp) = tcp else {
-        let e = last.unwrap_or_else(|| io::Error::other("no address to try"));
-        return Err(Error::new(
-            ErrorKind::ProxyUnreachable,
-            what(),
-            format!(
-                "the proxy does not answer ({})",
-                crate::error::describe_io(&e)
-            ),
-        ));
-    };
     let negotiate = negotiate(proxy, target, tcp, local);
     match tokio::time::timeout(handshake_timeout, negotiate).await {
         Ok(Ok(s)) => Ok(s),

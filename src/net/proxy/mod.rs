@@ -13,8 +13,8 @@ pub mod head;
 use std::fmt;
 use std::str::FromStr;
 
-pub(crate) use client::open;
 pub use client::reply;
+pub(crate) use client::through;
 
 use crate::endpoint::{Host, HostPort};
 use crate::error::{Error, ErrorKind, Result};

@@ -13,7 +13,6 @@ use tokio_tungstenite::WebSocketStream;
 use super::{Options, WsStream};
 use crate::endpoint::{Host, WsAddr};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::Stream;
 
 /// Upgrades `stream` to a WebSocket at `addr`. The dial bounds it with the handshake
 /// deadline.
@@ -21,12 +20,12 @@ use crate::net::Stream;
 /// # Errors
 /// The server's answer when it is not a 101 (`answered 404 Not Found`), a 101 that does not
 /// prove it read our key, or the failure, in words, naming the endpoint (`what`).
-pub async fn upgrade(
-    mut stream: Stream,
+pub async fn upgrade<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
     addr: &WsAddr,
     opts: &Options,
     what: &str,
-) -> Result<WsStream> {
+) -> Result<WsStream<S>> {
     let bad = |why: String| Error::new(ErrorKind::Ws, what, why);
     let host = match &addr.hp.host {
         // The zone is this machine's business, not the server's.

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::net::{Stream, HEADER_LIMIT};
+use crate::net::base::HEADER_LIMIT;
 
 pub use stream::{WsStream, HALF_CLOSE};
 
@@ -109,8 +109,8 @@ impl Options {
 /// tungstenite. Ours, not tungstenite's handshake reader, which takes a head that arrives a
 /// few bytes at a time for an attack and gives up. `Err(Some(why))` for a head over the limit, `Err(None)` when the client
 /// left or failed first.
-pub(super) async fn read_head(
-    stream: &mut Stream,
+pub(super) async fn read_head<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
 ) -> Result<(Vec<u8>, Vec<u8>), Option<&'static str>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];

@@ -9,7 +9,6 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{Options, WsStream};
-use crate::net::Stream;
 
 /// What a server answers on a WebSocket endpoint.
 #[derive(Debug, Clone)]
@@ -138,7 +137,10 @@ pub fn decide(head: &[u8], up: &Upgrade) -> Decision {
 ///
 /// # Errors
 /// [`Refused`], after the answer went out.
-pub async fn accept(mut stream: Stream, up: &Upgrade) -> Result<WsStream, Refused> {
+pub async fn accept<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    up: &Upgrade,
+) -> Result<WsStream<S>, Refused> {
     let (head, rest) = match super::read_head(&mut stream).await {
         Ok(h) => h,
         Err(Some(too_big)) => return answer(stream, 431, too_big, &[]).await,
@@ -167,12 +169,12 @@ fn quiet(why: &str) -> Refused {
     }
 }
 
-async fn answer(
-    mut stream: Stream,
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
     status: u16,
     why: &str,
     extra: &[(&str, &str)],
-) -> Result<WsStream, Refused> {
+) -> Result<WsStream<S>, Refused> {
     let reason = match status {
         400 => "Bad Request",
         404 => "Not Found",
@@ -217,7 +219,11 @@ fn script_hash(page: &str) -> String {
 
 /// The page, with headers that keep it to itself: no script but its own (by hash), no framing by
 /// other sites, no guessing of types.
-async fn page_answer(mut stream: Stream, page: &str, body: bool) -> Result<WsStream, Refused> {
+async fn page_answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    page: &str,
+    body: bool,
+) -> Result<WsStream<S>, Refused> {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\nContent-Security-Policy: default-src 'none'; script-src {}; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src data:; base-uri 'none'; form-action 'none'\r\nConnection: close\r\n\r\n",
         page.len(),

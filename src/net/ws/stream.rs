@@ -32,11 +32,10 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::{Framing, Options};
-use crate::net::Stream;
 
 /// A WebSocket connection, either side, read and written as bytes.
-pub struct WsStream {
-    ws: WebSocketStream<Stream>,
+pub struct WsStream<S> {
+    ws: WebSocketStream<S>,
     framing: Framing,
     max_message: usize,
     /// Payload received and not read yet.
@@ -72,7 +71,7 @@ pub struct WsStream {
     lingering: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl std::fmt::Debug for WsStream {
+impl<S: std::fmt::Debug + AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for WsStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsStream")
             .field("framing", &self.framing)
@@ -88,8 +87,8 @@ const DISCARD_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// half-close (asked by the client, echoed by the server).
 pub const HALF_CLOSE: &str = "Sockit-Half-Close";
 
-impl WsStream {
-    pub(super) fn new(ws: WebSocketStream<Stream>, opts: &Options, half_close: bool) -> WsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    pub(super) fn new(ws: WebSocketStream<S>, opts: &Options, half_close: bool) -> WsStream<S> {
         let ping = opts.ping.filter(|p| !p.is_zero()).map(|p| {
             let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
             iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,7 +117,7 @@ impl WsStream {
     }
 
     /// The connection the WebSocket runs on (TCP or TLS).
-    pub fn transport(&self) -> &Stream {
+    pub fn transport(&self) -> &S {
         self.ws.get_ref()
     }
 
@@ -172,7 +171,7 @@ impl WsStream {
         .await;
     }
 
-    fn ws(&mut self) -> Pin<&mut WebSocketStream<Stream>> {
+    fn ws(&mut self) -> Pin<&mut WebSocketStream<S>> {
         Pin::new(&mut self.ws)
     }
 
@@ -269,7 +268,7 @@ impl WsStream {
     }
 }
 
-impl AsyncRead for WsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -386,7 +385,7 @@ impl AsyncRead for WsStream {
     }
 }
 
-impl AsyncWrite for WsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -510,12 +509,13 @@ pub(super) fn in_words(e: WsError) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::stream::Stream;
     use futures_util::StreamExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     /// A WsStream (client role, `framing`) and the raw server end of the same WebSocket.
-    async fn pair(framing: Framing, max: usize) -> (WsStream, WebSocketStream<Stream>) {
+    async fn pair(framing: Framing, max: usize) -> (WsStream<Stream>, WebSocketStream<Stream>) {
         let (a, b) = tokio::net::UnixStream::pair().unwrap();
         let opts = Options {
             framing,
