@@ -1,7 +1,7 @@
 //! `sockit chat`: the room on every endpoint, and on the bus when one is given.
 
 use sockit::error::Result;
-use sockit::net::{ws, Bound};
+use sockit::net::{ws, Bound, DialOptions};
 use sockit::{chat, Endpoint};
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,10 @@ pub(super) async fn run(args: ChatArgs, quiet: bool, shutdown: CancellationToken
                     room: args.room.clone(),
                     node: node.clone(),
                 },
-                tls_client_options(&args.bus_tls),
+                &DialOptions {
+                    tls: tls_client_options(&args.bus_tls),
+                    ..DialOptions::default()
+                },
             )
         })
         .transpose()?;

@@ -97,7 +97,7 @@ impl Bus {
     ///
     /// # Errors
     /// A URL that is not `redis://` or `rediss://` with a host, or unusable TLS options.
-    pub fn new(cfg: BusConfig, tls: crate::net::tls::ClientOptions) -> Result<Bus> {
+    pub fn new(cfg: BusConfig, dial: &DialOptions) -> Result<Bus> {
         let bad = |why: String| {
             Error::new(
                 ErrorKind::BadArgument,
@@ -130,9 +130,8 @@ impl Bus {
         let dialer = Dialer::new(
             endpoint,
             &DialOptions {
-                connect_timeout: Some(CONNECT_TIMEOUT),
-                tls,
-                ..DialOptions::default()
+                connect_timeout: Some(dial.connect_timeout.unwrap_or(CONNECT_TIMEOUT)),
+                ..dial.clone()
             },
         )?;
         Ok(Bus {

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::task::TaskTracker;
 
+use super::framing::MemberOptions;
 use super::framing::{self, Pace};
 use super::room::{Flow, MemberId, Room};
-use super::MemberOptions;
 use crate::net::{Datagram, Peer, MAX_DATAGRAM};
 use crate::server::{Admission, Incoming};
 

@@ -36,41 +36,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use framing::MemberOptions;
 pub use mailbox::Mailbox;
 pub use room::{Backlog, Flow, JoinError, Joined, MemberId, Outcome, Room, RoomConfig};
 
 use crate::error::Result;
 use crate::net::{self, Bound};
 use crate::server::Admission;
-
-/// How one member is read: the same for every transport.
-#[derive(Debug, Clone)]
-pub struct MemberOptions {
-    /// `--max-line`: longer lines are refused with `! `.
-    pub max_line: usize,
-    /// `--rate`: lines per second after a burst; 0 for no limit.
-    pub rate: u32,
-    /// Lines let through at once before the rate applies.
-    pub burst: u32,
-    /// `--idle-timeout`: datagram members only (default 10 minutes); a stream member stays
-    /// while its connection does.
-    pub idle_timeout: Option<Duration>,
-    /// `--udp-open`: datagram addresses join without proving they receive what is sent to
-    /// them (trusted networks only: a forged source could make the room a reflector).
-    pub udp_open: bool,
-}
-
-impl Default for MemberOptions {
-    fn default() -> Self {
-        MemberOptions {
-            max_line: 4096,
-            rate: 10,
-            burst: 20,
-            idle_timeout: None,
-            udp_open: false,
-        }
-    }
-}
 
 /// Everything `chat` takes besides the room, its sockets and its admission.
 #[derive(Debug, Clone, Default)]

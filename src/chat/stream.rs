@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::framing::MemberOptions;
 use super::framing::{too_long, Framer, Pace};
 use super::room::{Flow, MemberId, Room};
-use super::MemberOptions;
 use crate::net::Peer;
 
 /// Bytes read at a time by a member that talks like a person: all an idle member holds.
