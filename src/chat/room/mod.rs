@@ -19,11 +19,15 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::command::Command;
 use super::mailbox::{Entry, Mailbox, Private};
-use super::text::{check_nick, clean, nick_key};
+use super::text::nick_key;
 
 pub use super::mailbox::MemberId;
+
+mod bus;
+mod commands;
+#[cfg(test)]
+mod tests;
 
 /// The room's limits.
 #[derive(Debug, Clone)]
@@ -206,15 +210,6 @@ fn line(text: impl AsRef<str>) -> Bytes {
     b.freeze()
 }
 
-const HELP: &str = "\
-*** /nick NAME      change your nick (letters, digits, _ and -, up to 32)
-*** /who            list the members
-*** /msg NICK text  a private line to one member
-*** /me action      tell the room what you do: * NICK action
-*** /quit [reason]  leave (a line that is just 'bye' does the same)
-*** //text          send a line that starts with /
-";
-
 impl Room {
     /// An empty room.
     pub fn new(cfg: RoomConfig) -> Arc<Room> {
@@ -227,6 +222,21 @@ impl Room {
             log_len: log_len as u64,
             progress: Arc::new(Notify::new()),
         })
+    }
+
+    /// The next free guest nick (`guest7`, or `guest7-4f1a` on a bus), free here and on the
+    /// other nodes: for a member who joins, and for one whose nick another node won.
+    fn guest_nick(&self, st: &mut State) -> String {
+        loop {
+            st.next_guest += 1;
+            let candidate = match &self.cfg.guest_suffix {
+                Some(s) => format!("guest{}-{s}", st.next_guest),
+                None => format!("guest{}", st.next_guest),
+            };
+            if !st.nicks.contains_key(&nick_key(&candidate)) && !Self::remote_has(st, &candidate) {
+                return candidate;
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -257,16 +267,7 @@ impl Room {
                 return Err(JoinError::Full(max));
             }
         }
-        let nick = loop {
-            st.next_guest += 1;
-            let candidate = match &self.cfg.guest_suffix {
-                Some(s) => format!("guest{}-{s}", st.next_guest),
-                None => format!("guest{}", st.next_guest),
-            };
-            if !st.nicks.contains_key(&nick_key(&candidate)) && !Self::remote_has(&st, &candidate) {
-                break candidate;
-            }
-        };
+        let nick = self.guest_nick(&mut st);
         st.next_id += 1;
         let id = st.next_id;
         let private = Arc::new(Private::default());
@@ -368,53 +369,6 @@ impl Room {
             }
             // Writers ring `progress` as they take from the log.
             let _ = tokio::time::timeout_at(deadline, progress).await;
-        }
-    }
-
-    fn handle<'a>(
-        &self,
-        st: &mut State,
-        id: MemberId,
-        lines: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Flow {
-        let Some(nick) = st.members.get(&id).map(|m| m.nick.clone()) else {
-            return Flow::Gone;
-        };
-        let mut nick = nick;
-        let mut batch = BytesMut::new();
-        for raw in lines {
-            let text = clean(raw);
-            if text.is_empty() {
-                continue;
-            }
-            let command = Command::parse(&text);
-            if let Command::Text(plain) = command {
-                batch.extend_from_slice(b"<");
-                batch.extend_from_slice(nick.as_bytes());
-                batch.extend_from_slice(b"> ");
-                batch.extend_from_slice(plain.as_bytes());
-                batch.extend_from_slice(b"\n");
-                continue;
-            }
-            if !batch.is_empty() {
-                self.broadcast(st, Some(id), batch.split().freeze());
-            }
-            match self.command(st, id, &nick, command) {
-                Flow::Stay => {}
-                other => return other,
-            }
-            match st.members.get(&id) {
-                Some(m) => nick.clone_from(&m.nick),
-                None => return Flow::Gone,
-            }
-        }
-        if !batch.is_empty() {
-            self.broadcast(st, Some(id), batch.freeze());
-        }
-        if st.members.contains_key(&id) {
-            Flow::Stay
-        } else {
-            Flow::Gone
         }
     }
 
@@ -550,166 +504,6 @@ impl Room {
         }
     }
 
-    fn command(&self, st: &mut State, id: MemberId, nick: &str, command: Command<'_>) -> Flow {
-        match command {
-            // Plain text is batched by `handle`; one that reaches here goes out alone.
-            Command::Text(text) => {
-                self.broadcast(st, Some(id), line(format!("<{nick}> {text}")));
-                Flow::Stay
-            }
-            Command::Quit(reason) => self.quit(st, id, nick, reason),
-            Command::Nick(new) => {
-                self.rename(st, id, nick, new);
-                Flow::Stay
-            }
-            Command::Who => {
-                let nicks = Self::everyone(st);
-                let total = nicks.len();
-                let shown = nicks
-                    .iter()
-                    .take(100)
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let more = if total > 100 {
-                    format!(" and {} more", total - 100)
-                } else {
-                    String::new()
-                };
-                let text = format!("*** {total} here: {shown}{more}");
-                self.tell(st, id, line(text));
-                Flow::Stay
-            }
-            Command::Msg { to, text: msg } => {
-                if to.is_empty() || msg.is_empty() {
-                    self.tell(st, id, line("! usage: /msg NICK text"));
-                } else if let Some(&target) = st.nicks.get(&nick_key(to)) {
-                    self.tell(st, target, line(format!("<{nick}> (private) {msg}")));
-                    let to_nick = st.members.get(&target).map_or(to, |m| m.nick.as_str());
-                    let echo = line(format!("*** to {to_nick}: {msg}"));
-                    self.tell(st, id, echo);
-                } else if Self::remote_has(st, to) {
-                    Self::publish(
-                        st,
-                        Outgoing::Private {
-                            to: to.to_string(),
-                            data: line(format!("<{nick}> (private) {msg}")),
-                        },
-                    );
-                    self.tell(st, id, line(format!("*** to {to}: {msg}")));
-                } else {
-                    self.tell(
-                        st,
-                        id,
-                        line(format!(
-                            "! nobody here is called {to}; /who lists the members"
-                        )),
-                    );
-                }
-                Flow::Stay
-            }
-            Command::Me(action) => {
-                if action.is_empty() {
-                    self.tell(st, id, line("! usage: /me action"));
-                } else {
-                    self.broadcast(st, Some(id), line(format!("* {nick} {action}")));
-                }
-                Flow::Stay
-            }
-            Command::Help => {
-                self.tell(st, id, Bytes::from_static(HELP.as_bytes()));
-                Flow::Stay
-            }
-            Command::Unknown(cmd) => {
-                let text = format!("! unknown command {cmd}; /help lists the commands");
-                self.tell(st, id, line(text));
-                Flow::Stay
-            }
-        }
-    }
-
-    fn quit(&self, st: &mut State, id: MemberId, nick: &str, reason: &str) -> Flow {
-        self.tell(st, id, line("*** bye"));
-        if Self::remove(st, id).is_some() {
-            tracing::info!(%nick, reason, members = st.members.len(), "member left");
-            self.broadcast(st, Some(id), line(format!("*** {nick} left ({reason})")));
-        }
-        Flow::Left
-    }
-
-    fn rename(&self, st: &mut State, id: MemberId, old: &str, new: &str) {
-        if let Err(why) = check_nick(new) {
-            return self.tell(st, id, line(format!("! {why}")));
-        }
-        let key = nick_key(new);
-        match st.nicks.get(&key) {
-            Some(&owner) if owner != id => {
-                return self.tell(st, id, line(format!("! the nick {new} is taken")));
-            }
-            _ => {}
-        }
-        if nick_key(old) != key && Self::remote_has(st, new) {
-            return self.tell(st, id, line(format!("! the nick {new} is taken")));
-        }
-        if old == new {
-            return self.tell(st, id, line(format!("*** you are already {new}")));
-        }
-        st.nicks.remove(&nick_key(old));
-        st.nicks.insert(key, id);
-        if let Some(m) = st.members.get_mut(&id) {
-            m.nick = new.to_string();
-        }
-        tracing::info!(old, new, "nick changed");
-        self.tell(st, id, line(format!("*** you are now {new}")));
-        self.broadcast(st, Some(id), line(format!("*** {old} is now {new}")));
-        Self::publish(
-            st,
-            Outgoing::Claim {
-                id,
-                nick: new.to_string(),
-                old: Some(old.to_string()),
-            },
-        );
-    }
-
-    // ---- The bus's side: what the other nodes said, applied to this node's members. ----
-
-    /// Connects the room to its bus: its own events go to `tx` from now on.
-    pub fn attach_bus(&self, tx: mpsc::Sender<Outgoing>) {
-        self.lock().bus = Some(tx);
-    }
-
-    /// Lines from another node, for every member here (never published again).
-    pub fn remote_say(&self, data: Bytes) {
-        let mut st = self.lock();
-        self.log_only(&mut st, None, data);
-        self.drop_laggards(&mut st);
-    }
-
-    /// A private line from another node for the member called `to`, if it is here.
-    pub fn remote_private(&self, to: &str, data: Bytes) {
-        let mut st = self.lock();
-        if let Some(&id) = st.nicks.get(&nick_key(to)) {
-            self.tell(&mut st, id, data);
-        }
-    }
-
-    /// Another node's members, as its roster says now.
-    pub fn remote_roster(&self, node: &str, nicks: Vec<String>) {
-        self.lock().remote.insert(node.to_string(), nicks);
-    }
-
-    /// A node that stopped answering: each of its members is announced as gone.
-    pub fn node_lost(&self, node: &str, reason: &str) {
-        let mut st = self.lock();
-        if let Some(nicks) = st.remote.remove(node) {
-            for n in nicks {
-                self.log_only(&mut st, None, line(format!("*** {n} left ({reason})")));
-            }
-            self.drop_laggards(&mut st);
-        }
-    }
-
     /// Every member's nick, on this node and the others, sorted as `/who` lists them.
     fn everyone(st: &State) -> Vec<String> {
         let mut nicks: Vec<String> = st
@@ -746,200 +540,5 @@ impl Room {
         let mut st = self.lock();
         self.log_only(&mut st, None, line(text));
         self.drop_laggards(&mut st);
-    }
-
-    /// The registry gave `nick` to a member of another node first: the member here goes
-    /// back to `old` (or to a fresh guest nick), and is told why.
-    pub fn claim_lost(&self, id: MemberId, nick: &str, old: Option<&str>) {
-        let mut st = self.lock();
-        let Some(current) = st.members.get(&id).map(|m| m.nick.clone()) else {
-            return;
-        };
-        if nick_key(&current) != nick_key(nick) {
-            return;
-        }
-        let back = match old {
-            Some(o) if !st.nicks.contains_key(&nick_key(o)) => o.to_string(),
-            _ => {
-                st.next_guest += 1;
-                match &self.cfg.guest_suffix {
-                    Some(s) => format!("guest{}-{s}", st.next_guest),
-                    None => format!("guest{}", st.next_guest),
-                }
-            }
-        };
-        st.nicks.remove(&nick_key(&current));
-        st.nicks.insert(nick_key(&back), id);
-        if let Some(m) = st.members.get_mut(&id) {
-            m.nick.clone_from(&back);
-        }
-        self.tell(
-            &mut st,
-            id,
-            line(format!(
-                "! the nick {nick} is taken on another node; you are {back}"
-            )),
-        );
-        self.broadcast(
-            &mut st,
-            Some(id),
-            line(format!("*** {current} is now {back}")),
-        );
-        Self::publish(
-            &st,
-            Outgoing::Claim {
-                id,
-                nick: back,
-                old: None,
-            },
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::chat::Mailbox;
-
-    async fn text(m: &mut Mailbox) -> String {
-        let b = m.next(1 << 16).await.unwrap();
-        String::from_utf8(b.to_vec()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_room_works_without_any_socket() {
-        let room = Room::new(RoomConfig::default());
-        let mut a = room.join().unwrap();
-        assert!(text(&mut a.mailbox)
-            .await
-            .starts_with("*** welcome, you are guest1"));
-        let mut b = room.join().unwrap();
-        assert_eq!(text(&mut a.mailbox).await, "*** guest2 joined\n");
-        assert!(text(&mut b.mailbox)
-            .await
-            .starts_with("*** welcome, you are guest2"));
-        let out = room.input(b.id, [&b"one"[..], b"two", b"/me smiles"]);
-        assert_eq!(out.flow, Flow::Stay);
-        // Plain lines of one input arrive as one buffer, then the action.
-        assert_eq!(
-            text(&mut a.mailbox).await,
-            "<guest2> one\n<guest2> two\n* guest2 smiles\n"
-        );
-        assert_eq!(room.input(b.id, [&b"bye"[..]]).flow, Flow::Left);
-        assert_eq!(text(&mut b.mailbox).await, "*** bye\n");
-        // Gone from the room: its mailbox ends.
-        assert!(b.mailbox.next(1024).await.is_none());
-        assert_eq!(text(&mut a.mailbox).await, "*** guest2 left (bye)\n");
-        assert_eq!(room.input(b.id, [&b"ghost"[..]]).flow, Flow::Gone);
-        room.close("*** server shutting down");
-        assert_eq!(text(&mut a.mailbox).await, "*** server shutting down\n");
-        assert!(a.mailbox.next(1024).await.is_none());
-        assert_eq!(room.join().unwrap_err(), JoinError::Closed);
-    }
-
-    #[tokio::test]
-    async fn settle_waits_for_readers_then_drops_who_stays_behind() {
-        let room = Room::new(RoomConfig {
-            soft_lag: 40,
-            grace: Duration::from_millis(100),
-            ..RoomConfig::default()
-        });
-        let mut reader = room.join().unwrap();
-        let stuck = room.join().unwrap();
-        let mut sender = room.join().unwrap();
-        let _ = sender.mailbox.next(1 << 16).await;
-        let _ = reader.mailbox.next(1 << 16).await;
-        let mut backlog = Backlog::default();
-        for n in 0..10 {
-            let out = room.input(sender.id, [format!("line {n}").as_bytes()]);
-            backlog = out.backlog;
-        }
-        assert!(!backlog.is_empty());
-        // The sender's own writer passes over its lines (they are not for it).
-        let own = tokio::time::timeout(Duration::from_millis(10), sender.mailbox.next(1 << 16));
-        assert!(own.await.is_err());
-        let drain = async {
-            let mut got = String::new();
-            while !got.contains("line 9") {
-                got.push_str(&text(&mut reader.mailbox).await);
-            }
-        };
-        tokio::join!(room.settle(backlog), drain);
-        assert!(
-            stuck.mailbox.kick.is_cancelled(),
-            "the stuck member stays behind"
-        );
-        assert_eq!(room.len(), 2);
-        assert_eq!(
-            text(&mut reader.mailbox).await,
-            "*** guest2 left (too slow)\n"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_member_a_whole_log_behind_is_dropped() {
-        let room = Room::new(RoomConfig {
-            log_len: 16,
-            ..RoomConfig::default()
-        });
-        let mut stuck = room.join().unwrap();
-        let mut sender = room.join().unwrap();
-        for n in 0..40 {
-            drop(
-                room.input(sender.id, [format!("line {n}").as_bytes()])
-                    .backlog,
-            );
-            // The sender's writer runs as a transport's would: its own lines fill its
-            // slots of the log too, and it passes over them.
-            let _ =
-                tokio::time::timeout(Duration::from_millis(1), sender.mailbox.next(1 << 16)).await;
-        }
-        // Its own lines (the welcome) still go out; then it is gone.
-        assert!(text(&mut stuck.mailbox).await.starts_with("*** welcome"));
-        assert!(stuck.mailbox.kick.is_cancelled());
-        assert!(stuck.mailbox.next(1024).await.is_none());
-        assert_eq!(room.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_member_past_the_lag_limit_is_dropped_at_once() {
-        let room = Room::new(RoomConfig {
-            lag_limit: 200,
-            ..RoomConfig::default()
-        });
-        let mut reader = room.join().unwrap();
-        let stuck = room.join().unwrap();
-        let mut sender = room.join().unwrap();
-        for n in 0..40 {
-            drop(
-                room.input(sender.id, [format!("line {n}").as_bytes()])
-                    .backlog,
-            );
-            let _ =
-                tokio::time::timeout(Duration::from_millis(1), sender.mailbox.next(1 << 16)).await;
-            let _ = reader.mailbox.next(1 << 16).await;
-        }
-        assert!(stuck.mailbox.kick.is_cancelled());
-        assert_eq!(room.len(), 2);
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_waiting_writer_takes_every_entry_behind_the_one_that_woke_it() {
-        let room = Room::new(RoomConfig::default());
-        let mut reader = room.join().unwrap();
-        let sender = room.join().unwrap();
-        // The welcome and the join notice.
-        assert!(text(&mut reader.mailbox)
-            .await
-            .ends_with("*** guest2 joined\n"));
-        let writer = tokio::spawn(async move { reader.mailbox.next(1 << 16).await });
-        // Let it park in its wait for the log.
-        tokio::task::yield_now().await;
-        assert!(!writer.is_finished());
-        // Two entries land before it runs again: one write carries both.
-        drop(room.input(sender.id, [&b"one"[..]]).backlog);
-        drop(room.input(sender.id, [&b"two"[..]]).backlog);
-        let got = writer.await.unwrap().unwrap();
-        assert_eq!(&got[..], b"<guest2> one\n<guest2> two\n");
     }
 }
