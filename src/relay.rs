@@ -52,13 +52,10 @@ pub async fn run_stream(
         let dump = dump.as_ref().map(|s| Arc::new(s.traffic(&peer)));
         async move { pair(client, &peer, &target, idle, dump).await }
     };
-    tokio::select! {
-        () = admission.serve(&listener, "relay", handler) => {}
-        () = shutdown.cancelled() => {}
-    }
-    // Stop accepting at once; the pairs in flight finish (or the drain ends them).
-    drop(listener);
-    admission.drain().await;
+    // The pairs in flight finish at shutdown (or the drain ends them).
+    admission
+        .run(listener, "relay", handler, shutdown.cancelled())
+        .await;
     Ok(())
 }
 

@@ -156,28 +156,35 @@ pub(super) async fn run(
         };
         session.serve(stream, rx, kick)
     };
-    let result = tokio::select! {
-        () = admission.serve(&listener, "listen", handler) => Ok(()),
-        () = shutdown.cancelled() => Ok(()),
-        () = output.closed() => Err(Error::stdout_closed()),
-    };
-    stdin_task.abort();
-    if shutdown.is_cancelled() {
-        drop(listener);
-        // Conversations in flight go on until the drain is over; then every client's
-        // session (a child of the cut) ends: let them flush the lines they hold.
-        let tasks = admission.tasks();
-        if admission.drain().await {
-            return result;
+    // Serving stops at shutdown, or when stdout's reader is gone: then there is nothing to
+    // drain for, and the cut ends every client at once.
+    let stdout_gone = std::sync::atomic::AtomicBool::new(false);
+    let cut = admission.limits().cut.clone();
+    let stdin = stdin_task.abort_handle();
+    let stop = async {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = output.closed() => {
+                stdout_gone.store(true, Ordering::Relaxed);
+                cut.cancel();
+            }
         }
-        if tokio::time::timeout(FINISH_TIMEOUT, tasks.wait())
+        stdin.abort();
+    };
+    // Conversations in flight go on until the drain is over; then every client's session
+    // (a child of the cut) ends: let them flush the lines they hold.
+    let tasks = admission.tasks().clone();
+    if !admission.run(listener, "listen", handler, stop).await
+        && tokio::time::timeout(FINISH_TIMEOUT, tasks.wait())
             .await
             .is_err()
-        {
-            tracing::warn!("some clients did not finish in time");
-        }
+    {
+        tracing::warn!("some clients did not finish in time");
     }
-    result
+    if stdout_gone.load(Ordering::Relaxed) {
+        return Err(Error::stdout_closed());
+    }
+    Ok(())
 }
 
 /// stdin goes to every client; its end closes nobody (a server runs fine with `< /dev/null`).

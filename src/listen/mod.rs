@@ -92,7 +92,7 @@ async fn serve_programs(
         ..session::Options::default()
     };
     let output = output.clone();
-    let serving = admission.serve(&listener, "listen", move |stream, peer| {
+    let handler = move |stream, peer: crate::net::Peer| {
         let (opts, output) = (opts.clone(), output.clone());
         async move {
             let nothing = Input::from_bytes(bytes::Bytes::new());
@@ -100,15 +100,13 @@ async fn serve_programs(
                 tracing::warn!(%peer, "{e}");
             }
         }
-    });
-    tokio::select! {
-        () = serving => {}
-        () = shutdown.cancelled() => {}
-    }
-    drop(listener);
+    };
     // Programs in flight finish; at the drain's end each hears `exec.stop` and ends its
     // group: wait for that too, bounded.
-    if !admission.drain().await {
+    if !admission
+        .run(listener, "listen", handler, shutdown.cancelled())
+        .await
+    {
         let _ = tokio::time::timeout(crate::exec::STOP_WAIT, admission.tasks().wait()).await;
     }
     Ok(())

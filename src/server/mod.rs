@@ -117,6 +117,10 @@ impl Admission {
         if self.tasks.is_empty() {
             return true;
         }
+        if self.limits.cut.is_cancelled() {
+            // Cut already (a second signal, or nothing left to serve for): no drain.
+            return false;
+        }
         tracing::warn!(
             open = self.tasks.len(),
             drain_s = self.limits.drain.as_secs_f64(),

@@ -10,6 +10,30 @@ use crate::endpoint::Endpoint;
 use crate::net::{ws, Listener, Peer, Stream};
 
 impl Admission {
+    /// A stream server's whole life, as a hickory-dns transport's `run` owns it: serve the
+    /// clients of `listener` with `handler` until `stop` resolves, then close the listener
+    /// at once (nobody new gets in) and let the clients in flight finish within the drain.
+    /// Returns whether every one finished before the drain was over (when not, the cut has
+    /// ended them and the caller may give their tasks a moment to wind down).
+    pub async fn run<H, F>(
+        &self,
+        listener: Listener,
+        label: &'static str,
+        handler: H,
+        stop: impl Future<Output = ()>,
+    ) -> bool
+    where
+        H: Fn(Stream, Peer) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::select! {
+            () = self.serve(&listener, label, handler) => {}
+            () = stop => {}
+        }
+        drop(listener);
+        self.drain().await
+    }
+
     /// Accepts clients of `listener` for ever; each admitted one gets its own task, passes
     /// the layers (the TLS handshake, bounded) there, and is handed to `handler` ready to
     /// talk. A client refused (rules, limit) or failing its handshake is logged with

@@ -49,24 +49,18 @@ pub(super) async fn serve(
                 }
             }
         };
-        tokio::select! {
-            () = admission.serve(&listener, service.name(), handler) => {}
-            () = shutdown.cancelled() => {}
-        }
-        drop(listener);
         // Tunnels in flight finish first (or the drain ends them).
-        admission.drain().await;
+        admission
+            .run(listener, service.name(), handler, shutdown.cancelled())
+            .await;
         return;
     }
     // No per-client shutdown watch on the hot path: when serving stops, the runtime that
     // owns these tasks ends them.
     let handler = move |stream, peer| client(service, stream, peer, utc, idle);
-    tokio::select! {
-        () = admission.serve(&listener, service.name(), handler) => {}
-        () = shutdown.cancelled() => {}
-    }
-    drop(listener);
-    admission.drain().await;
+    admission
+        .run(listener, service.name(), handler, shutdown.cancelled())
+        .await;
 }
 
 async fn client(
