@@ -18,6 +18,8 @@
 pub mod client;
 pub mod server;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
