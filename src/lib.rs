@@ -38,7 +38,8 @@
 //! - [`exec`]: `--exec`/`--sh-exec`, a program in place of stdio: its process group,
 //!   the UCSPI environment, a stream through the pump, a child per datagram peer.
 //! - [`error`]: the one error type, with a kind, a hint and the underlying cause.
-//! - `cli` and `main.rs` (binary only): arguments in, exit status out.
+//! - `cli`, `app` and `main.rs` (binary only): arguments in, exit status out; `app` has
+//!   a file per command that turns its flags into the options above and runs it.
 //!
 //! # Example
 //! ```no_run
