@@ -202,6 +202,12 @@ pub struct ConnectArgs {
     /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]
     pub hex_dump: Option<String>,
+    /// Write the session as a packet capture to FILE (pcap, raw IP) that Wireshark and
+    /// tshark open: a TCP handshake, segments whose sequence numbers count the bytes, FIN
+    /// or RST as it happened, UDP datagrams, the real addresses and ports. For TLS and
+    /// WebSocket the capture holds the plaintext between the same ports.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<String>,
     /// Datagrams: each read of stdin is one datagram as it is, and datagrams are written
     /// raw (no newline added), for protocols that are not text. WebSocket: stdin chunks go
     /// as binary messages (default: a UTF-8 line is a text message); either way a text
@@ -314,6 +320,12 @@ pub struct ListenArgs {
     /// (`>` sent, `<` received), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]
     pub hex_dump: Option<String>,
+    /// Write the session as a packet capture to FILE (pcap, raw IP) that Wireshark and
+    /// tshark open: a TCP handshake, segments whose sequence numbers count the bytes, FIN
+    /// or RST as it happened, UDP datagrams, the real addresses and ports. For TLS and
+    /// WebSocket the capture holds the plaintext between the same ports.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<String>,
     /// Print the socket calls as they happen, as the tutorial's Python writes them
     /// (socket(), bind(), listen(), accept(), connect(), recv(), send(), close()), on stderr.
     #[arg(long)]
@@ -571,6 +583,12 @@ pub struct RelayArgs {
     /// (`>` client to target, `<` back), time, peer, length, offset, then hex and ASCII.
     #[arg(short = 'x', long, value_name = "FILE")]
     pub hex_dump: Option<String>,
+    /// Write the session as a packet capture to FILE (pcap, raw IP) that Wireshark and
+    /// tshark open: a TCP handshake, segments whose sequence numbers count the bytes, FIN
+    /// or RST as it happened, UDP datagrams, the real addresses and ports. For TLS and
+    /// WebSocket the capture holds the plaintext between the same ports.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<String>,
     /// Print the socket calls as they happen, as the tutorial's Python writes them
     /// (socket(), bind(), listen(), accept(), connect(), recv(), send(), close()), on stderr.
     #[arg(long)]

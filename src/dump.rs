@@ -1,4 +1,5 @@
-//! `-x/--hex-dump FILE`: every chunk in both directions, as `xxd` shows bytes.
+//! `-x/--hex-dump FILE`: every chunk in both directions, as `xxd` shows bytes; and the
+//! same chunks into `--pcap FILE` ([`crate::capture`]) as packets.
 //!
 //! Each chunk gets a header (direction, time, peer, length, offset counted per direction)
 //! and `xxd`-style lines of 16 bytes: offset, hex in pairs, printable ASCII. One sink is
@@ -7,8 +8,11 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::capture::{End, TcpFlow};
 
 /// Which way a chunk went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +23,11 @@ pub enum Direction {
     Received,
 }
 
-/// Where dumps go: a file, or stderr for `-`.
+/// Where dumps go: a hex dump (a file, or stderr for `-`), a packet capture, or both.
 pub struct Sink {
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Option<Mutex<Box<dyn Write + Send>>>,
+    /// `--pcap`: the same traffic as packets.
+    pcap: Option<Arc<crate::capture::Capture>>,
     /// What `-x` named, for the one warning when it cannot be written.
     path: String,
     /// The warning was given: the dump is lost from here on, the session goes on.
@@ -49,10 +55,88 @@ impl Sink {
             Box::new(std::io::BufWriter::new(f))
         };
         Ok(Arc::new(Sink {
-            out: Mutex::new(out),
+            out: Some(Mutex::new(out)),
+            pcap: None,
             path: path.to_string(),
             failed: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// `-x FILE` and `--pcap FILE`, either or both; `None` when neither is asked for.
+    ///
+    /// # Errors
+    /// A file that cannot be created, in words.
+    pub fn for_run(
+        hex: Option<&str>,
+        pcap: Option<&str>,
+    ) -> crate::error::Result<Option<Arc<Sink>>> {
+        let pcap = pcap.map(crate::capture::Capture::create).transpose()?;
+        let sink = match (hex, pcap) {
+            (None, None) => return Ok(None),
+            (Some(h), pcap) => {
+                let mut s = Arc::into_inner(Sink::open(h)?).unwrap_or_else(|| unreachable!());
+                s.pcap = pcap;
+                s
+            }
+            (None, pcap) => Sink {
+                out: None,
+                pcap,
+                path: String::new(),
+                failed: std::sync::atomic::AtomicBool::new(false),
+            },
+        };
+        Ok(Some(Arc::new(sink)))
+    }
+
+    /// Traffic of one stream conversation between `local` and `remote` (`accepted`: the
+    /// remote connected to us); packets too when capturing and both addresses are IP.
+    pub fn stream(
+        self: &Arc<Self>,
+        peer: impl std::fmt::Display,
+        local: Option<SocketAddr>,
+        remote: Option<SocketAddr>,
+        accepted: bool,
+    ) -> Traffic {
+        let mut t = self.traffic(peer);
+        if let (Some(cap), Some(l), Some(r)) = (&self.pcap, local, remote) {
+            t.wire = Some(if accepted {
+                Wire::Tcp(cap.tcp(r, l), End::Server)
+            } else {
+                Wire::Tcp(cap.tcp(l, r), End::Client)
+            });
+        }
+        t
+    }
+
+    /// Traffic of one datagram conversation between `local` and `remote`.
+    pub fn datagrams(
+        self: &Arc<Self>,
+        peer: impl std::fmt::Display,
+        local: Option<SocketAddr>,
+        remote: Option<SocketAddr>,
+    ) -> Traffic {
+        let mut t = self.traffic(peer);
+        if let (Some(cap), Some(l), Some(r)) = (&self.pcap, local, remote) {
+            t.wire = Some(Wire::Udp(cap.clone(), l, r));
+        }
+        t
+    }
+
+    /// Traffic of a relay pair: the client's leg (client to the relay's address) and the
+    /// target's leg (the relay's own address to the target); "sent" is client to target.
+    pub fn relay(
+        self: &Arc<Self>,
+        peer: impl std::fmt::Display,
+        client_leg: (Option<SocketAddr>, Option<SocketAddr>),
+        target_leg: (Option<SocketAddr>, Option<SocketAddr>),
+    ) -> Traffic {
+        let mut t = self.traffic(peer);
+        if let (Some(cap), (Some(c), Some(r)), (Some(l), Some(tg))) =
+            (&self.pcap, client_leg, target_leg)
+        {
+            t.wire = Some(Wire::Relay(cap.tcp(c, r), cap.tcp(l, tg)));
+        }
+        t
     }
 
     /// Traffic of one connection with `peer`, dumped here.
@@ -61,6 +145,7 @@ impl Sink {
             sink: self.clone(),
             peer: peer.to_string(),
             offsets: [AtomicU64::new(0), AtomicU64::new(0)],
+            wire: None,
         }
     }
 
@@ -69,7 +154,8 @@ impl Sink {
         if self.failed.load(Ordering::Relaxed) {
             return;
         }
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(out) = &self.out else { return };
+        let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
         // A dump that cannot be written costs the dump, never the transfer: said once.
         let r = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         if let Err(e) = r {
@@ -84,18 +170,73 @@ impl Sink {
     }
 }
 
+/// How a conversation's chunks become packets in the capture.
+#[derive(Debug)]
+enum Wire {
+    /// A TCP flow, and which end "sent" is.
+    Tcp(TcpFlow, End),
+    /// UDP between our address and the peer's.
+    Udp(Arc<crate::capture::Capture>, SocketAddr, SocketAddr),
+    /// A relay's two legs: the client's, and ours to the target.
+    Relay(TcpFlow, TcpFlow),
+}
+
 /// One connection's traffic on its way to a [`Sink`].
 #[derive(Debug)]
 pub struct Traffic {
     sink: Arc<Sink>,
     peer: String,
     offsets: [AtomicU64; 2],
+    wire: Option<Wire>,
 }
 
 impl Traffic {
+    /// The direction `dir` ended (its sender's FIN), as the capture shows it.
+    pub fn ended(&self, dir: Direction) {
+        match &self.wire {
+            Some(Wire::Tcp(flow, sent_from)) => flow.fin(from(dir, *sent_from)),
+            Some(Wire::Relay(client, target)) => {
+                let end = from(dir, End::Client);
+                // The relay passes the FIN on: first the leg it came in on.
+                let (first, second) = match dir {
+                    Direction::Sent => (client, target),
+                    Direction::Received => (target, client),
+                };
+                first.fin(end);
+                second.fin(end);
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection was reset (by the peer, as far as we can tell).
+    pub fn reset(&self) {
+        match &self.wire {
+            Some(Wire::Tcp(flow, sent_from)) => flow.rst(from(Direction::Received, *sent_from)),
+            Some(Wire::Relay(client, target)) => {
+                target.rst(End::Server);
+                client.rst(End::Server);
+            }
+            _ => {}
+        }
+    }
+
     /// Dumps one chunk that went `dir`.
     pub fn record(&self, dir: Direction, data: &[u8]) {
-        if data.is_empty() {
+        match &self.wire {
+            Some(Wire::Tcp(flow, sent_from)) => flow.data(from(dir, *sent_from), data),
+            Some(Wire::Udp(cap, local, remote)) => match dir {
+                Direction::Sent => cap.udp(*local, *remote, data),
+                Direction::Received => cap.udp(*remote, *local, data),
+            },
+            Some(Wire::Relay(client, target)) => {
+                let end = from(dir, End::Client);
+                client.data(end, data);
+                target.data(end, data);
+            }
+            None => {}
+        }
+        if data.is_empty() || self.sink.out.is_none() {
             return;
         }
         let (arrow, slot) = match dir {
@@ -111,6 +252,15 @@ impl Traffic {
         );
         text.push_str(&xxd(at, data));
         self.sink.write(&text);
+    }
+}
+
+/// The end a chunk going `dir` comes from, when "sent" comes from `sent_from`.
+fn from(dir: Direction, sent_from: End) -> End {
+    match (dir, sent_from) {
+        (Direction::Sent, e) => e,
+        (Direction::Received, End::Client) => End::Server,
+        (Direction::Received, End::Server) => End::Client,
     }
 }
 

@@ -23,7 +23,8 @@
 //!   `splice` (internal) is the zero-copy path for plain sockets and pipes, and
 //!   [`pump::join`] joins two connections (relay, the proxy servers) by the one rule for
 //!   when the plain path may be taken ([`pump::Options::is_plain`]).
-//! - [`dump`]: `-x`, every chunk of a conversation as `xxd` shows it.
+//! - [`dump`]: `-x`, every chunk of a conversation as `xxd` shows it; [`capture`]:
+//!   `--pcap`, the same chunks as the packets Wireshark shows.
 //! - [`lines`]: lines out of a byte stream (partial lines, CRLF, `[PEER] ` prefixes).
 //! - [`progress`]: `--progress`, bytes, rate, percent and ETA on stderr.
 //! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
@@ -54,6 +55,7 @@
 //! ```
 
 pub mod bench;
+pub mod capture;
 pub mod chat;
 pub mod connect;
 pub mod dump;

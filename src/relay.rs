@@ -49,7 +49,7 @@ pub async fn run_stream(
     let idle = admission.limits().idle_timeout;
     let handler = move |client: Stream, peer: Peer| {
         let target = target.clone();
-        let dump = dump.as_ref().map(|s| Arc::new(s.traffic(&peer)));
+        let dump = dump.clone();
         async move { pair(client, &peer, &target, idle, dump).await }
     };
     // The pairs in flight finish at shutdown (or the drain ends them).
@@ -65,7 +65,7 @@ async fn pair(
     peer: &Peer,
     dialer: &Dialer,
     idle: Option<Duration>,
-    dump: Option<Arc<crate::dump::Traffic>>,
+    dump: Option<Arc<crate::dump::Sink>>,
 ) {
     let started = std::time::Instant::now();
     let target = dialer.endpoint();
@@ -77,6 +77,13 @@ async fn pair(
         }
     };
     let duration_ms = || started.elapsed().as_millis() as u64;
+    let dump = dump.map(|s| {
+        Arc::new(s.relay(
+            peer,
+            (peer.socket_addr(), client.local_addr()),
+            (upstream.local_addr(), upstream_peer.socket_addr()),
+        ))
+    });
     let opts = pump::Options {
         // The client and the target, named as --explain named them when they were made.
         explain: crate::net::explain::Conn::of(&upstream_peer),

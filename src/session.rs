@@ -41,6 +41,9 @@ pub struct Options {
     pub exec: Option<crate::exec::Exec>,
     /// `--no-shutdown`: stdin's end is not passed on as a half-close.
     pub no_shutdown: bool,
+    /// The peer connected to us (listen), rather than we to it: who sent the SYN, in
+    /// `--pcap`'s capture.
+    pub accepted: bool,
     /// A signal: the conversation ends at once (what arrived is written out first, and
     /// `--progress` prints its totals). A program (`--exec`) ends itself instead.
     pub stop: Option<tokio_util::sync::CancellationToken>,
@@ -88,10 +91,14 @@ pub async fn stream(
         idle_timeout: opts.idle_timeout,
         end_on_remote_eof: input.is_terminal(),
         crlf: opts.crlf,
-        dump: opts
-            .dump
-            .as_ref()
-            .map(|s| std::sync::Arc::new(s.traffic(peer))),
+        dump: opts.dump.as_ref().map(|s| {
+            std::sync::Arc::new(s.stream(
+                peer,
+                stream.local_addr(),
+                peer.socket_addr(),
+                opts.accepted,
+            ))
+        }),
         counts: counts.clone(),
         ways: match (opts.send_only, opts.recv_only) {
             (true, _) => pump::Ways::SendOnly,
@@ -176,7 +183,10 @@ pub async fn datagram(
 ) -> Result<()> {
     let idle_timeout = opts.idle_timeout;
     if let Some(exec) = &opts.exec {
-        let dump = opts.dump.as_ref().map(|s| s.traffic(peer));
+        let dump = opts
+            .dump
+            .as_ref()
+            .map(|s| s.datagrams(peer, sock.local_addr(), peer.socket_addr()));
         return crate::exec::datagram::conversation(
             exec,
             sock,
@@ -214,7 +224,10 @@ pub async fn datagram(
             (None, false)
         }
     };
-    let dump = opts.dump.as_ref().map(|s| s.traffic(peer));
+    let dump = opts
+        .dump
+        .as_ref()
+        .map(|s| s.datagrams(peer, sock.local_addr(), peer.socket_addr()));
     let mut lines = Lines::new(MAX_DATAGRAM);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last = Instant::now();

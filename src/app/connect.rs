@@ -98,10 +98,11 @@ pub(super) async fn run(
         binary: args.binary,
         send_only: args.send_only,
         recv_only: args.recv_only,
-        dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
+        dump: Sink::for_run(args.hex_dump.as_deref(), args.pcap.as_deref())?,
         progress: args.progress,
         exec,
         no_shutdown: args.no_shutdown,
+        accepted: false,
         stop: None,
     };
     connect::run(&dialer, source, output, &opts, shutdown).await

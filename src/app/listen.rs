@@ -40,7 +40,7 @@ pub(super) async fn run(
         broker: args.broker,
         show_peer: args.show_peer,
         crlf: args.crlf,
-        dump: args.hex_dump.as_deref().map(Sink::open).transpose()?,
+        dump: Sink::for_run(args.hex_dump.as_deref(), args.pcap.as_deref())?,
         progress: args.progress,
     };
     let framing = if args.binary {

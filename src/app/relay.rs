@@ -47,7 +47,7 @@ pub(super) async fn run(args: RelayArgs, quiet: bool, shutdown: CancellationToke
     }
     match bound {
         Bound::Stream(listener) => {
-            let dump = args.hex_dump.as_deref().map(Sink::open).transpose()?;
+            let dump = Sink::for_run(args.hex_dump.as_deref(), args.pcap.as_deref())?;
             relay::run_stream(listener, &admission, target, dump, shutdown).await
         }
         Bound::Datagram(sock) => relay::run_datagram(sock, &admission, target, shutdown).await,

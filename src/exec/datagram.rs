@@ -146,7 +146,7 @@ pub async fn serve(
             local: sock.local_addr(),
         };
         let (exec, sock, children) = (exec.clone(), sock.clone(), children.clone());
-        let traffic = dump.map(|s| s.traffic(&peer));
+        let traffic = dump.map(|s| s.datagrams(&peer, sock.local_addr(), peer.socket_addr()));
         admission.tasks().spawn(async move {
             let to = peer.clone();
             let send = |data: Bytes| {

@@ -145,7 +145,9 @@ pub(super) async fn run(
         );
         let session = Session {
             id,
-            dump: dump.as_ref().map(|s| s.traffic(&peer)),
+            dump: dump
+                .as_ref()
+                .map(|s| s.stream(&peer, stream.local_addr(), peer.socket_addr(), true)),
             explain: crate::net::explain::Conn::of(&peer),
             peer,
             hub,
@@ -365,11 +367,21 @@ impl Session {
             // What the client sent is never lost, even when it did not end its line.
             let _ = self.deliver(vec![rest]).await;
         }
+        if let Some(d) = &self.dump {
+            match &end {
+                Ok("eof") => d.ended(crate::dump::Direction::Received),
+                Err(_) => d.reset(),
+                _ => {}
+            }
+        }
         if matches!(end, Ok("eof" | "idle timeout")) {
             if let Some(c) = &self.explain {
                 c.shutdown();
             }
             wr.finish().await;
+            if let Some(d) = &self.dump {
+                d.ended(crate::dump::Direction::Sent);
+            }
         }
         let duration_ms = started.elapsed().as_millis() as u64;
         let (bytes_in, bytes_out) = (

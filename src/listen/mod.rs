@@ -65,6 +65,7 @@ pub async fn run_stream(
         dump: cfg.dump.clone(),
         progress: cfg.progress,
         exec: cfg.exec.clone(),
+        accepted: true,
         // One conversation is not drained: it ends at the signal (a program ends itself).
         stop: Some(shutdown),
         ..session::Options::default()
@@ -89,6 +90,7 @@ async fn serve_programs(
         crlf: cfg.crlf,
         dump: cfg.dump.clone(),
         exec: Some(exec.clone()),
+        accepted: true,
         ..session::Options::default()
     };
     let output = output.clone();
@@ -141,7 +143,10 @@ pub async fn run_datagram(
         sock.connect(&peer)
             .await
             .map_err(|e| Error::io(format!("cannot answer {peer}"), &e))?;
-        let dump = cfg.dump.as_ref().map(|s| s.traffic(&peer));
+        let dump = cfg
+            .dump
+            .as_ref()
+            .map(|s| s.datagrams(&peer, sock.local_addr(), peer.socket_addr()));
         let first = bytes::Bytes::copy_from_slice(&buf[..n]);
         return crate::exec::datagram::conversation(
             exec,

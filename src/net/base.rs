@@ -105,6 +105,14 @@ pub enum Peer {
 }
 
 impl Peer {
+    /// The address and port, for an IP peer.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Peer::Ip(a) => Some(*a),
+            Peer::Unix(_) => None,
+        }
+    }
+
     /// The peer's IP address with IPv4-mapped IPv6 turned back into IPv4, for access rules.
     pub fn ip(&self) -> Option<IpAddr> {
         match self {

@@ -154,6 +154,19 @@ where
     L: AsyncRead + AsyncWrite,
     R: AsyncRead + AsyncWrite,
 {
+    let r = pump_inner(local, remote, opts).await;
+    if let (Err(_), Some(d)) = (&r, &opts.dump) {
+        // A failed connection ends in the capture as it ended on the wire.
+        d.reset();
+    }
+    r
+}
+
+async fn pump_inner<L, R>(local: L, remote: R, opts: &Options) -> io::Result<Report>
+where
+    L: AsyncRead + AsyncWrite,
+    R: AsyncRead + AsyncWrite,
+{
     let (mut lr, mut lw) = tokio::io::split(local);
     let (mut rr, mut rw) = tokio::io::split(remote);
     let activity = Activity::new();
@@ -341,6 +354,9 @@ where
     writer.flush().await?;
     if !pass_eof {
         return Ok(());
+    }
+    if let Some((d, dir)) = dump {
+        d.ended(dir);
     }
     // Pass the EOF on. A peer that is already gone cannot be told; that is not an error.
     // Over TLS this sends close_notify, which a stalled peer may never take: bounded.

@@ -17,6 +17,7 @@ mod explain;
 mod faults;
 mod listen;
 mod matrix;
+mod pcap;
 mod portcheck;
 mod proxy;
 mod relay;
