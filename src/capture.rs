@@ -66,27 +66,43 @@ impl Capture {
         }))
     }
 
-    /// One packet as one record, timestamped now.
-    fn write(&self, packet: &[u8]) {
+    /// One IP packet (`proto`'s header `head`, its checksum filled in here, then
+    /// `payload`) as one record, timestamped now and written with one write: the payload
+    /// is copied once, into the record.
+    fn packet(
+        &self,
+        (src, dst): (SocketAddr, SocketAddr),
+        proto: u8,
+        mut head: Vec<u8>,
+        payload: &[u8],
+    ) {
         if self.failed.load(Ordering::Relaxed) {
             return;
         }
+        let at = if proto == 6 { 16 } else { 6 };
+        let sum = transport_checksum(src.ip(), dst.ip(), proto, &head, payload);
+        // UDP sends a computed 0 as all ones (0 means "no checksum" there).
+        let sum = if proto == 17 && sum == 0 { 0xffff } else { sum };
+        head[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+        let ip = ip_header(src.ip(), dst.ip(), proto, head.len() + payload.len());
+        let len = ip.len() + head.len() + payload.len();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
-        let mut rec = Vec::with_capacity(16 + packet.len());
+        let mut rec = Vec::with_capacity(16 + ip.len() + head.len());
         rec.extend_from_slice(
             &u32::try_from(now.as_secs())
                 .unwrap_or(u32::MAX)
                 .to_le_bytes(),
         );
         rec.extend_from_slice(&now.subsec_micros().to_le_bytes());
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         rec.extend_from_slice(&len.to_le_bytes());
         rec.extend_from_slice(&len.to_le_bytes());
-        rec.extend_from_slice(packet);
+        rec.extend_from_slice(&ip);
+        rec.extend_from_slice(&head);
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = out.write_all(&rec) {
+        if let Err(e) = write_both(&mut out, &rec, payload) {
             if !self.failed.swap(true, Ordering::Relaxed) {
                 crate::error::note(format_args!(
                     "cannot write the capture to {}: {}; the session goes on without it",
@@ -115,23 +131,28 @@ impl Capture {
     /// A UDP datagram from `from` to `to` as one packet.
     pub fn udp(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
         let data = &data[..data.len().min(crate::session::MAX_UDP_PAYLOAD)];
-        let mut seg = Vec::with_capacity(8 + data.len());
-        seg.extend_from_slice(&from.port().to_be_bytes());
-        seg.extend_from_slice(&to.port().to_be_bytes());
-        seg.extend_from_slice(
+        let mut head = Vec::with_capacity(8);
+        head.extend_from_slice(&from.port().to_be_bytes());
+        head.extend_from_slice(&to.port().to_be_bytes());
+        head.extend_from_slice(
             &u16::try_from(8 + data.len())
                 .unwrap_or(u16::MAX)
                 .to_be_bytes(),
         );
-        seg.extend_from_slice(&[0, 0]);
-        seg.extend_from_slice(data);
-        // A computed 0 goes as all ones: 0 means "no checksum" in UDP.
-        let sum = match transport_checksum(from.ip(), to.ip(), 17, &seg) {
-            0 => 0xffff,
-            s => s,
-        };
-        seg[6..8].copy_from_slice(&sum.to_be_bytes());
-        self.write(&ip_packet(from.ip(), to.ip(), 17, &seg));
+        head.extend_from_slice(&[0, 0]);
+        self.packet((from, to), 17, head, data);
+    }
+}
+
+/// `head` then `payload` with one `writev` (the payload is not copied), the rest written
+/// out if the system took less.
+fn write_both(out: &mut std::fs::File, head: &[u8], payload: &[u8]) -> std::io::Result<()> {
+    let n = out.write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(payload)])?;
+    if n < head.len() {
+        out.write_all(&head[n..])?;
+        out.write_all(payload)
+    } else {
+        out.write_all(&payload[n - head.len()..])
     }
 }
 
@@ -222,29 +243,26 @@ impl TcpFlow {
             End::Client => (self.ends[0], self.ends[1]),
             End::Server => (self.ends[1], self.ends[0]),
         };
-        let mut seg = Vec::with_capacity(20 + payload.len());
-        seg.extend_from_slice(&src.port().to_be_bytes());
-        seg.extend_from_slice(&dst.port().to_be_bytes());
-        seg.extend_from_slice(&seq.to_be_bytes());
-        seg.extend_from_slice(&ack.to_be_bytes());
-        seg.push(5 << 4);
-        seg.push(flags);
-        seg.extend_from_slice(&65_535u16.to_be_bytes());
-        seg.extend_from_slice(&[0, 0, 0, 0]);
-        seg.extend_from_slice(payload);
-        let sum = transport_checksum(src.ip(), dst.ip(), 6, &seg);
-        seg[16..18].copy_from_slice(&sum.to_be_bytes());
-        self.cap.write(&ip_packet(src.ip(), dst.ip(), 6, &seg));
+        let mut head = Vec::with_capacity(20);
+        head.extend_from_slice(&src.port().to_be_bytes());
+        head.extend_from_slice(&dst.port().to_be_bytes());
+        head.extend_from_slice(&seq.to_be_bytes());
+        head.extend_from_slice(&ack.to_be_bytes());
+        head.push(5 << 4);
+        head.push(flags);
+        head.extend_from_slice(&65_535u16.to_be_bytes());
+        head.extend_from_slice(&[0, 0, 0, 0]);
+        self.cap.packet((src, dst), 6, head, payload);
     }
 }
 
-/// An IP packet (v4 or v6 by the addresses; a v4 address towards a v6 one is written as
-/// its IPv4-mapped form) around a transport segment.
-fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, seg: &[u8]) -> Vec<u8> {
+/// The IP header (v4 or v6 by the addresses; a v4 address towards a v6 one is written as
+/// its IPv4-mapped form) of a packet whose transport part is `seg_len` bytes.
+fn ip_header(src: IpAddr, dst: IpAddr, proto: u8, seg_len: usize) -> Vec<u8> {
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let total = u16::try_from(20 + seg.len()).unwrap_or(u16::MAX);
-            let mut p = Vec::with_capacity(20 + seg.len());
+            let total = u16::try_from(20 + seg_len).unwrap_or(u16::MAX);
+            let mut p = Vec::with_capacity(20);
             p.extend_from_slice(&[0x45, 0]);
             p.extend_from_slice(&total.to_be_bytes());
             p.extend_from_slice(&[0, 0, 0x40, 0]); // id 0, don't fragment
@@ -253,18 +271,15 @@ fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, seg: &[u8]) -> Vec<u8> {
             p.extend_from_slice(&d.octets());
             let sum = checksum(&[&p[..20]]);
             p[10..12].copy_from_slice(&sum.to_be_bytes());
-            p.extend_from_slice(seg);
             p
         }
         _ => {
-            let (s, d) = (v6(src), v6(dst));
-            let mut p = Vec::with_capacity(40 + seg.len());
+            let mut p = Vec::with_capacity(40);
             p.extend_from_slice(&[0x60, 0, 0, 0]);
-            p.extend_from_slice(&u16::try_from(seg.len()).unwrap_or(u16::MAX).to_be_bytes());
+            p.extend_from_slice(&u16::try_from(seg_len).unwrap_or(u16::MAX).to_be_bytes());
             p.extend_from_slice(&[proto, 64]);
-            p.extend_from_slice(&s.octets());
-            p.extend_from_slice(&d.octets());
-            p.extend_from_slice(seg);
+            p.extend_from_slice(&v6(src).octets());
+            p.extend_from_slice(&v6(dst).octets());
             p
         }
     }
@@ -277,40 +292,47 @@ fn v6(ip: IpAddr) -> std::net::Ipv6Addr {
     }
 }
 
-/// The TCP or UDP checksum: the pseudo-header of the IP version, then the segment.
-fn transport_checksum(src: IpAddr, dst: IpAddr, proto: u8, seg: &[u8]) -> u16 {
-    let len = seg.len() as u32;
+/// The TCP or UDP checksum: the pseudo-header of the IP version, then the segment's header
+/// (even in length) and its payload.
+fn transport_checksum(src: IpAddr, dst: IpAddr, proto: u8, head: &[u8], payload: &[u8]) -> u16 {
+    let len = head.len() + payload.len();
+    let mut pseudo = Vec::with_capacity(40);
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut pseudo = Vec::with_capacity(12);
             pseudo.extend_from_slice(&s.octets());
             pseudo.extend_from_slice(&d.octets());
             pseudo.extend_from_slice(&[0, proto]);
             pseudo.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
-            checksum(&[&pseudo, seg])
         }
         _ => {
-            let mut pseudo = Vec::with_capacity(40);
             pseudo.extend_from_slice(&v6(src).octets());
             pseudo.extend_from_slice(&v6(dst).octets());
-            pseudo.extend_from_slice(&len.to_be_bytes());
+            pseudo.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
             pseudo.extend_from_slice(&[0, 0, 0, proto]);
-            checksum(&[&pseudo, seg])
         }
     }
+    checksum(&[&pseudo, head, payload])
 }
 
 /// The Internet checksum (RFC 1071) of the concatenated parts (each part but the last of
 /// even length).
 fn checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
+    // 32-bit words summed into 64 bits (no carry can be lost below 2^32 words) and folded
+    // at the end: the same one's complement sum as 16-bit words; a loop the compiler turns
+    // into vector instructions.
+    let mut sum: u64 = 0;
     for part in parts {
-        let mut chunks = part.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        let mut words = part.chunks_exact(4);
+        sum += (&mut words)
+            .map(|w| u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+            .sum::<u64>();
+        // The rest, as 16-bit words (a lone last byte is the high half of one).
+        let mut pairs = words.remainder().chunks_exact(2);
+        for p in &mut pairs {
+            sum += u64::from(u16::from_be_bytes([p[0], p[1]]));
         }
-        if let [last] = chunks.remainder() {
-            sum += u32::from(*last) << 8;
+        if let [last] = pairs.remainder() {
+            sum += u64::from(*last) << 8;
         }
     }
     while sum >> 16 != 0 {
@@ -323,14 +345,36 @@ fn checksum(parts: &[&[u8]]) -> u16 {
 mod tests {
     use super::*;
 
+    /// The wide sum against the plain 16-bit one of RFC 1071, over odd and even lengths.
+    #[test]
+    fn the_wide_sum_is_the_16_bit_sum() {
+        let slow = |data: &[u8]| {
+            let mut sum: u32 = 0;
+            for c in data.chunks(2) {
+                sum += u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0));
+            }
+            while sum >> 16 != 0 {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            !(sum as u16)
+        };
+        let data: Vec<u8> = (0..1000u32)
+            .map(|i| (i * 7919 % 251) as u8 | 0x80)
+            .collect();
+        for len in [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 999, 1000] {
+            assert_eq!(checksum(&[&data[..len]]), slow(&data[..len]), "{len}");
+        }
+        assert_eq!(checksum(&[&data[..12], &data[12..100]]), slow(&data[..100]));
+    }
+
     #[test]
     fn checksums_verify_to_zero() {
         // A header with its checksum in place sums to all ones: the complement is 0.
-        let p = ip_packet(
+        let p = ip_header(
             "127.0.0.1".parse().unwrap(),
             "127.0.0.2".parse().unwrap(),
             6,
-            &[0u8; 20],
+            20,
         );
         assert_eq!(checksum(&[&p[..20]]), 0);
         // RFC 1071's example.

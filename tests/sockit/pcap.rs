@@ -247,3 +247,37 @@ fn a_relays_two_legs_and_a_killed_process_read_back() {
         "the target's leg"
     );
 }
+
+#[test]
+#[ignore = "needs tshark (apt-get install tshark); run by .ci/run"]
+fn listen_keep_open_puts_every_client_in_one_file() {
+    use std::io::{Read, Write};
+    assert!(have_tshark(), "apt-get install tshark");
+    let dir = temp_dir("pcap-listen");
+    let file = dir.join("l.pcap");
+    let mut cmd = sockit();
+    cmd.args([
+        "listen",
+        "-k",
+        "--pcap",
+        file.to_str().unwrap(),
+        "tcp://127.0.0.1:0",
+    ]);
+    let mut srv = Proc::spawn(cmd, None);
+    let port = srv.port();
+    for who in ["first", "second"] {
+        let mut c = crate::tcp(port);
+        c.write_all(format!("{who}\n").as_bytes()).unwrap();
+        assert_eq!(srv.line(), format!("{who}\n"));
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+    }
+    srv.terminate();
+    let _ = srv.wait_open();
+    for (stream, who) in [(0, "first\n"), (1, "second\n")] {
+        let (from_client, _) = follow(&file, "tcp", stream);
+        assert_eq!(from_client, who.as_bytes(), "client {stream}");
+    }
+    assert_eq!(count(&file, "tcp.flags.syn == 1 && tcp.flags.ack == 0"), 2);
+}
