@@ -127,10 +127,17 @@ fn follow(file: &std::path::Path, proto: &str, stream: usize) -> (Vec<u8>, Vec<u
     (a, b)
 }
 
-/// How many packets match a display filter.
+/// How many packets match a display filter (with tshark checking every checksum).
 fn count(file: &std::path::Path, filter: &str) -> usize {
     let out = Command::new("tshark")
         .args(["-r", file.to_str().unwrap(), "-Y", filter])
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+        ])
+        .args(["-o", "udp.check_checksum:TRUE"])
         .stderr(Stdio::null())
         .output()
         .unwrap();
@@ -180,7 +187,14 @@ fn tshark_reads_both_directions_byte_for_byte() {
                 &file,
                 "tcp.checksum.status == \"Bad\" || ip.checksum.status == \"Bad\""
             ),
-            0
+            0,
+            "a bad checksum"
+        );
+        let packets = count(&file, "tcp");
+        assert_eq!(
+            count(&file, "tcp.checksum.status == \"Good\""),
+            packets,
+            "every TCP checksum verified"
         );
         if host.starts_with('[') {
             assert!(count(&file, "ipv6") > 0);
@@ -202,7 +216,11 @@ fn tshark_reads_both_directions_byte_for_byte() {
     assert_eq!(out, b"one\ntwo\n");
     assert_eq!(count(&file, &format!("udp.dstport == {uport}")), 2);
     assert_eq!(count(&file, &format!("udp.srcport == {uport}")), 2);
-    assert_eq!(count(&file, "udp.checksum.status == \"Bad\""), 0);
+    assert_eq!(
+        count(&file, "udp.checksum.status == \"Good\""),
+        4,
+        "every UDP checksum verified"
+    );
     let (up, down) = follow(&file, "udp", 0);
     assert_eq!(
         (up.as_slice(), down.as_slice()),
