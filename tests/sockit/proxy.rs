@@ -325,6 +325,25 @@ fn first_line_through(url: &str, target: &str, send: &[u8]) -> Option<String> {
     line
 }
 
+/// `echo hi | sockit connect --no-shutdown --proxy URL ECHO`: the answer arrives through a
+/// proxy that would end the tunnel at our half-close.
+fn echo_kept_open_through(url: &str, echo: &str) {
+    let (st, out, err) = run(
+        &[
+            "connect",
+            "--no-shutdown",
+            "--idle-timeout",
+            "1",
+            "--proxy",
+            url,
+            echo,
+        ],
+        b"hi\n",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, b"hi\n", "{err}");
+}
+
 fn needs(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -465,20 +484,7 @@ fn connect_goes_through_microsocks_with_and_without_auth() {
             out == b"hi\n" || (out.is_empty() && err.contains("--no-shutdown")),
             "{out:?} {err}"
         );
-        let (st, out, err) = run(
-            &[
-                "connect",
-                "--no-shutdown",
-                "--idle-timeout",
-                "1",
-                "--proxy",
-                &url,
-                &echo,
-            ],
-            b"hi\n",
-        );
-        assert!(st.success(), "{err}");
-        assert_eq!(out, b"hi\n", "{err}");
+        echo_kept_open_through(&url, &echo);
         // A server that speaks first, by name (resolved by microsocks).
         let date = first_line_through(&url, &format!("localhost:{}", ports[1]), b"").unwrap();
         assert!(date.contains(&chrono_year()), "{date}");
@@ -522,20 +528,7 @@ fn connect_goes_through_ncats_http_proxy_with_auth() {
     // ncat's proxy ends the tunnel at our half-close too: --no-shutdown gets the echo with
     // stdin piped and ended.
     let echo = format!("127.0.0.1:{}", ports[1]);
-    let (st, out, err) = run(
-        &[
-            "connect",
-            "--no-shutdown",
-            "--idle-timeout",
-            "1",
-            "--proxy",
-            &url,
-            &echo,
-        ],
-        b"hi\n",
-    );
-    assert!(st.success(), "{err}");
-    assert_eq!(out, b"hi\n", "{err}");
+    echo_kept_open_through(&url, &echo);
     let (st, _, err) = run(
         &[
             "connect",
