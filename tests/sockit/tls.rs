@@ -529,3 +529,38 @@ fn a_stalled_handshake_names_its_own_timeout() {
     assert!(err.contains("--handshake-timeout"), "{err}");
     assert!(!err.contains("-w/--connect-timeout"), "{err}");
 }
+
+/// SSLKEYLOGFILE: client and server each write the session's secrets in the NSS key log
+/// format (what Wireshark takes to decrypt a capture of the real wire).
+#[test]
+fn sslkeylogfile_is_honoured_by_client_and_server() {
+    let dir = temp_dir("keylog");
+    let (server_log, client_log) = (dir.join("server.keys"), dir.join("client.keys"));
+    let mut cmd = sockit();
+    cmd.env("SSLKEYLOGFILE", &server_log)
+        .args(["listen", "tls://127.0.0.1:0"]);
+    let mut srv = Proc::spawn(cmd, Some(Stdio::null()));
+    let fp = fingerprint_of(&mut srv);
+    let port = srv.port();
+    let mut cmd = sockit();
+    cmd.env("SSLKEYLOGFILE", &client_log).args([
+        "connect",
+        "--pin",
+        &fp,
+        &format!("tls://127.0.0.1:{port}"),
+    ]);
+    let mut c = Proc::spawn(cmd, None);
+    c.write(b"secret\n");
+    c.close_stdin();
+    assert!(c.wait().success());
+    let _ = srv.wait_open();
+    for log in [&server_log, &client_log] {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")),
+            "{}: {text}",
+            log.display()
+        );
+    }
+}

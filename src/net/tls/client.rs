@@ -254,7 +254,7 @@ impl Client {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Verifier { trust, provider }));
         let trust = name;
-        let config = match (&opts.cert, &opts.key) {
+        let mut config = match (&opts.cert, &opts.key) {
             (Some(cert), Some(key)) => config
                 .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
                 .map_err(|e| key_mismatch("client certificate", &e))?,
@@ -267,6 +267,9 @@ impl Client {
                 ))
             }
         };
+        // SSLKEYLOGFILE (NSS key log format), so a capture of the real wire can be
+        // decrypted; rustls writes nothing when it is not set.
+        config.key_log = Arc::new(rustls::KeyLogFile::new());
         Ok(Client {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             trust,

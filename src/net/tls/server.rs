@@ -96,9 +96,11 @@ impl Server {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let config = builder
+        let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| key_mismatch("certificate", &e))?;
+        // SSLKEYLOGFILE, as for clients.
+        config.key_log = Arc::new(rustls::KeyLogFile::new());
         Ok(Server {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             fingerprint,
