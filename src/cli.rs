@@ -189,6 +189,11 @@ pub struct ConnectArgs {
     /// nothing is sent (no half-close either), as ncat --recv-only.
     #[arg(long)]
     pub recv_only: bool,
+    /// For a remote terminal (a peer running `--pty`): the local terminal goes into raw
+    /// mode, so Ctrl-C, Ctrl-Z, Tab and the arrows go to the peer as bytes; Ctrl-] leaves;
+    /// the terminal is restored at every exit.
+    #[arg(long, conflicts_with_all = ["send", "exec", "sh_exec", "progress"])]
+    pub raw: bool,
     /// At the end of stdin keep the connection open (no half-close) and end when the peer
     /// closes or at --idle-timeout: for proxies and servers that end the whole connection
     /// at a half-close and drop their answer (microsocks, ncat's HTTP proxy), as ncat's
@@ -313,6 +318,11 @@ pub struct ListenArgs {
     /// Prefix each received line with "[PEER] ", to show who wrote.
     #[arg(long)]
     pub show_peer: bool,
+    /// One conversation with a remote terminal: the local terminal goes into raw mode
+    /// (Ctrl-C, Ctrl-Z, Tab and the arrows go to the peer as bytes); Ctrl-] leaves; the
+    /// terminal is restored at every exit.
+    #[arg(long, conflicts_with_all = ["keep_open", "broker", "exec", "sh_exec", "progress"])]
+    pub raw: bool,
     /// Show bytes each way, the rate, and percent and ETA when stdin is a file, on stderr.
     #[arg(long)]
     pub progress: bool,

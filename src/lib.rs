@@ -27,7 +27,8 @@
 //!   `--pcap`, the same chunks as the packets Wireshark shows.
 //! - [`lines`]: lines out of a byte stream (partial lines, CRLF, `[PEER] ` prefixes).
 //! - [`progress`]: `--progress`, bytes, rate, percent and ETA on stderr.
-//! - [`stdio`]: stdin and stdout on their own threads, as async byte streams.
+//! - [`stdio`]: stdin and stdout on their own threads, as async byte streams;
+//!   [`terminal`]: `--raw`, the local terminal as a remote one's keyboard.
 //! - [`session`]: one conversation between stdio and a peer (stream or datagram), shared by
 //!   `connect` and `listen`.
 //! - The commands, each taking an already bound socket or a dialer and a shutdown token, so
@@ -73,6 +74,7 @@ pub mod server;
 pub mod services;
 pub mod session;
 pub mod stdio;
+pub mod terminal;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind};

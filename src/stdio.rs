@@ -33,6 +33,8 @@ pub struct Input {
     rx: Option<mpsc::Receiver<io::Result<Bytes>>>,
     pending: Bytes,
     terminal: bool,
+    /// `--raw`: input ends at this byte (`Ctrl-]`), which cancels the token.
+    escape: Option<(u8, tokio_util::sync::CancellationToken)>,
 }
 
 impl Input {
@@ -42,21 +44,32 @@ impl Input {
             rx: None,
             pending: Bytes::new(),
             terminal: io::stdin().is_terminal(),
+            escape: None,
+        }
+    }
+
+    /// The process's stdin, ending at the byte `escape` (which is not passed on): then
+    /// `left` is cancelled (`--raw`'s `Ctrl-]`).
+    pub fn stdin_until(escape: u8, left: tokio_util::sync::CancellationToken) -> Input {
+        Input {
+            escape: Some((escape, left)),
+            ..Input::stdin()
         }
     }
 
     /// True when this is the process's stdin and nothing has read it yet, so the zero-copy
     /// path may use the descriptor directly.
     pub fn is_untouched_stdin(&self) -> bool {
-        self.rx.is_none()
+        self.rx.is_none() && self.escape.is_none()
     }
 
     fn rx(&mut self) -> &mut mpsc::Receiver<io::Result<Bytes>> {
+        let escape = self.escape.clone();
         self.rx.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel(DEPTH);
             let spawned = std::thread::Builder::new()
                 .name("sockit-stdin".into())
-                .spawn(move || read_stdin(&tx));
+                .spawn(move || read_stdin(&tx, escape));
             if let Err(e) = spawned {
                 tracing::warn!(error = %crate::error::describe_io(&e), "cannot start the stdin thread; treating stdin as empty");
             }
@@ -75,6 +88,7 @@ impl Input {
             rx: Some(rx),
             pending: Bytes::new(),
             terminal: false,
+            escape: None,
         }
     }
 
@@ -92,7 +106,10 @@ impl Input {
     }
 }
 
-fn read_stdin(tx: &mpsc::Sender<io::Result<Bytes>>) {
+fn read_stdin(
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+    escape: Option<(u8, tokio_util::sync::CancellationToken)>,
+) {
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
     loop {
@@ -101,6 +118,16 @@ fn read_stdin(tx: &mpsc::Sender<io::Result<Bytes>>) {
             Ok(0) => return,
             Ok(n) => {
                 buf.truncate(n);
+                if let Some((byte, left)) = &escape {
+                    if let Some(at) = buf.iter().position(|b| b == byte) {
+                        buf.truncate(at);
+                        if !buf.is_empty() {
+                            let _ = tx.blocking_send(Ok(buf.freeze()));
+                        }
+                        left.cancel();
+                        return;
+                    }
+                }
                 if tx.blocking_send(Ok(buf.freeze())).is_err() {
                     return;
                 }

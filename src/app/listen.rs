@@ -60,7 +60,12 @@ pub(super) async fn run(
     }
     match bound {
         Bound::Stream(listener) => {
-            listen::run_stream(listener, &admission, Input::stdin(), output, &cfg, shutdown).await
+            let input = if args.raw {
+                super::raw_stdin(&shutdown)?
+            } else {
+                Input::stdin()
+            };
+            listen::run_stream(listener, &admission, input, output, &cfg, shutdown).await
         }
         Bound::Datagram(sock) => {
             listen::run_datagram(sock, &admission, Input::stdin(), output, &cfg, shutdown).await

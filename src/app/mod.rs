@@ -44,6 +44,25 @@ pub fn interrupted_by() -> Option<u8> {
     }
 }
 
+/// `--raw`: the terminal into raw mode, and stdin until `Ctrl-]`, which ends the
+/// conversation as a signal would (but exits 0).
+fn raw_stdin(shutdown: &CancellationToken) -> Result<sockit::stdio::Input> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            "--raw needs a terminal",
+            "stdout is not one; run it in a terminal, or drop --raw for pipes and files",
+        ));
+    }
+    sockit::terminal::enter_raw()?;
+    say("sockit: raw mode: every key goes to the peer; Ctrl-] leaves");
+    Ok(sockit::stdio::Input::stdin_until(
+        sockit::terminal::ESCAPE,
+        shutdown.clone(),
+    ))
+}
+
 /// The end of the drain, fired by the signal watcher: process-wide, as signals are.
 static CUT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::new();
 
@@ -93,6 +112,8 @@ pub fn run(cli: Cli) -> Result<()> {
     });
     // Client tasks still hold stdout handles; ending the runtime drops them.
     runtime.shutdown_timeout(Duration::from_millis(200));
+    // Whatever ended the run (the peer, an error, a signal, Ctrl-]), a raw terminal is put back.
+    sockit::terminal::restore();
     match (stdout_thread.finish(), result) {
         // Output that could not be written is lost data: say so, whatever else happened.
         (Some(e), Ok(())) => Err(Error::io("cannot write stdout", &e)),

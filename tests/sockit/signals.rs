@@ -93,3 +93,40 @@ fn a_draining_server_says_so_at_once() {
     drop(client);
     assert_eq!(srv.wait_open().code(), Some(143));
 }
+
+/// `connect --raw` on a real (pseudo) terminal: keys go to the peer as bytes (Ctrl-C and
+/// Ctrl-Z included), Ctrl-] leaves, and the terminal's modes are restored whichever way it
+/// ends: Ctrl-], SIGTERM, the peer closing.
+#[test]
+fn raw_mode_sends_keys_as_bytes_and_restores_the_terminal_at_every_exit() {
+    use std::io::Read;
+    for (mode, sent, code) in [
+        ("escape", &b"ab\x03\x1a\tc"[..], "exit 0"),
+        ("term", &b"ab\x03"[..], "exit 143"),
+        ("peer", &b"ab\x03"[..], "exit 0"),
+    ] {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let bin = env!("CARGO_BIN_EXE_sockit");
+        let mut tty = python(
+            "raw_tty.py",
+            &[bin, &format!("127.0.0.1:{port}"), mode],
+            Some(Stdio::null()),
+        );
+        let (mut peer, _) = server.accept().unwrap();
+        peer.set_read_timeout(Some(DEADLINE)).unwrap();
+        assert_eq!(tty.line(), "raw\n", "{mode}");
+        let mut got = vec![0u8; sent.len()];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, sent, "{mode}: the keys as bytes");
+        if mode == "peer" {
+            drop(peer);
+        }
+        assert_eq!(tty.line(), "restored\n", "{mode}");
+        assert_eq!(tty.line().trim_end(), code, "{mode}");
+    }
+    // Not a terminal: refused with a hint.
+    let (st, _, err) = run(&["connect", "--raw", "127.0.0.1:9"], b"");
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("--raw needs a terminal"), "{err}");
+}
