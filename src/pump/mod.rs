@@ -141,6 +141,21 @@ pub struct Report {
 /// How soon after our half-close a remote's end, with nothing sent, reads as caused by it.
 pub const QUIET_CLOSE: Duration = Duration::from_secs(1);
 
+/// Our half-close and the remote's end came within [`QUIET_CLOSE`] of each other (in either
+/// order as they were seen: the two directions finish in whatever order they are polled).
+pub(crate) fn close_together(
+    shut: Option<std::time::Instant>,
+    remote_end: Option<std::time::Instant>,
+) -> bool {
+    match (shut, remote_end) {
+        (Some(a), Some(b)) => {
+            let gap = if a > b { a - b } else { b - a };
+            gap < QUIET_CLOSE
+        }
+        _ => false,
+    }
+}
+
 /// How long a failed write waits for the read side to say why the peer went away.
 const REASON_GRACE: Duration = Duration::from_millis(200);
 
@@ -196,8 +211,8 @@ where
     ));
     // A direction that is not moved counts as done from the start.
     let (mut up_done, mut down_done) = (opts.ways == Ways::RecvOnly, opts.ways == Ways::SendOnly);
-    let mut shut_at = None;
-    let mut quiet_close = false;
+    let (mut shut_at, mut remote_end_at): (Option<std::time::Instant>, Option<std::time::Instant>) =
+        (None, None);
 
     let end = loop {
         tokio::select! {
@@ -217,13 +232,12 @@ where
                     return Err(e);
                 }
                 up_done = true;
-                shut_at = (!opts.no_shutdown).then(Instant::now);
+                shut_at = (!opts.no_shutdown).then(std::time::Instant::now);
             }
             r = &mut down, if !down_done => {
                 r?;
                 down_done = true;
-                quiet_close = received.load(Ordering::Relaxed) == 0
-                    && shut_at.is_some_and(|t| t.elapsed() < QUIET_CLOSE);
+                remote_end_at = Some(std::time::Instant::now());
                 if opts.end_on_remote_eof && !up_done {
                     break End::RemoteClosed;
                 }
@@ -245,7 +259,8 @@ where
         sent: sent.load(Ordering::Relaxed),
         received: received.load(Ordering::Relaxed),
         end,
-        quiet_close,
+        quiet_close: received.load(Ordering::Relaxed) == 0
+            && close_together(shut_at, remote_end_at),
     })
 }
 

@@ -86,8 +86,7 @@ pub(crate) async fn pump(stream: &Stream) -> io::Result<Report> {
             let _ = tx.blocking_send((false, download(&down_sock, sink)));
         })?;
     let (mut sent, mut received) = (0, 0);
-    let mut shut_at = None;
-    let mut quiet_close = false;
+    let (mut shut_at, mut remote_end_at) = (None, None);
     for _ in 0..2 {
         match rx.recv().await {
             Some((true, r)) => {
@@ -96,8 +95,7 @@ pub(crate) async fn pump(stream: &Stream) -> io::Result<Report> {
             }
             Some((false, r)) => {
                 received = r?;
-                quiet_close = received == 0
-                    && shut_at.is_some_and(|t| t.elapsed() < crate::pump::QUIET_CLOSE);
+                remote_end_at = Some(std::time::Instant::now());
             }
             None => return Err(io::Error::other("a splice thread ended without a word")),
         }
@@ -106,7 +104,7 @@ pub(crate) async fn pump(stream: &Stream) -> io::Result<Report> {
         sent,
         received,
         end: End::Eof,
-        quiet_close,
+        quiet_close: received == 0 && crate::pump::close_together(shut_at, remote_end_at),
     })
 }
 
