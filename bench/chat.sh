@@ -5,9 +5,12 @@
 # the server's CPU time per million deliveries. A fresh server per run; loopback only; we stop
 # only the process groups we started. Then the memory of 10,000 idle sockit chat members.
 #
-# Usage: bench/chat.sh [ROUNDS] [MEMBERS]      (defaults 3 and 10000)
+# Usage: bench/chat.sh [--busy] [ROUNDS] [MEMBERS]      (defaults 3 and 10000)
+#   --busy: the fan-out of 100 receivers x 1,000 lines only, with one core kept busy by a
+#   spinning process the whole time (the loaded figure; no memory table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BUSY=0; [ "${1:-}" = --busy ] && { BUSY=1; shift; }
 ROUNDS=${1:-3}
 MEMBERS=${2:-10000}
 ulimit -n $((MEMBERS * 2 + 512)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -26,10 +29,15 @@ start() { # name port -> pid (own process group)
   echo $!
 }
 
+SIZES_N="100 500"; SIZES_K="1000 10000"
+if [ "$BUSY" = 1 ]; then
+  busy_core; SIZES_N=100; SIZES_K=1000
+  echo "With one core kept busy by a spinning process:"
+fi
 echo "| server | receivers | lines | deliveries/s (M, median) | lines lost+dup+reordered | server CPU ms per M deliveries |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-for n in 100 500; do
-  for k in 1000 10000; do
+for n in $SIZES_N; do
+  for k in $SIZES_K; do
     for s in sockit tokio-chat ncat; do
       rates=(); wrong=0; cpu=(); crashed=0
       for _ in $(seq 1 "$ROUNDS"); do
@@ -53,6 +61,7 @@ for n in 100 500; do
   done
 done
 
+[ "$BUSY" = 1 ] && exit 0
 echo
 echo "| server | idle members | RSS before (KiB) | RSS after (KiB) | KiB per member |"
 echo "| --- | ---: | ---: | ---: | ---: |"

@@ -14,9 +14,11 @@
 # that rotates, so drift on this shared machine falls on all of them; figures are medians of
 # ROUNDS runs of SECS seconds. Loopback only; only the process groups started here are stopped.
 #
-# Usage: bench/exec.sh [ROUNDS] [SECS]      (defaults 5 and 2; about 4 minutes)
+# Usage: bench/exec.sh [--busy] [ROUNDS] [SECS]      (defaults 5 and 2; about 4 minutes)
+#   --busy: the same rounds with one core kept busy by a spinning process the whole time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BUSY=0; [ "${1:-}" = --busy ] && { BUSY=1; shift; }
 ROUNDS=${1:-5}
 SECS=${2:-2}
 for p in socat:socat ncat:ncat; do
@@ -25,6 +27,7 @@ done
 cargo build --release -q -p sockit
 SOCKIT=$PWD/target/release/sockit
 source bench/lib.sh
+[ "$BUSY" = 1 ] && { busy_core; echo "With one core kept busy by a spinning process:"; }
 server_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 json() { python3 -c 'import json,sys

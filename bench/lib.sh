@@ -13,6 +13,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_tcp() { for _ in $(seq 1 250); do ss -ltnH "sport = :$1" | grep -q . && return 0; sleep 0.02; done; echo "nothing listens on $1" >&2; return 1; }
 # median DIGITS VALUES...: the median, with DIGITS decimals.
 median() { python3 -c 'import sys,statistics; print(f"{statistics.median(float(x) for x in sys.argv[2:]):.{int(sys.argv[1])}f}")' "$@"; }
+# Keeps one core busy with a spinning process (its own group, stopped at exit), for the
+# loaded rounds (`--busy`): how a server does when it does not have the machine to itself.
+busy_core() { bg bash -c 'while :; do :; done'; echo "one core kept busy by pid ${STARTED[-1]}" >&2; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # xinetd_echo_conf FILE PORT [udp]: a private xinetd config with the built-in TCP echo on
