@@ -34,6 +34,17 @@ pub(super) async fn run(
     let mut lines = Lines::new(MAX_DATAGRAM);
     let idle = admission.limits().idle_timeout.unwrap_or(PEER_IDLE);
     let max_peers = admission.limits().max_conns;
+    // `-x` and `--pcap`: each peer's datagrams, both ways.
+    let mut traffic: HashMap<Peer, crate::dump::Traffic> = HashMap::new();
+    let local = sock.local_addr();
+    let mut record = |peer: &Peer, dir: crate::dump::Direction, data: &[u8]| {
+        if let Some(sink) = &cfg.dump {
+            traffic
+                .entry(peer.clone())
+                .or_insert_with(|| sink.datagrams(peer, local, peer.socket_addr()))
+                .record(dir, data);
+        }
+    };
     loop {
         tokio::select! {
             (n, peer) = admission.receive(&sock, &mut buf, "listen") => {
@@ -47,10 +58,12 @@ pub(super) async fn run(
                     tracing::info!(%peer, "new peer");
                 }
                 peers.insert(peer.clone(), now);
+                record(&peer, crate::dump::Direction::Received, &buf[..n]);
                 let name = cfg.show_peer.then(|| peer.to_string());
                 let chunk = prefixed(name.as_deref(), &[datagram_line(&buf[..n])]);
                 if cfg.broker {
                     for p in peers.keys().filter(|p| **p != peer) {
+                        record(p, crate::dump::Direction::Sent, &chunk);
                         if let Err(e) = sock.send_to(&chunk, p).await {
                             tracing::debug!(peer = %p, error = %crate::error::describe_io(&e), "send failed");
                         }
@@ -76,6 +89,7 @@ pub(super) async fn run(
                         tracing::warn!("no peer has written yet; input line dropped");
                     }
                     for p in targets {
+                        record(p, crate::dump::Direction::Sent, line);
                         if let Err(e) = sock.send_to(line, p).await {
                             tracing::warn!(peer = %p, error = %crate::error::describe_io(&e), "send failed");
                         }

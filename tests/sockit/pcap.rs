@@ -299,3 +299,56 @@ fn listen_keep_open_puts_every_client_in_one_file() {
     }
     assert_eq!(count(&file, "tcp.flags.syn == 1 && tcp.flags.ack == 0"), 2);
 }
+
+/// `listen -k` over UDP: every peer's datagrams, and the answer to the one that wrote
+/// last, as UDP packets between the real ports.
+#[test]
+fn a_udp_server_captures_every_peer() {
+    let dir = temp_dir("pcap-udp-listen");
+    let file = dir.join("u.pcap");
+    let mut cmd = sockit();
+    cmd.args([
+        "listen",
+        "-k",
+        "--pcap",
+        file.to_str().unwrap(),
+        "udp://127.0.0.1:0",
+    ]);
+    let mut srv = Proc::spawn(cmd, None);
+    let port = srv.port();
+    let (a, b) = (
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    b.set_read_timeout(Some(DEADLINE)).unwrap();
+    a.send_to(b"from a", ("127.0.0.1", port)).unwrap();
+    assert_eq!(srv.line(), "from a\n");
+    b.send_to(b"from b", ("127.0.0.1", port)).unwrap();
+    assert_eq!(srv.line(), "from b\n");
+    srv.write(b"to b\n");
+    let mut buf = [0u8; 16];
+    let n = b.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to b");
+    srv.terminate();
+    let _ = srv.wait_open();
+    let packets: Vec<(u16, u16, Vec<u8>)> = records(&file)
+        .iter()
+        .map(|p| {
+            assert_eq!(p[9], 17, "UDP");
+            let port = |at: usize| u16::from_be_bytes([p[at], p[at + 1]]);
+            (port(20), port(22), p[28..].to_vec())
+        })
+        .collect();
+    let (pa, pb) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
+    assert_eq!(
+        packets,
+        [
+            (pa, port, b"from a".to_vec()),
+            (pb, port, b"from b".to_vec()),
+            (port, pb, b"to b".to_vec()),
+        ]
+    );
+}
