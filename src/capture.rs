@@ -130,7 +130,7 @@ impl Capture {
 
     /// A UDP datagram from `from` to `to` as one packet.
     pub fn udp(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
-        let data = &data[..data.len().min(crate::session::MAX_UDP_PAYLOAD)];
+        let data = &data[..data.len().min(crate::net::MAX_UDP_PAYLOAD)];
         let mut head = Vec::with_capacity(8);
         head.extend_from_slice(&from.port().to_be_bytes());
         head.extend_from_slice(&to.port().to_be_bytes());

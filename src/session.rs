@@ -49,9 +49,8 @@ pub struct Options {
     pub stop: Option<tokio_util::sync::CancellationToken>,
 }
 
-/// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a `--binary`
-/// read larger than this is sent as several datagrams.
-pub const MAX_UDP_PAYLOAD: usize = 65_507;
+/// A `--binary` read larger than this is sent as several datagrams.
+pub use crate::net::MAX_UDP_PAYLOAD;
 
 /// Where datagrams to send come from.
 #[derive(Debug)]

@@ -90,7 +90,7 @@ pub(super) async fn run(
     )?;
     let source = match args.send {
         Some(text) => Source::Once(text.into_bytes().into()),
-        None if args.raw => Source::Lines(super::raw_stdin(&shutdown)?),
+        None if args.raw => Source::Lines(super::console::raw_stdin(&shutdown)?),
         None => Source::Lines(Input::stdin()),
     };
     let opts = session::Options {

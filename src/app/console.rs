@@ -1,6 +1,10 @@
-//! The console: one plain line to stderr (`say`), and the logs, which never stop a run.
+//! The console: one plain line to stderr (`say`), the logs, which never stop a run, and the
+//! terminal's raw mode for `--raw`.
 
 use std::io::IsTerminal;
+
+use sockit::error::{Error, ErrorKind, Result};
+use tokio_util::sync::CancellationToken;
 
 /// Writes one line to stderr. A stderr that cannot take it (`2>/dev/full`, a closed pipe)
 /// costs the line, never the run: eprintln! would panic there.
@@ -42,4 +46,22 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// `--raw`: the terminal into raw mode, and stdin until `Ctrl-]`, which ends the
+/// conversation as a signal would (but exits 0).
+pub(super) fn raw_stdin(shutdown: &CancellationToken) -> Result<sockit::stdio::Input> {
+    if !std::io::stdout().is_terminal() {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            "--raw needs a terminal",
+            "stdout is not one; run it in a terminal, or drop --raw for pipes and files",
+        ));
+    }
+    sockit::terminal::enter_raw()?;
+    say("sockit: raw mode: every key goes to the peer; Ctrl-] leaves");
+    Ok(sockit::stdio::Input::stdin_until(
+        sockit::terminal::ESCAPE,
+        shutdown.clone(),
+    ))
 }

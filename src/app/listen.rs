@@ -61,7 +61,7 @@ pub(super) async fn run(
     match bound {
         Bound::Stream(listener) => {
             let input = if args.raw {
-                super::raw_stdin(&shutdown)?
+                super::console::raw_stdin(&shutdown)?
             } else {
                 Input::stdin()
             };

@@ -9,8 +9,10 @@ mod listen;
 mod options;
 mod relay;
 mod serve;
+mod signals;
 
 pub use console::{init_logging, say};
+pub use signals::interrupted_by;
 
 use std::time::Duration;
 
@@ -33,43 +35,6 @@ fn raise_open_file_limit() {
     }
 }
 
-/// The signal that interrupted the run (0: none): the exit status is 128 + it.
-static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-/// The number of the signal that ended the run, if one did.
-pub fn interrupted_by() -> Option<u8> {
-    match SIGNAL.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => None,
-        n => u8::try_from(n).ok(),
-    }
-}
-
-/// `--raw`: the terminal into raw mode, and stdin until `Ctrl-]`, which ends the
-/// conversation as a signal would (but exits 0).
-fn raw_stdin(shutdown: &CancellationToken) -> Result<sockit::stdio::Input> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
-        return Err(Error::new(
-            ErrorKind::BadArgument,
-            "--raw needs a terminal",
-            "stdout is not one; run it in a terminal, or drop --raw for pipes and files",
-        ));
-    }
-    sockit::terminal::enter_raw()?;
-    say("sockit: raw mode: every key goes to the peer; Ctrl-] leaves");
-    Ok(sockit::stdio::Input::stdin_until(
-        sockit::terminal::ESCAPE,
-        shutdown.clone(),
-    ))
-}
-
-/// The end of the drain, fired by the signal watcher: process-wide, as signals are.
-static CUT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::new();
-
-pub(super) fn cut() -> CancellationToken {
-    CUT.get_or_init(CancellationToken::new).clone()
-}
-
 /// Runs the command to its end; stdout is flushed before this returns.
 pub fn run(cli: Cli) -> Result<()> {
     raise_open_file_limit();
@@ -88,8 +53,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Chat(a) => Some(a.limits.drain),
             _ => None,
         };
-        tokio::spawn(watch_signals(shutdown.clone(), cut.clone(), drain));
-        let _ = CUT.set(cut);
+        tokio::spawn(signals::watch_signals(shutdown.clone(), cut.clone(), drain));
+        signals::set_cut(cut);
         let quiet = cli.quiet;
         match cli.command {
             Command::Connect(args) => connect::run(args, output, shutdown).await,
@@ -122,42 +87,4 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         (_, result) => result,
     }
-}
-
-/// Ctrl-C, SIGTERM and SIGHUP all stop the run the same way: stop accepting, tell chat
-/// members, flush, remove Unix socket files (SIGHUP's default would leave the files behind
-/// and the members without a word). A server's open connections then get `drain` to finish
-/// (`cut` fires at its end); a second signal cuts them at once.
-async fn watch_signals(
-    shutdown: CancellationToken,
-    cut: CancellationToken,
-    drain: Option<Duration>,
-) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (term, hup) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(t), Ok(h)) => (t, h),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM and SIGHUP");
-            return;
-        }
-    };
-    let (mut term, mut hup) = (term, hup);
-    let signo = tokio::select! {
-        _ = tokio::signal::ctrl_c() => rustix::process::Signal::INT,
-        _ = term.recv() => rustix::process::Signal::TERM,
-        _ = hup.recv() => rustix::process::Signal::HUP,
-    };
-    SIGNAL.store(signo.as_raw(), std::sync::atomic::Ordering::Relaxed);
-    shutdown.cancel();
-    tracing::info!("signal received; shutting down");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("second signal: cutting open connections"),
-        _ = term.recv() => tracing::info!("second signal: cutting open connections"),
-        _ = hup.recv() => {}
-        () = tokio::time::sleep(drain.unwrap_or_default()) => {}
-    }
-    cut.cancel();
 }

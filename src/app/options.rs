@@ -11,7 +11,7 @@ use sockit::Endpoint;
 use tokio_util::sync::CancellationToken;
 
 use super::console::say;
-use super::cut;
+use super::signals::cut;
 use crate::cli::{self, ExecArgs, TlsClientArgs, TlsServerArgs};
 
 /// The TLS trust a client asked for, as the dial takes it.

@@ -62,7 +62,7 @@ impl Mode {
                 "use at least 1 byte",
             ));
         }
-        if matches!(endpoint, crate::Endpoint::Udp(_)) && size > crate::session::MAX_UDP_PAYLOAD {
+        if matches!(endpoint, crate::Endpoint::Udp(_)) && size > crate::net::MAX_UDP_PAYLOAD {
             return Err(Error::new(
                 ErrorKind::BadArgument,
                 format!("bad --size {size} for {endpoint}"),

@@ -12,6 +12,9 @@ use crate::error::{Error, ErrorKind};
 /// jumbograms aside): every datagram buffer has this size.
 pub const MAX_DATAGRAM: usize = 65_535;
 
+/// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
 /// The most an HTTP head may take (a WebSocket upgrade, a proxy request): 431 beyond.
 pub const HEADER_LIMIT: usize = 16 * 1024;
 

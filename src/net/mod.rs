@@ -24,7 +24,7 @@ pub mod tls;
 mod tuning;
 pub mod ws;
 
-pub use base::{Family, Local, Peer, HEADER_LIMIT, MAX_DATAGRAM};
+pub use base::{Family, Local, Peer, HEADER_LIMIT, MAX_DATAGRAM, MAX_UDP_PAYLOAD};
 pub use bound::Bound;
 pub use datagram::{
     bind_datagram, bind_datagram_on, connect_datagram, connect_datagram_from, Datagram,

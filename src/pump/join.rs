@@ -6,8 +6,8 @@
 
 use std::io;
 
+use super::copy as pump;
 use crate::net::Stream;
-use crate::pump;
 
 /// Bytes each way and which side ended first.
 #[derive(Debug, Clone, Copy)]

@@ -19,8 +19,8 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{fstat, FileType};
 use rustix::pipe::{splice, SpliceFlags};
 
+use super::copy::{close_together, End, Report};
 use crate::net::Stream;
-use crate::pump::{End, Report};
 
 /// Bytes asked of one splice call.
 const CHUNK: usize = 1 << 20;
@@ -104,7 +104,7 @@ pub(crate) async fn pump(stream: &Stream) -> io::Result<Report> {
         sent,
         received,
         end: End::Eof,
-        quiet_close: received == 0 && crate::pump::close_together(shut_at, remote_end_at),
+        quiet_close: received == 0 && close_together(shut_at, remote_end_at),
     })
 }
 
