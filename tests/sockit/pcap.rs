@@ -87,6 +87,18 @@ fn an_unwritable_capture_is_one_error_at_start() {
     );
 }
 
+/// `sockit listen -k --pcap FILE ENDPOINT` with FILE in a fresh folder: the server, its
+/// port, the folder (removed when dropped) and the file.
+fn capturing_server(name: &str, endpoint: &str) -> (Proc, u16, TempDir, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    let file = dir.join("capture.pcap");
+    let mut cmd = sockit();
+    cmd.args(["listen", "-k", "--pcap", file.to_str().unwrap(), endpoint]);
+    let mut srv = Proc::spawn(cmd, None);
+    let port = srv.port();
+    (srv, port, dir, file)
+}
+
 fn have_tshark() -> bool {
     Command::new("tshark")
         .arg("-v")
@@ -271,18 +283,7 @@ fn a_relays_two_legs_and_a_killed_process_read_back() {
 fn listen_keep_open_puts_every_client_in_one_file() {
     use std::io::{Read, Write};
     assert!(have_tshark(), "apt-get install tshark");
-    let dir = temp_dir("pcap-listen");
-    let file = dir.join("l.pcap");
-    let mut cmd = sockit();
-    cmd.args([
-        "listen",
-        "-k",
-        "--pcap",
-        file.to_str().unwrap(),
-        "tcp://127.0.0.1:0",
-    ]);
-    let mut srv = Proc::spawn(cmd, None);
-    let port = srv.port();
+    let (mut srv, port, _dir, file) = capturing_server("pcap-listen", "tcp://127.0.0.1:0");
     for who in ["first", "second"] {
         let mut c = crate::tcp(port);
         c.write_all(format!("{who}\n").as_bytes()).unwrap();
@@ -304,18 +305,7 @@ fn listen_keep_open_puts_every_client_in_one_file() {
 /// last, as UDP packets between the real ports.
 #[test]
 fn a_udp_server_captures_every_peer() {
-    let dir = temp_dir("pcap-udp-listen");
-    let file = dir.join("u.pcap");
-    let mut cmd = sockit();
-    cmd.args([
-        "listen",
-        "-k",
-        "--pcap",
-        file.to_str().unwrap(),
-        "udp://127.0.0.1:0",
-    ]);
-    let mut srv = Proc::spawn(cmd, None);
-    let port = srv.port();
+    let (mut srv, port, _dir, file) = capturing_server("pcap-udp-listen", "udp://127.0.0.1:0");
     let (a, b) = (
         std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
         std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
