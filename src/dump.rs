@@ -46,20 +46,7 @@ impl Sink {
     /// # Errors
     /// A file that cannot be created.
     pub fn open(path: &str) -> crate::error::Result<Arc<Sink>> {
-        let out: Box<dyn Write + Send> = if path == "-" {
-            Box::new(std::io::stderr())
-        } else {
-            let f = std::fs::File::create(path).map_err(|e| {
-                crate::Error::io(format!("cannot write the hex dump to {path}"), &e)
-            })?;
-            Box::new(std::io::BufWriter::new(f))
-        };
-        Ok(Arc::new(Sink {
-            out: Some(Mutex::new(out)),
-            pcap: None,
-            path: path.to_string(),
-            failed: std::sync::atomic::AtomicBool::new(false),
-        }))
+        Ok(Arc::new(Sink::build(Some(path), None)?))
     }
 
     /// `-x FILE` and `--pcap FILE`, either or both; `None` when neither is asked for.
@@ -70,22 +57,34 @@ impl Sink {
         hex: Option<&str>,
         pcap: Option<&str>,
     ) -> crate::error::Result<Option<Arc<Sink>>> {
+        if hex.is_none() && pcap.is_none() {
+            return Ok(None);
+        }
         let pcap = pcap.map(crate::capture::Capture::create).transpose()?;
-        let sink = match (hex, pcap) {
-            (None, None) => return Ok(None),
-            (Some(h), pcap) => {
-                let mut s = Arc::into_inner(Sink::open(h)?).unwrap_or_else(|| unreachable!());
-                s.pcap = pcap;
-                s
-            }
-            (None, pcap) => Sink {
-                out: None,
-                pcap,
-                path: String::new(),
-                failed: std::sync::atomic::AtomicBool::new(false),
-            },
-        };
-        Ok(Some(Arc::new(sink)))
+        Ok(Some(Arc::new(Sink::build(hex, pcap)?)))
+    }
+
+    fn build(
+        hex: Option<&str>,
+        pcap: Option<Arc<crate::capture::Capture>>,
+    ) -> crate::error::Result<Sink> {
+        let out = hex
+            .map(|path| -> crate::error::Result<Box<dyn Write + Send>> {
+                if path == "-" {
+                    return Ok(Box::new(std::io::stderr()));
+                }
+                let f = std::fs::File::create(path).map_err(|e| {
+                    crate::Error::io(format!("cannot write the hex dump to {path}"), &e)
+                })?;
+                Ok(Box::new(std::io::BufWriter::new(f)))
+            })
+            .transpose()?;
+        Ok(Sink {
+            out: out.map(Mutex::new),
+            pcap,
+            path: hex.unwrap_or_default().to_string(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Traffic of one stream conversation between `local` and `remote` (`accepted`: the

@@ -120,12 +120,7 @@ pub async fn stream(
         tracing::debug!(%peer, "zero-copy path (splice)");
         tokio::select! {
             r = crate::pump::splice::pump(&stream) => r,
-            () = stopped(opts.stop.as_ref()) => Ok(pump::Report {
-                sent: 0,
-                received: 0,
-                end: pump::End::Interrupted,
-                quiet_close: false,
-            }),
+            () = pump::fired(opts.stop.as_ref()) => Ok(pump::Report::interrupted(None)),
         }
     } else {
         let stdio = Stdio {
@@ -136,12 +131,7 @@ pub async fn stream(
             counts.map(|c| crate::progress::Display::start(c, crate::progress::stdin_size()));
         let r = tokio::select! {
             r = pump::pump(stdio, stream, &popts) => r,
-            () = stopped(opts.stop.as_ref()) => Ok(pump::Report {
-                sent: popts.counts.as_ref().map_or(0, |c| c.sent.load(std::sync::atomic::Ordering::Relaxed)),
-                received: popts.counts.as_ref().map_or(0, |c| c.received.load(std::sync::atomic::Ordering::Relaxed)),
-                end: pump::End::Interrupted,
-                quiet_close: false,
-            }),
+            () = pump::fired(opts.stop.as_ref()) => Ok(pump::Report::interrupted(popts.counts.as_deref())),
         };
         if let Some(d) = display {
             d.finish().await;
@@ -306,14 +296,6 @@ async fn send(
         d.record(crate::dump::Direction::Sent, data);
     }
     sock.send(data).await
-}
-
-/// Resolves when `stop` fires; never without one.
-async fn stopped(stop: Option<&tokio_util::sync::CancellationToken>) {
-    match stop {
-        Some(t) => t.cancelled().await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn next_chunk(input: &mut Option<Input>) -> Option<io::Result<Bytes>> {

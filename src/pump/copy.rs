@@ -127,6 +127,19 @@ pub struct Report {
     pub quiet_close: bool,
 }
 
+impl Report {
+    /// A conversation a signal ended: what `counts` saw move (nothing known without them).
+    pub fn interrupted(counts: Option<&Counts>) -> Report {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Report {
+            sent: counts.map_or(0, |c| load(&c.sent)),
+            received: counts.map_or(0, |c| load(&c.received)),
+            end: End::Interrupted,
+            quiet_close: false,
+        }
+    }
+}
+
 /// How soon after our half-close a remote's end, with nothing sent, reads as caused by it.
 pub const QUIET_CLOSE: Duration = Duration::from_secs(1);
 
@@ -200,8 +213,7 @@ where
     ));
     // A direction that is not moved counts as done from the start.
     let (mut up_done, mut down_done) = (opts.ways == Ways::RecvOnly, opts.ways == Ways::SendOnly);
-    let (mut shut_at, mut remote_end_at): (Option<std::time::Instant>, Option<std::time::Instant>) =
-        (None, None);
+    let (mut shut_at, mut remote_end_at) = (None::<std::time::Instant>, None);
 
     let end = loop {
         tokio::select! {
@@ -232,7 +244,7 @@ where
                 }
             }
             () = activity.idle(opts.idle_timeout) => break End::Idle,
-            () = exited(opts.local_exited.as_ref()), if up_done && !down_done => break End::ProgramExited,
+            () = fired(opts.local_exited.as_ref()), if up_done && !down_done => break End::ProgramExited,
         }
         if up_done && down_done {
             break End::Eof;
@@ -253,8 +265,9 @@ where
     })
 }
 
-/// Resolves when the local program has exited; never without one.
-async fn exited(token: Option<&tokio_util::sync::CancellationToken>) {
+/// Resolves when `token` fires (the local program exited, a signal came); never without
+/// one.
+pub(crate) async fn fired(token: Option<&tokio_util::sync::CancellationToken>) {
     match token {
         Some(t) => t.cancelled().await,
         None => std::future::pending().await,

@@ -11,5 +11,6 @@ mod copy;
 mod join;
 pub(crate) mod splice;
 
+pub(crate) use copy::fired;
 pub use copy::{pump, Activity, Counts, End, Options, Report, Ways, QUIET_CLOSE};
 pub use join::{join, Joined};
