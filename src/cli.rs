@@ -194,6 +194,8 @@ pub struct ConnectArgs {
     /// the terminal is restored at every exit.
     #[arg(long, conflicts_with_all = ["send", "exec", "sh_exec", "progress"])]
     pub raw: bool,
+    #[command(flatten)]
+    pub edit: EditArgs,
     /// At the end of stdin keep the connection open (no half-close) and end when the peer
     /// closes or at --idle-timeout: for proxies and servers that end the whole connection
     /// at a half-close and drop their answer (microsocks, ncat's HTTP proxy), as ncat's
@@ -300,6 +302,36 @@ pub struct ExecArgs {
     /// As --exec, for a shell command run by /bin/sh -c (pipes, redirections, &).
     #[arg(long, value_name = "COMMAND")]
     pub sh_exec: Option<String>,
+    /// Run the program on a pseudo-terminal, as the leader of its own session (a shell gets
+    /// job control; vi and top work; a Ctrl-C byte from the peer interrupts its foreground
+    /// job). Pair with `connect --raw` on the other end. Never on a public port without
+    /// --client-ca or --allow: it is a shell for whoever connects.
+    #[arg(long)]
+    pub pty: bool,
+    /// With --pty: the TERM the program sees.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "xterm-256color",
+        requires = "pty"
+    )]
+    pub term: String,
+    /// With --pty: the terminal's size, COLSxROWS.
+    #[arg(long, value_name = "COLSxROWS", default_value = "80x24", value_parser = pty_size, requires = "pty")]
+    pub pty_size: (u16, u16),
+}
+
+/// Line editing at a terminal (connect, and listen's one conversation).
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// Read the terminal as a plain pipe: no line editing, no history (editing is on only
+    /// when stdin and stdout are both terminals).
+    #[arg(long, conflicts_with = "history")]
+    pub no_edit: bool,
+    /// Keep the typed lines' history in FILE across sessions (Up/Down, Ctrl-R); without
+    /// it the history lasts for the session.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `listen`.
@@ -323,6 +355,8 @@ pub struct ListenArgs {
     /// terminal is restored at every exit.
     #[arg(long, conflicts_with_all = ["keep_open", "broker", "exec", "sh_exec", "progress"])]
     pub raw: bool,
+    #[command(flatten)]
+    pub edit: EditArgs,
     /// Show bytes each way, the rate, and percent and ETA when stdin is a file, on stderr.
     #[arg(long)]
     pub progress: bool,
@@ -627,6 +661,23 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(0) => Err("use 1 or more (0 would refuse everybody, or run nothing)".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// `COLSxROWS`, such as `80x24`.
+fn pty_size(s: &str) -> Result<(u16, u16), String> {
+    let bad =
+        || format!("'{s}' is not COLSxROWS; give it as 80x24 (columns, then rows, each 1 to 1000)");
+    let (cols, rows) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let size = |n: &str| {
+        n.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+    };
+    match (size(cols), size(rows)) {
+        (Some(c), Some(r)) => Ok((c, r)),
+        _ => Err(bad()),
     }
 }
 

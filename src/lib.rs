@@ -28,7 +28,8 @@
 //! - [`lines`]: lines out of a byte stream (partial lines, CRLF, `[PEER] ` prefixes).
 //! - [`progress`]: `--progress`, bytes, rate, percent and ETA on stderr.
 //! - [`stdio`]: stdin and stdout on their own threads, as async byte streams;
-//!   [`terminal`]: `--raw`, the local terminal as a remote one's keyboard.
+//!   [`terminal`]: a person at the terminal: line editing, and `--raw` (the local terminal
+//!   as a remote one's keyboard).
 //! - [`session`]: one conversation between stdio and a peer (stream or datagram), shared by
 //!   `connect` and `listen`.
 //! - The commands, each taking an already bound socket or a dialer and a shutdown token, so

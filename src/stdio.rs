@@ -35,6 +35,10 @@ pub struct Input {
     terminal: bool,
     /// `--raw`: input ends at this byte (`Ctrl-]`), which cancels the token.
     escape: Option<(u8, tokio_util::sync::CancellationToken)>,
+    /// Typed input: told at the first read, so that the editor takes the terminal only
+    /// once the conversation has begun (what is said before, such as the readiness line,
+    /// is not drawn over).
+    begun: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Input {
@@ -45,6 +49,7 @@ impl Input {
             pending: Bytes::new(),
             terminal: io::stdin().is_terminal(),
             escape: None,
+            begun: None,
         }
     }
 
@@ -64,6 +69,9 @@ impl Input {
     }
 
     fn rx(&mut self) -> &mut mpsc::Receiver<io::Result<Bytes>> {
+        if let Some(begun) = self.begun.take() {
+            let _ = begun.send(());
+        }
         let escape = self.escape.clone();
         self.rx.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel(DEPTH);
@@ -89,6 +97,22 @@ impl Input {
             pending: Bytes::new(),
             terminal: false,
             escape: None,
+            begun: None,
+        }
+    }
+
+    /// Lines a person types, edited at the terminal (see [`crate::terminal::edit`]): the
+    /// channel's end is the end of input; `begun` is told at the first read.
+    pub fn typed(
+        rx: mpsc::Receiver<io::Result<Bytes>>,
+        begun: std::sync::mpsc::Sender<()>,
+    ) -> Input {
+        Input {
+            rx: Some(rx),
+            pending: Bytes::new(),
+            terminal: true,
+            escape: None,
+            begun: Some(begun),
         }
     }
 
@@ -237,6 +261,11 @@ impl Output {
 }
 
 impl StdoutThread {
+    /// The thread that writes another output (the line editor's printer).
+    pub(crate) fn from_thread(handle: JoinHandle<Option<io::Error>>) -> StdoutThread {
+        StdoutThread(Some(handle))
+    }
+
     /// Waits until everything queued was written. Call after every [`Output`] was dropped.
     ///
     /// Returns why stdout refused bytes, when it did for another reason than its reader

@@ -17,6 +17,7 @@ use crate::cli::ConnectArgs;
 /// Runs the command to its end.
 pub(super) async fn run(
     args: ConnectArgs,
+    input: Input,
     output: Output,
     shutdown: CancellationToken,
 ) -> Result<()> {
@@ -81,6 +82,7 @@ pub(super) async fn run(
     )?;
     let exec = exec(
         &args.exec,
+        dialer.endpoint(),
         &[
             ("--send", args.send.is_some()),
             ("--progress", args.progress),
@@ -91,7 +93,7 @@ pub(super) async fn run(
     let source = match args.send {
         Some(text) => Source::Once(text.into_bytes().into()),
         None if args.raw => Source::Lines(super::console::raw_stdin(&shutdown)?),
-        None => Source::Lines(Input::stdin()),
+        None => Source::Lines(input),
     };
     let opts = session::Options {
         idle_timeout: args.idle_timeout,

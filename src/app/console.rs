@@ -1,10 +1,14 @@
-//! The console: one plain line to stderr (`say`), the logs, which never stop a run, and the
-//! terminal's raw mode for `--raw`.
+//! The console: one plain line to stderr (`say`), the logs, which never stop a run, stdio
+//! (edited when a person types at a terminal), and the terminal's raw mode for `--raw`.
 
 use std::io::IsTerminal;
 
 use sockit::error::{Error, ErrorKind, Result};
+use sockit::stdio::{Input, Output, StdoutThread};
+use sockit::terminal::EditOptions;
 use tokio_util::sync::CancellationToken;
+
+use crate::cli::Command;
 
 /// Writes one line to stderr. A stderr that cannot take it (`2>/dev/full`, a closed pipe)
 /// costs the line, never the run: eprintln! would panic there.
@@ -64,4 +68,46 @@ pub(super) fn raw_stdin(shutdown: &CancellationToken) -> Result<sockit::stdio::I
         sockit::terminal::ESCAPE,
         shutdown.clone(),
     ))
+}
+
+/// stdin and stdout for the run: edited lines when a person types the conversation's input
+/// at a terminal (connect, listen's one conversation), else the plain byte streams that
+/// pipes and files need byte-exact.
+pub(super) fn stdio(
+    command: &Command,
+    runtime: &tokio::runtime::Handle,
+) -> (Input, Output, StdoutThread) {
+    if let Some(opts) = editing(command) {
+        match sockit::terminal::edit(&opts, runtime) {
+            Ok(edited) => return edited,
+            Err(e) => tracing::debug!(error = %e, "reading the terminal unedited"),
+        }
+    }
+    let (output, thread) = Output::stdout();
+    (Input::stdin(), output, thread)
+}
+
+/// The editor's options when stdin and stdout are both terminals and the command reads
+/// lines from stdin for one conversation.
+fn editing(command: &Command) -> Option<EditOptions> {
+    let (edit, elsewhere) = match command {
+        Command::Connect(a) => (
+            &a.edit,
+            a.raw
+                || a.send.is_some()
+                || a.zero_io
+                || a.recv_only
+                || a.exec.exec.is_some()
+                || a.exec.sh_exec.is_some(),
+        ),
+        Command::Listen(a) => (
+            &a.edit,
+            a.raw || a.keep_open || a.broker || a.exec.exec.is_some() || a.exec.sh_exec.is_some(),
+        ),
+        _ => return None,
+    };
+    let at_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    (!edit.no_edit && !elsewhere && at_terminal).then(|| EditOptions {
+        history: edit.history.clone(),
+    })
 }

@@ -14,6 +14,7 @@ use crate::cli::ListenArgs;
 /// Runs the command to its end.
 pub(super) async fn run(
     args: ListenArgs,
+    input: Input,
     output: Output,
     quiet: bool,
     shutdown: CancellationToken,
@@ -26,6 +27,7 @@ pub(super) async fn run(
     // flight), end their programs at the signal.
     let exec = exec(
         &args.exec,
+        &endpoint,
         &[
             ("--broker", args.broker),
             ("--progress", args.progress),
@@ -63,12 +65,12 @@ pub(super) async fn run(
             let input = if args.raw {
                 super::console::raw_stdin(&shutdown)?
             } else {
-                Input::stdin()
+                input
             };
             listen::run_stream(listener, &admission, input, output, &cfg, shutdown).await
         }
         Bound::Datagram(sock) => {
-            listen::run_datagram(sock, &admission, Input::stdin(), output, &cfg, shutdown).await
+            listen::run_datagram(sock, &admission, input, output, &cfg, shutdown).await
         }
     }
 }

@@ -17,7 +17,6 @@ pub use signals::interrupted_by;
 use std::time::Duration;
 
 use sockit::error::{Error, ErrorKind, Result};
-use sockit::stdio::Output;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
@@ -42,7 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the runtime", &e))?;
-    let (output, stdout_thread) = Output::stdout();
+    let (input, output, stdout_thread) = console::stdio(&cli.command, runtime.handle());
     let result = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let cut = CancellationToken::new();
@@ -57,8 +56,8 @@ pub fn run(cli: Cli) -> Result<()> {
         signals::set_cut(cut);
         let quiet = cli.quiet;
         match cli.command {
-            Command::Connect(args) => connect::run(args, output, shutdown).await,
-            Command::Listen(args) => listen::run(args, output, quiet, shutdown).await,
+            Command::Connect(args) => connect::run(args, input, output, shutdown).await,
+            Command::Listen(args) => listen::run(args, input, output, quiet, shutdown).await,
             Command::Chat(args) => chat::run(args, quiet, shutdown).await,
             Command::Serve(args) => serve::run(args, quiet, shutdown).await,
             Command::Bench(args) => bench::run(args, output, quiet, shutdown).await,

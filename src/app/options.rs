@@ -174,6 +174,7 @@ pub(super) fn tls_server(
 /// `stdio_options` names the options that make no sense without stdio.
 pub(super) fn exec(
     args: &ExecArgs,
+    endpoint: &sockit::Endpoint,
     stdio_options: &[(&str, bool)],
     shutdown: &CancellationToken,
     server: bool,
@@ -181,8 +182,22 @@ pub(super) fn exec(
     let program = match (&args.exec, &args.sh_exec) {
         (Some(words), _) => sockit::exec::Program::exec(words)?,
         (None, Some(cmd)) => sockit::exec::Program::shell(cmd)?,
+        (None, None) if args.pty => {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                "--pty needs a program",
+                "give it with --exec or --sh-exec, such as --pty --exec bash",
+            ))
+        }
         (None, None) => return Ok(None),
     };
+    if args.pty && !endpoint.is_stream() {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!("--pty does not go with {endpoint}"),
+            "a terminal needs a stream (tcp, tls, unix, ws, wss); datagrams can lose keys",
+        ));
+    }
     if let Some((name, _)) = stdio_options.iter().find(|(_, on)| *on) {
         return Err(Error::new(
             ErrorKind::BadArgument,
@@ -195,5 +210,9 @@ pub(super) fn exec(
     Ok(Some(sockit::exec::Exec {
         program: std::sync::Arc::new(program),
         stop,
+        pty: args.pty.then(|| sockit::exec::pty::Terminal {
+            term: args.term.clone(),
+            size: args.pty_size,
+        }),
     }))
 }

@@ -1,5 +1,6 @@
-//! One child process: started in its own process group, its pipes as one duplex for the
-//! pump, and its whole group ended when the connection ends.
+//! One child process: started in its own process group (or, on a pseudo-terminal, its own
+//! session), its pipes as one duplex for the pump, and everything it started ended when the
+//! connection ends.
 //!
 //! Why a process group: a shell child that starts `sleep 100 &` leaves a grandchild holding
 //! the pipes; ending only the direct child would orphan it (nmap/nmap#2163). Signalling the
@@ -25,15 +26,100 @@ use super::{Origin, Program};
 
 /// How long a process group has between SIGTERM and SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
+/// How long a program's session has between SIGHUP and SIGTERM (`--pty`).
+const HANGUP_GRACE: Duration = Duration::from_secs(1);
 /// How often the group is looked at while it winds down.
 const POLL: Duration = Duration::from_millis(20);
 
-/// A started child: the process, its group, and whether it has exited.
+/// A started child: the process, what it started (its group, or its session on a
+/// pseudo-terminal), and whether it has exited.
 pub struct Running {
     child: Child,
-    pgid: Option<Pid>,
+    members: Option<Members>,
     exited: CancellationToken,
     status: Option<ExitStatus>,
+}
+
+/// The processes a program's end reaches.
+#[derive(Debug, Clone, Copy)]
+enum Members {
+    /// Its process group (`--exec`): what it started, unless they left the group.
+    Group(Pid),
+    /// Its session (`--pty`): every job of a shell with job control, each in a group of its
+    /// own, as a terminal's hangup reaches them.
+    Session(Pid),
+}
+
+impl Members {
+    fn signal(self, sig: Signal) {
+        match self {
+            Members::Group(pgid) => match rustix::process::kill_process_group(pgid, sig) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot signal the child's process group"),
+            },
+            Members::Session(sid) => {
+                for pid in session_members(sid) {
+                    let _ = rustix::process::kill_process(pid, sig);
+                }
+            }
+        }
+    }
+
+    /// Reaps the members that were reparented to us and have exited (never the program
+    /// itself, which tokio reaps).
+    fn reap(self, program: Option<Pid>) {
+        match self {
+            Members::Group(pgid) => {
+                while let Ok(Some(_)) = rustix::process::waitpgid(pgid, WaitOptions::NOHANG) {}
+            }
+            Members::Session(sid) => {
+                for pid in session_members(sid) {
+                    if Some(pid) != program {
+                        let _ = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG);
+                    }
+                }
+            }
+        }
+    }
+
+    fn any_left(self) -> bool {
+        match self {
+            Members::Group(pgid) => rustix::process::test_kill_process_group(pgid).is_ok(),
+            Members::Session(sid) => !session_members(sid).is_empty(),
+        }
+    }
+}
+
+/// The processes of session `sid`, found in /proc (a session has no signal of its own).
+fn session_members(sid: Pid) -> Vec<Pid> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| session_of(pid) == Some(sid.as_raw_nonzero().get()))
+        .filter_map(Pid::from_raw)
+        .collect()
+}
+
+/// The session of process `pid`, from /proc/PID/stat (getsid would not do: kernel threads
+/// are in session 0, which no `Pid` can hold).
+fn session_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE PPID PGRP SESSION ...": COMM may hold spaces and parentheses.
+    let fields = &stat[stat.rfind(')')? + 1..];
+    fields.split_ascii_whitespace().nth(3)?.parse().ok()
+}
+
+/// Makes sockit the reaper of what its programs leave behind: grandchildren whose parent
+/// exited are reparented to it and reaped here, not left as zombies of an init that may
+/// not reap.
+fn become_subreaper() {
+    static SUBREAPER: Once = Once::new();
+    SUBREAPER.call_once(|| {
+        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+            tracing::debug!(error = %e, "cannot become a child subreaper");
+        }
+    });
 }
 
 /// Starts `program` for the connection `origin` describes, stdin and stdout piped, stderr
@@ -42,12 +128,7 @@ pub struct Running {
 /// # Errors
 /// `spawn` failing (out of processes, the program removed since start).
 pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo)> {
-    static SUBREAPER: Once = Once::new();
-    SUBREAPER.call_once(|| {
-        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-            tracing::debug!(error = %e, "cannot become a child subreaper");
-        }
-    });
+    become_subreaper();
     let argv = program.argv();
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -57,30 +138,37 @@ pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo
         .stderr(Stdio::inherit())
         .process_group(0);
     let mut child = cmd.spawn()?;
-    let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err(io::Error::other("the child's pipes were not made"));
     };
-    let exited = CancellationToken::new();
+    let running = Running::new(child, Members::Group);
     let io = ChildIo {
         out: stdout,
         input: Some(stdin),
-        exited: exited.clone(),
-        wait_exit: Box::pin(exited.clone().cancelled_owned()),
+        exited: running.exited.clone(),
+        wait_exit: Box::pin(running.exited.clone().cancelled_owned()),
         warned: false,
     };
-    Ok((
-        Running {
-            child,
-            pgid,
-            exited,
-            status: None,
-        },
-        io,
-    ))
+    Ok((running, io))
+}
+
+/// Starts a program that [`super::pty`] put on a pseudo-terminal as a session's leader.
+pub(super) fn session_leader(child: Child) -> Running {
+    become_subreaper();
+    Running::new(child, Members::Session)
 }
 
 impl Running {
+    fn new(child: Child, members: fn(Pid) -> Members) -> Running {
+        let leader = child.id().and_then(|id| Pid::from_raw(id as i32));
+        Running {
+            child,
+            members: leader.map(members),
+            exited: CancellationToken::new(),
+            status: None,
+        }
+    }
+
     /// Fires when the program has exited (the pump ends with its output then).
     pub fn exit_token(&self) -> CancellationToken {
         self.exited.clone()
@@ -104,64 +192,57 @@ impl Running {
         self.exited.cancel();
     }
 
-    /// Ends the program and everything it started in its group: SIGTERM, then SIGKILL
-    /// after [`TERM_GRACE`] for what is still there; every process reaped. Returns the
-    /// program's exit status.
+    /// Ends the program and everything it started: its group gets SIGTERM, then SIGKILL
+    /// after [`TERM_GRACE`] for what is still there; a session (`--pty`) gets SIGHUP first,
+    /// as a terminal's hangup would send; every process reaped. Returns the program's exit
+    /// status.
     pub async fn end(mut self) -> Option<ExitStatus> {
-        let Some(pgid) = self.pgid else {
+        let Some(members) = self.members else {
             return self.child.wait().await.ok();
         };
-        signal_group(pgid, Signal::TERM);
-        let deadline = tokio::time::Instant::now() + TERM_GRACE;
-        loop {
-            if self.status.is_none() {
-                if let Ok(Some(s)) = self.child.try_wait() {
-                    self.status = Some(s);
+        let program = self.child.id().and_then(|id| Pid::from_raw(id as i32));
+        let stages: &[(Signal, Duration)] = match members {
+            Members::Group(_) => &[(Signal::TERM, TERM_GRACE)],
+            Members::Session(_) => &[(Signal::HUP, HANGUP_GRACE), (Signal::TERM, TERM_GRACE)],
+        };
+        for &(sig, grace) in stages {
+            members.signal(sig);
+            let deadline = tokio::time::Instant::now() + grace;
+            loop {
+                if self.status.is_none() {
+                    if let Ok(Some(s)) = self.child.try_wait() {
+                        self.status = Some(s);
+                    }
                 }
-            }
-            // Only once the program itself is reaped (by tokio): a wait on the group could
-            // otherwise take its status from under tokio.
-            if self.status.is_some() {
-                reap_group(pgid);
-                if rustix::process::test_kill_process_group(pgid).is_err() {
+                // Only once the program itself is reaped (by tokio): a wait on the group
+                // could otherwise take its status from under tokio.
+                if self.status.is_some() {
+                    members.reap(program);
+                    if !members.any_left() {
+                        return self.status;
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline {
                     break;
                 }
+                tokio::time::sleep(POLL).await;
             }
-            if tokio::time::Instant::now() >= deadline {
-                tracing::debug!(
-                    pgid = pgid.as_raw_nonzero().get(),
-                    "still running after SIGTERM; SIGKILL"
-                );
-                signal_group(pgid, Signal::KILL);
-                if self.status.is_none() {
-                    self.status = self.child.wait().await.ok();
-                }
-                // Killed processes need a moment to become reapable.
-                for _ in 0..50 {
-                    reap_group(pgid);
-                    if rustix::process::test_kill_process_group(pgid).is_err() {
-                        break;
-                    }
-                    tokio::time::sleep(POLL).await;
-                }
+        }
+        tracing::debug!(?members, "still running after SIGTERM; SIGKILL");
+        members.signal(Signal::KILL);
+        if self.status.is_none() {
+            self.status = self.child.wait().await.ok();
+        }
+        // Killed processes need a moment to become reapable.
+        for _ in 0..50 {
+            members.reap(program);
+            if !members.any_left() {
                 break;
             }
             tokio::time::sleep(POLL).await;
         }
         self.status
     }
-}
-
-fn signal_group(pgid: Pid, sig: Signal) {
-    match rustix::process::kill_process_group(pgid, sig) {
-        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-        Err(e) => tracing::debug!(error = %e, "cannot signal the child's process group"),
-    }
-}
-
-/// Reaps the members of `pgid` that were reparented to us and have exited.
-fn reap_group(pgid: Pid) {
-    while let Ok(Some(_)) = rustix::process::waitpgid(pgid, WaitOptions::NOHANG) {}
 }
 
 /// The child's stdout (read) and stdin (write) as one duplex, the shape the pump takes.

@@ -5,11 +5,12 @@
 //! once at start, so a missing program is one error, not one per client), `child` starts
 //! it in its own process group with the UCSPI variables and ends that group (SIGTERM, then
 //! SIGKILL) when its connection ends, [`stream`] pumps a stream connection through it with
-//! the same [`crate::pump`] stdio uses, and [`datagram`] gives each datagram peer its own
-//! child. `session` and `listen` reach it; nothing else starts processes.
+//! the same [`crate::pump`] stdio uses (through pipes, or a pseudo-terminal: [`pty`]), and
+//! [`datagram`] gives each datagram peer its own child. `session` and `listen` reach it; nothing else starts processes.
 
 mod child;
 pub mod datagram;
+pub mod pty;
 mod stream;
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct Exec {
     pub program: Arc<Program>,
     /// The run's shutdown.
     pub stop: CancellationToken,
+    /// `--pty`: the program on a pseudo-terminal of its own instead of pipes.
+    pub pty: Option<pty::Terminal>,
 }
 
 /// What to run for each connection: its argument vector, as `execve` takes it.

@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
-use super::child::{self, describe};
-use super::{Exec, Origin};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::child::{self, describe, Running};
+use super::{pty, Exec, Origin};
 use crate::error::{Error, Result};
 use crate::net::{Peer, Stream};
 use crate::pump;
@@ -22,9 +24,31 @@ pub async fn stream(exec: &Exec, stream: Stream, peer: &Peer, opts: &pump::Optio
         local: stream.local_addr(),
     };
     let program = &exec.program;
+    let cannot = |e: std::io::Error| Error::io(format!("cannot start '{program}' for {peer}"), &e);
+    match &exec.pty {
+        None => {
+            let (running, io) = child::spawn(program, &origin).map_err(cannot)?;
+            serve(exec, running, io, stream, peer, opts).await
+        }
+        Some(terminal) => {
+            let (running, io) = pty::spawn(program, &origin, terminal).map_err(cannot)?;
+            serve(exec, running, io, stream, peer, opts).await
+        }
+    }
+}
+
+/// The pump between the connection and a started program's `io`, until both ends are
+/// done; then the program and what it started are ended.
+async fn serve(
+    exec: &Exec,
+    mut running: Running,
+    io: impl AsyncRead + AsyncWrite + Unpin,
+    stream: Stream,
+    peer: &Peer,
+    opts: &pump::Options,
+) -> Result<()> {
+    let program = &exec.program;
     let started = Instant::now();
-    let (mut running, io) = child::spawn(program, &origin)
-        .map_err(|e| Error::io(format!("cannot start '{program}' for {peer}"), &e))?;
     tracing::info!(%peer, pid = running.id(), %program, "program started");
     let counts = opts.counts.clone().unwrap_or_default();
     let opts = pump::Options {

@@ -23,6 +23,7 @@ mod proxy;
 mod relay;
 mod serve;
 mod signals;
+mod terminal;
 mod tls;
 mod transfer;
 mod tutorial;

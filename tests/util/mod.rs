@@ -4,6 +4,7 @@
 #![allow(dead_code)] // reason: each test uses a different subset of these helpers
 
 pub mod fault;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
