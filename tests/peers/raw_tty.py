@@ -4,8 +4,8 @@ terminal, as in a real terminal window), for sockit's tests.
     raw_tty.py SOCKIT ENDPOINT MODE
 
 MODE: `escape` types `ab`, Ctrl-C, Ctrl-Z, Tab, `c`, then Ctrl-] (which leaves);
-`term` types `ab` and Ctrl-C, then sends SIGTERM; `peer` types `ab` and Ctrl-C and waits for
-the peer to close. Prints `raw` (the terminal was in raw mode meanwhile), `restored` (its
+`term` (`hup`) types `ab` and Ctrl-C, then sends SIGTERM (SIGHUP); `peer` and `reset` type
+`ab` and Ctrl-C and wait for the peer to close or reset the connection. Prints `raw` (the terminal was in raw mode meanwhile), `restored` (its
 modes after are the modes before), and `exit N`.
 """
 
@@ -47,9 +47,9 @@ def main():
         os.write(master, b"\x1d")
     else:
         os.write(master, b"ab\x03")
-        if mode == "term":
+        if mode in ("term", "hup"):
             time.sleep(0.5)
-            p.send_signal(signal.SIGTERM)
+            p.send_signal(signal.SIGTERM if mode == "term" else signal.SIGHUP)
     rc = p.wait(15)
     after = termios.tcgetattr(slave)
     print("restored" if after == before else f"not restored: {before} -> {after}", flush=True)

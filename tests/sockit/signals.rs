@@ -96,14 +96,16 @@ fn a_draining_server_says_so_at_once() {
 
 /// `connect --raw` on a real (pseudo) terminal: keys go to the peer as bytes (Ctrl-C and
 /// Ctrl-Z included), Ctrl-] leaves, and the terminal's modes are restored whichever way it
-/// ends: Ctrl-], SIGTERM, the peer closing.
+/// ends: Ctrl-], SIGTERM, SIGHUP, the peer closing, the peer resetting (an error).
 #[test]
 fn raw_mode_sends_keys_as_bytes_and_restores_the_terminal_at_every_exit() {
     use std::io::Read;
     for (mode, sent, code) in [
         ("escape", &b"ab\x03\x1a\tc"[..], "exit 0"),
         ("term", &b"ab\x03"[..], "exit 143"),
+        ("hup", &b"ab\x03"[..], "exit 129"),
         ("peer", &b"ab\x03"[..], "exit 0"),
+        ("reset", &b"ab\x03"[..], "exit 1"),
     ] {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().unwrap().port();
@@ -119,7 +121,12 @@ fn raw_mode_sends_keys_as_bytes_and_restores_the_terminal_at_every_exit() {
         let mut got = vec![0u8; sent.len()];
         peer.read_exact(&mut got).unwrap();
         assert_eq!(got, sent, "{mode}: the keys as bytes");
-        if mode == "peer" {
+        if mode == "reset" {
+            socket2::SockRef::from(&peer)
+                .set_linger(Some(std::time::Duration::ZERO))
+                .unwrap();
+        }
+        if mode == "peer" || mode == "reset" {
             drop(peer);
         }
         assert_eq!(tty.line(), "restored\n", "{mode}");

@@ -480,3 +480,37 @@ fn connect_raw_to_listen_pty_is_a_remote_shell() {
         "stty -a before and after"
     );
 }
+
+#[test]
+fn pty_works_over_every_stream_kind() {
+    let dir = temp_dir("pty-kinds");
+    let sock = dir.join("shell.sock");
+    let unix = format!("unix:{}", sock.display());
+    for kind in [
+        "tls://127.0.0.1:0",
+        unix.as_str(),
+        "ws://127.0.0.1:0",
+        "wss://127.0.0.1:0",
+    ] {
+        let mut cmd = sockit();
+        cmd.args([
+            "listen",
+            kind,
+            "--pty",
+            "--exec",
+            "bash --norc --noprofile -i",
+        ]);
+        let mut server = Proc::spawn(cmd, None);
+        let endpoint = server.ready();
+        // Piped input that ends, as a user's `printf ... | sockit connect` gives it.
+        let (st, out, err) = run(
+            &["connect", "--insecure", &endpoint],
+            b"echo x=$((6*7)); tty\nexit\n",
+        );
+        let out = String::from_utf8_lossy(&out);
+        assert!(st.success(), "{kind}: {err}");
+        assert_eq!(value(&out, "x"), Some(42), "{kind}: {out}");
+        assert!(out.contains("/dev/pts/"), "{kind}: {out}");
+        assert!(server.wait().success(), "{kind}");
+    }
+}
