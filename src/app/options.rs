@@ -210,7 +210,7 @@ pub(super) fn exec(
     Ok(Some(sockit::exec::Exec {
         program: std::sync::Arc::new(program),
         stop,
-        pty: args.pty.then(|| sockit::exec::pty::Terminal {
+        pty: args.pty.then(|| sockit::exec::Terminal {
             term: args.term.clone(),
             size: args.pty_size,
         }),

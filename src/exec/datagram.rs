@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::child::{self, describe};
-use super::{Exec, Origin, Program};
+use super::program::{Exec, Origin, Program, STOP_WAIT};
 use crate::dump::{Direction, Traffic};
 use crate::error::{Error, Result};
 use crate::lines::{datagram_line, PARTIAL_QUIET};
@@ -122,7 +122,7 @@ pub async fn serve(
     }
     // Every child hears `stop` and ends its group; wait for them (bounded by their grace).
     admission.tasks().close();
-    let _ = tokio::time::timeout(super::STOP_WAIT, admission.tasks().wait()).await;
+    let _ = tokio::time::timeout(STOP_WAIT, admission.tasks().wait()).await;
 
     #[allow(clippy::too_many_arguments)]
     fn start(

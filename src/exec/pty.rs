@@ -16,25 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::child::{self, Running};
-use super::{Origin, Program};
-
-/// The terminal a program gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Terminal {
-    /// `TERM` (`--term`).
-    pub term: String,
-    /// Columns and rows (`--pty-size`).
-    pub size: (u16, u16),
-}
-
-impl Default for Terminal {
-    fn default() -> Self {
-        Terminal {
-            term: "xterm-256color".into(),
-            size: (80, 24),
-        }
-    }
-}
+use super::program::{Origin, Program, Terminal};
 
 /// Starts `program` on a new pseudo-terminal of `terminal`'s size and `TERM`.
 ///

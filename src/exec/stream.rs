@@ -6,7 +6,8 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::child::{self, describe, Running};
-use super::{pty, Exec, Origin};
+use super::program::{Exec, Origin, EXIT_WAIT};
+use super::pty;
 use crate::error::{Error, Result};
 use crate::net::{Peer, Stream};
 use crate::pump;
@@ -74,7 +75,7 @@ async fn serve(
         // Both directions ended cleanly, but the program may still be finishing what it
         // was given (`cat > upload`): it gets to exit on its own first.
         tokio::select! {
-            _ = tokio::time::timeout(super::EXIT_WAIT, running.exited()) => {}
+            _ = tokio::time::timeout(EXIT_WAIT, running.exited()) => {}
             () = exec.stop.cancelled() => {}
         }
     }
