@@ -263,6 +263,8 @@ pub struct ConnectArgs {
     pub ws_client: WsClientArgs,
     #[command(flatten)]
     pub tls: TlsClientArgs,
+    #[command(flatten)]
+    pub alpn: AlpnArgs,
 }
 
 /// WebSocket options, the same on every command (`ws://`, `wss://`).
@@ -449,6 +451,18 @@ pub struct TlsServerArgs {
     /// (PEM): mutual TLS.
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub alpn: AlpnArgs,
+}
+
+/// The application protocols (ALPN) of TLS and QUIC, on both sides.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AlpnArgs {
+    /// tls://, wss://, quic://: an application protocol (ALPN) a client offers (in order of
+    /// preference) or a server accepts; repeat for more. QUIC uses `sockit` when none is
+    /// given, TLS none.
+    #[arg(long = "alpn", value_name = "PROTO")]
+    pub alpn: Vec<String>,
 }
 
 /// How a client trusts a `tls://` server.
@@ -470,6 +484,10 @@ pub struct TlsClientArgs {
     /// tls://: private key (PEM) of --client-cert.
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     pub client_key: Option<std::path::PathBuf>,
+    /// tls://, wss://, quic://: the server name to send (SNI) and verify the certificate
+    /// against, for when the endpoint's host is an address.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
 }
 
 /// Arguments of `chat`.
@@ -595,6 +613,8 @@ pub struct BenchArgs {
     pub proxy: Option<String>,
     #[command(flatten)]
     pub tls: TlsClientArgs,
+    #[command(flatten)]
+    pub alpn: AlpnArgs,
     #[command(flatten)]
     pub ws: WsArgs,
     #[command(flatten)]

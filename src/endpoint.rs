@@ -23,6 +23,9 @@ pub enum Endpoint {
     Udp(HostPort),
     /// TLS over TCP, written `tls://HOST:PORT`.
     Tls(HostPort),
+    /// QUIC over UDP (TLS 1.3 inside), written `quic://HOST:PORT`: a stream kind, one
+    /// bidirectional QUIC stream per conversation.
+    Quic(HostPort),
     /// Unix stream socket, written `unix:PATH` or `unix:@NAME`.
     Unix(UnixAddr),
     /// Unix datagram socket, written `unixgram:PATH` or `unixgram:@NAME`.
@@ -77,14 +80,20 @@ pub enum UnixAddr {
 }
 
 impl Endpoint {
-    /// True for the kinds that carry a byte stream (tcp, tls, unix, ws, wss, http).
+    /// True for the kinds that carry a byte stream (tcp, tls, quic, unix, ws, wss, http).
     pub fn is_stream(&self) -> bool {
         !matches!(self, Endpoint::Udp(_) | Endpoint::UnixGram(_))
     }
 
-    /// True for endpoints with a TLS layer (`tls://`, `wss://`).
+    /// True for endpoints with a TLS layer over TCP (`tls://`, `wss://`).
     pub fn is_tls(&self) -> bool {
         matches!(self, Endpoint::Tls(_) | Endpoint::Wss(_))
+    }
+
+    /// True for endpoints whose peers are trusted through TLS certificates: the TLS layer's
+    /// (`tls://`, `wss://`) and QUIC's, which has TLS 1.3 inside.
+    pub fn uses_tls(&self) -> bool {
+        self.is_tls() || matches!(self, Endpoint::Quic(_))
     }
 
     /// True for endpoints with a WebSocket layer (`ws://`, `wss://`, and chat's `http://`).
@@ -105,9 +114,11 @@ impl Endpoint {
     /// The host and port of an IP endpoint (the TCP or UDP part of any layer).
     pub fn host_port(&self) -> Option<&HostPort> {
         match self {
-            Endpoint::Tcp(hp) | Endpoint::Udp(hp) | Endpoint::Tls(hp) | Endpoint::Http(hp) => {
-                Some(hp)
-            }
+            Endpoint::Tcp(hp)
+            | Endpoint::Udp(hp)
+            | Endpoint::Tls(hp)
+            | Endpoint::Quic(hp)
+            | Endpoint::Http(hp) => Some(hp),
             Endpoint::Ws(a) | Endpoint::Wss(a) => Some(&a.hp),
             Endpoint::Unix(_) | Endpoint::UnixGram(_) => None,
         }
@@ -119,6 +130,7 @@ impl Endpoint {
             Endpoint::Tcp(_) => "tcp",
             Endpoint::Udp(_) => "udp",
             Endpoint::Tls(_) => "tls",
+            Endpoint::Quic(_) => "quic",
             Endpoint::Unix(_) => "unix",
             Endpoint::UnixGram(_) => "unixgram",
             Endpoint::Ws(_) => "ws",
@@ -136,6 +148,7 @@ impl Endpoint {
         match self {
             Endpoint::Udp(_) => Endpoint::Udp(hp),
             Endpoint::Tls(_) => Endpoint::Tls(hp),
+            Endpoint::Quic(_) => Endpoint::Quic(hp),
             Endpoint::Http(_) => Endpoint::Http(hp),
             Endpoint::Ws(a) => Endpoint::Ws(WsAddr {
                 hp,
@@ -187,9 +200,11 @@ impl fmt::Display for UnixAddr {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp(hp) | Endpoint::Udp(hp) | Endpoint::Tls(hp) | Endpoint::Http(hp) => {
-                write!(f, "{}://{hp}", self.scheme())
-            }
+            Endpoint::Tcp(hp)
+            | Endpoint::Udp(hp)
+            | Endpoint::Tls(hp)
+            | Endpoint::Quic(hp)
+            | Endpoint::Http(hp) => write!(f, "{}://{hp}", self.scheme()),
             Endpoint::Ws(a) | Endpoint::Wss(a) => {
                 write!(f, "{}://{}{}", self.scheme(), a.hp, a.path)
             }
@@ -263,6 +278,7 @@ impl FromStr for Endpoint {
             "tcp" => Endpoint::Tcp,
             "udp" => Endpoint::Udp,
             "tls" | "ssl" => Endpoint::Tls,
+            "quic" => Endpoint::Quic,
             "http" => {
                 if let Some(i) = rest.find('/') {
                     if &rest[i..] != "/" {

@@ -51,6 +51,8 @@ pub enum ErrorKind {
     Tls,
     /// A TLS handshake did not finish in time (`--handshake-timeout`, not `-w`).
     TlsTimedOut,
+    /// A QUIC handshake got no answer in time: nothing there, or UDP blocked.
+    QuicTimedOut,
     /// A WebSocket upgrade was refused or failed (a wrong path, not a WebSocket server).
     Ws,
     /// A configuration file (certificate, key, CA) or option combination was unusable.
@@ -137,7 +139,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match &self.kind {
             ErrorKind::BadEndpoint { example } => Some(format!(
-                "write endpoints like {example} (schemes: tcp:// udp:// tls:// unix: unixgram: ws:// wss://)"
+                "write endpoints like {example} (schemes: tcp:// udp:// tls:// quic:// unix: unixgram: ws:// wss://)"
             )),
             ErrorKind::AddrInUse { holder: Some(h) } => Some(format!(
                 "{h} holds it; stop it, or choose another port (port 0 picks a free one)"
@@ -193,6 +195,9 @@ impl Error {
             ),
             ErrorKind::TlsTimedOut => {
                 Some("is it a TLS server? raise the limit with --handshake-timeout SECS".into())
+            }
+            ErrorKind::QuicTimedOut => {
+                Some("raise the limit with --handshake-timeout SECS if the path is slow".into())
             }
             _ => None,
         }

@@ -29,7 +29,7 @@ pub(super) async fn run(
         &DialOptions {
             connect_timeout: Some(args.timeout),
             handshake_timeout: tls::HANDSHAKE_TIMEOUT,
-            tls: tls_client_options(&args.tls),
+            tls: tls_client_options(&args.tls, &args.alpn),
             local: Local::default(),
             proxy: proxy(args.proxy.as_deref())?,
             // A fan-out's receivers read a room's lines; the other modes carry bytes, and

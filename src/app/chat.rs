@@ -31,7 +31,7 @@ pub(super) async fn run(args: ChatArgs, quiet: bool, shutdown: CancellationToken
                     node: node.clone(),
                 },
                 &DialOptions {
-                    tls: tls_client_options(&args.bus_tls),
+                    tls: tls_client_options(&args.bus_tls, &crate::cli::AlpnArgs::default()),
                     ..DialOptions::default()
                 },
             )

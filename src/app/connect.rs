@@ -64,7 +64,7 @@ pub(super) async fn run(
         &DialOptions {
             connect_timeout: args.connect_timeout,
             handshake_timeout: args.handshake_timeout,
-            tls: tls_client_options(&args.tls),
+            tls: tls_client_options(&args.tls, &args.alpn),
             local,
             proxy: proxy(args.proxy.as_deref())?,
             ws: ws_options_lingering(

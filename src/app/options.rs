@@ -15,13 +15,15 @@ use super::signals::cut;
 use crate::cli::{self, ExecArgs, TlsClientArgs, TlsServerArgs};
 
 /// The TLS trust a client asked for, as the dial takes it.
-pub(super) fn tls_client_options(args: &TlsClientArgs) -> tls::ClientOptions {
+pub(super) fn tls_client_options(args: &TlsClientArgs, alpn: &cli::AlpnArgs) -> tls::ClientOptions {
     tls::ClientOptions {
         ca: args.ca.clone(),
         pin: args.pin.clone(),
         insecure: args.insecure,
         cert: args.client_cert.clone(),
         key: args.client_key.clone(),
+        alpn: alpn.alpn.clone(),
+        sni: args.sni.clone(),
     }
 }
 
@@ -149,9 +151,9 @@ pub(super) fn tls_server(
     quiet: bool,
 ) -> Result<Option<tls::Server>> {
     let Some(names) = tls::names_for(endpoints) else {
-        if args.cert.is_some() || args.client_ca.is_some() {
+        if args.cert.is_some() || args.client_ca.is_some() || !args.alpn.alpn.is_empty() {
             tracing::warn!(
-                "--cert, --key and --client-ca apply to tls:// and wss:// endpoints only; ignored here"
+                "--cert, --key, --client-ca and --alpn apply to tls://, wss:// and quic:// endpoints only; ignored here"
             );
         }
         return Ok(None);
@@ -161,6 +163,7 @@ pub(super) fn tls_server(
             cert: args.cert.clone(),
             key: args.key.clone(),
             client_ca: args.client_ca.clone(),
+            alpn: args.alpn.alpn.clone(),
         },
         &names,
     )?;

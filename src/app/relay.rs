@@ -23,7 +23,7 @@ pub(super) async fn run(args: RelayArgs, quiet: bool, shutdown: CancellationToke
         &DialOptions {
             connect_timeout: args.connect_timeout,
             handshake_timeout: args.limits.handshake_timeout,
-            tls: tls_client_options(&args.client_tls),
+            tls: tls_client_options(&args.client_tls, &args.server_tls.alpn),
             local: Local::default(),
             proxy: proxy(args.proxy.as_deref())?,
             ws: ws_options_lingering(

@@ -155,7 +155,7 @@ fn runnable(path: &Path) -> Option<bool> {
 /// sets it, and `SOCKIT_PEER`).
 #[derive(Debug, Clone)]
 pub struct Origin {
-    /// `TCP`, `TLS`, `UNIX` or `UDP` (UCSPI's `PROTO`).
+    /// `TCP`, `TLS`, `QUIC`, `UNIX` or `UDP` (UCSPI's `PROTO`).
     pub proto: &'static str,
     /// The peer.
     pub peer: Peer,
@@ -168,6 +168,7 @@ impl Origin {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let scheme = match self.proto {
             "TLS" => "tls://",
+            "QUIC" => "quic://",
             "UDP" => "udp://",
             "UNIX" => "",
             _ => "tcp://",

@@ -58,6 +58,7 @@ pub struct Dialer {
     connect_timeout: Option<Duration>,
     handshake_timeout: Duration,
     tls: Option<tls::Client>,
+    quic: Option<super::quic::client::QuicClient>,
     local: Local,
     proxy: Option<super::proxy::Proxy>,
     ws: ws::Options,
@@ -90,7 +91,7 @@ impl Dialer {
                 format!("http:// is chat's web page; its room is reached at ws://{hp}/ws"),
             ));
         }
-        let tls = if endpoint.is_tls() {
+        let tls = if endpoint.uses_tls() {
             let client = tls::Client::new(&opts.tls)?;
             if client.is_insecure() {
                 tracing::warn!(
@@ -101,16 +102,23 @@ impl Dialer {
         } else {
             if opts.tls.is_set() {
                 tracing::warn!(
-                    "--ca, --pin, --insecure and --client-cert apply to tls:// and wss:// endpoints only; ignored here"
+                    "--ca, --pin, --insecure, --client-cert, --alpn and --sni apply to tls://, wss:// and quic:// endpoints only; ignored here"
                 );
             }
             None
+        };
+        let quic = match (&endpoint, &tls) {
+            (Endpoint::Quic(_), Some(client)) => {
+                Some(super::quic::client::QuicClient::new(client)?)
+            }
+            _ => None,
         };
         Ok(Dialer {
             endpoint,
             connect_timeout: opts.connect_timeout,
             handshake_timeout: opts.handshake_timeout,
-            tls,
+            tls: if quic.is_some() { None } else { tls },
+            quic,
             local: opts.local,
             proxy: opts.proxy.clone(),
             ws: opts.ws.clone(),
@@ -137,6 +145,16 @@ impl Dialer {
                     .await
                     .map_err(|e| unix_error(what(), &e))?;
                 return Ok((Stream::Unix(s), Peer::Unix(Some(addr.clone()))));
+            }
+            Endpoint::Quic(hp) => {
+                let Some(quic) = &self.quic else {
+                    return Err(Error::new(ErrorKind::Tls, what(), "QUIC was not set up"));
+                };
+                let endpoint = self.endpoint.to_string();
+                let (s, peer) = quic
+                    .connect(hp, &self.local, self.handshake_timeout, &endpoint)
+                    .await?;
+                return Ok((Stream::Quic(Box::new(s)), peer));
             }
             Endpoint::Udp(_) | Endpoint::UnixGram(_) | Endpoint::Http(_) => {
                 return Err(Error::new(

@@ -28,6 +28,7 @@ pub struct Listener {
 enum Inner {
     Tcp(TcpListener),
     Unix(UnixListener, #[allow(dead_code)] Option<UnixFile>),
+    Quic(super::quic::server::QuicListener),
 }
 
 impl Listener {
@@ -55,7 +56,36 @@ impl Listener {
                 explain::accepted(&peer);
                 Ok((Stream::Unix(s), peer))
             }
+            Inner::Quic(l) => {
+                let (s, peer) = l.accept().await?;
+                explain::accepted(&peer);
+                Ok((Stream::Quic(Box::new(s)), peer))
+            }
         }
+    }
+
+    /// A QUIC listener starts accepting once it has its TLS server (from the admission);
+    /// other kinds accept from the start, and ignore this.
+    ///
+    /// # Errors
+    /// A QUIC listener without a TLS server, or one QUIC cannot use.
+    pub(crate) fn start(
+        &self,
+        tls: Option<&super::tls::Server>,
+        deadline: std::time::Duration,
+        admit: super::quic::server::Admit,
+    ) -> Result<()> {
+        let Inner::Quic(l) = &self.inner else {
+            return Ok(());
+        };
+        let tls = tls.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Tls,
+                format!("cannot serve {}", self.local),
+                "QUIC needs a certificate: give --cert/--key, or none for a self-signed one",
+            )
+        })?;
+        l.start(tls, deadline, admit)
     }
 }
 
@@ -100,6 +130,20 @@ pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
             Ok(Listener {
                 inner: Inner::Unix(l, file),
                 local: endpoint.clone(),
+            })
+        }
+        Endpoint::Quic(hp) => {
+            let sock = bind_ip(hp, Type::DGRAM, &what).await?;
+            let addr = sock
+                .local_addr()
+                .map_err(|e| Error::io(what.clone(), &e))?
+                .as_socket()
+                .ok_or_else(|| Error::new(ErrorKind::Io, what.clone(), "not an IP socket"))?;
+            let udp = std::net::UdpSocket::from(OwnedFd::from(sock));
+            let l = super::quic::server::QuicListener::new(udp).map_err(|e| Error::io(what, &e))?;
+            Ok(Listener {
+                inner: Inner::Quic(l),
+                local: endpoint.with_addr(addr),
             })
         }
         Endpoint::Udp(_) | Endpoint::UnixGram(_) => Err(Error::new(

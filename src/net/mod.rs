@@ -5,7 +5,7 @@
 //! The commands never match on transports themselves: they dial through [`Dialer`] (the
 //! one dial, every layer applied) and bind through [`bind`]/[`bind_datagram`]/[`Bound::bind`],
 //! and work with bytes. Layers over a stream live here, each in its own module ([`proxy`],
-//! [`tls`], [`ws`]).
+//! [`tls`], [`ws`]); QUIC, a socket kind with its TLS inside, in [`quic`].
 //! Socket options that std lacks (dual-stack, SO_REUSEADDR before bind, SO_LINGER) go
 //! through socket2 so no `unsafe` is needed; what every TCP connection gets once it is up
 //! (dialed or accepted) is set in one place, `tuning`.
@@ -18,6 +18,7 @@ pub mod explain;
 mod holder;
 mod listener;
 pub mod proxy;
+pub mod quic;
 mod resolve;
 mod stream;
 pub mod tls;

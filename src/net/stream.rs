@@ -1,5 +1,5 @@
-//! A connected byte stream of any kind and layer: tcp, unix, TLS over tcp, and WebSocket
-//! over either of those.
+//! A connected byte stream of any kind and layer: tcp, unix, TLS over tcp, WebSocket over
+//! either of those, and a QUIC stream.
 
 use std::io;
 use std::pin::Pin;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::{tls, ws};
+use super::{quic, tls, ws};
 
 /// A connected byte stream of any kind sockit speaks.
 #[derive(Debug)]
@@ -25,6 +25,9 @@ pub enum Stream {
     /// WebSocket over TCP or TLS ([`super::ws`]): bytes in messages, so as for TLS only
     /// the buffered paths apply.
     Ws(Box<ws::WsStream<Stream>>),
+    /// One bidirectional QUIC stream ([`super::quic`]): its own kind, encrypted inside, so
+    /// as for TLS only the buffered paths apply.
+    Quic(Box<quic::QuicStream>),
 }
 
 fn not_for_layers() -> io::Error {
@@ -39,7 +42,7 @@ impl Stream {
     /// buffered paths apply: splice and reads without a buffer would see the layer's
     /// records, not the bytes.
     pub fn is_layered(&self) -> bool {
-        matches!(self, Stream::Tls(_) | Stream::Ws(_))
+        matches!(self, Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_))
     }
 
     /// The kind as UCSPI's `PROTO` names it (`TCP`, `TLS`, `UNIX`; a WebSocket says what
@@ -49,6 +52,7 @@ impl Stream {
             Stream::Tcp(_) => "TCP",
             Stream::Unix(_) => "UNIX",
             Stream::Tls(_) => "TLS",
+            Stream::Quic(_) => "QUIC",
             Stream::Ws(s) => s.transport().proto(),
         }
     }
@@ -59,6 +63,7 @@ impl Stream {
             Stream::Tcp(s) => s.local_addr().ok(),
             Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
             Stream::Ws(s) => s.transport().local_addr(),
+            Stream::Quic(s) => s.local_addr(),
             Stream::Unix(_) => None,
         }
     }
@@ -75,7 +80,7 @@ impl Stream {
                 socket2::SockRef::from(s.get_ref().0).set_linger(Some(Duration::ZERO))
             }
             Stream::Ws(s) => s.transport().set_reset_on_close(),
-            Stream::Unix(_) => Ok(()),
+            Stream::Unix(_) | Stream::Quic(_) => Ok(()),
         }
     }
 }
@@ -90,7 +95,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
-            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
+            Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => Err(not_for_layers()),
         }
     }
 
@@ -102,7 +107,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_read(buf),
             Stream::Unix(s) => s.try_read(buf),
-            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
+            Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => Err(not_for_layers()),
         }
     }
 
@@ -114,7 +119,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.writable().await,
             Stream::Unix(s) => s.writable().await,
-            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
+            Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => Err(not_for_layers()),
         }
     }
 
@@ -131,7 +136,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_io(interest, f),
             Stream::Unix(s) => s.try_io(interest, f),
-            Stream::Tls(_) | Stream::Ws(_) => Err(not_for_layers()),
+            Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => Err(not_for_layers()),
         }
     }
 
@@ -150,7 +155,7 @@ impl Stream {
                     s.writable().await?;
                     s.try_write(data)
                 }
-                Stream::Tls(_) | Stream::Ws(_) => return Err(not_for_layers()),
+                Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => return Err(not_for_layers()),
             };
             match r {
                 Ok(n) => data = &data[n..],
@@ -169,6 +174,7 @@ impl std::os::fd::AsFd for Stream {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tls(s) => s.get_ref().0.as_fd(),
             Stream::Ws(s) => s.transport().as_fd(),
+            Stream::Quic(s) => s.as_fd(),
         }
     }
 }
@@ -189,6 +195,10 @@ macro_rules! delegate {
                 $e
             }
             Stream::Ws($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
+            Stream::Quic($s) => {
                 let $s = Pin::new($s.as_mut());
                 $e
             }

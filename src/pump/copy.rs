@@ -140,19 +140,23 @@ impl Report {
     }
 }
 
+/// Two ends seen this close together may have happened in either order.
+const SEEN_TOGETHER: Duration = Duration::from_millis(50);
+
 /// How soon after our half-close a remote's end, with nothing sent, reads as caused by it.
 pub const QUIET_CLOSE: Duration = Duration::from_secs(1);
 
-/// Our half-close and the remote's end came within [`QUIET_CLOSE`] of each other (in either
-/// order as they were seen: the two directions finish in whatever order they are polled).
+/// The remote's end came after our half-close, within [`QUIET_CLOSE`] of it. "After" allows
+/// [`SEEN_TOGETHER`] of the other order, as the two directions finish in whatever order
+/// they are polled; a remote that had ended well before (a server that sends nothing, then
+/// takes a short upload) is not one that hung up because of our half-close.
 pub(super) fn close_together(
     shut: Option<std::time::Instant>,
     remote_end: Option<std::time::Instant>,
 ) -> bool {
     match (shut, remote_end) {
-        (Some(a), Some(b)) => {
-            let gap = if a > b { a - b } else { b - a };
-            gap < QUIET_CLOSE
+        (Some(shut), Some(end)) => {
+            end + SEEN_TOGETHER >= shut && end.saturating_duration_since(shut) < QUIET_CLOSE
         }
         _ => false,
     }
@@ -417,6 +421,22 @@ mod tests {
         let report = task.await.unwrap().unwrap();
         assert_eq!((report.sent, report.received, report.end), (2, 4, End::Eof));
         assert!(!report.quiet_close);
+    }
+
+    #[test]
+    fn only_an_end_after_our_half_close_is_a_quiet_close() {
+        let shut = std::time::Instant::now() + Duration::from_secs(5);
+        let at = |ms: i64| {
+            let d = Duration::from_millis(ms.unsigned_abs());
+            Some(if ms < 0 { shut - d } else { shut + d })
+        };
+        // A server that sent nothing and ended long before our upload finished.
+        assert!(!close_together(Some(shut), at(-800)));
+        // Seen in the other order by the poll, but together.
+        assert!(close_together(Some(shut), at(-10)));
+        assert!(close_together(Some(shut), at(300)));
+        assert!(!close_together(Some(shut), at(1500)));
+        assert!(!close_together(None, at(0)));
     }
 
     #[tokio::test]

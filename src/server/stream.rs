@@ -44,6 +44,9 @@ impl Admission {
         H: Fn(Stream, Peer) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
+        if !self.start(listener, label) {
+            return;
+        }
         let handler = Arc::new(handler);
         let layers = Arc::new(self.layers_for(listener));
         let mut backoff = Backoff::default();
@@ -79,6 +82,9 @@ impl Admission {
     /// # Errors
     /// None today: accept failures are retried after a pause.
     pub async fn accept_one(&self, listener: &Listener) -> io::Result<(Stream, Peer)> {
+        if !self.start(listener, "listen") {
+            return Err(io::Error::other("the QUIC listener cannot start"));
+        }
         let layers = self.layers_for(listener);
         let mut backoff = Backoff::default();
         loop {
@@ -112,6 +118,21 @@ impl Admission {
                         "cannot accept a client; backing off");
                     backoff.wait().await;
                 }
+            }
+        }
+    }
+
+    /// Starts a listener that accepts only once it has the admission's TLS and rules
+    /// (QUIC: its handshake is its own, done before a stream reaches us). False, said, when
+    /// it cannot start.
+    fn start(&self, listener: &Listener, label: &str) -> bool {
+        let access = self.limits.access.clone();
+        let admit = Arc::new(move |peer: &Peer| access.permits(peer));
+        match listener.start(self.tls.as_ref(), self.limits.handshake_timeout, admit) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(service = label, "{e}");
+                false
             }
         }
     }

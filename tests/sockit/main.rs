@@ -20,6 +20,7 @@ mod matrix;
 mod pcap;
 mod portcheck;
 mod proxy;
+mod quic;
 mod relay;
 mod serve;
 mod signals;

@@ -33,12 +33,22 @@ pub struct ClientOptions {
     pub cert: Option<PathBuf>,
     /// `--client-key`: PEM private key of `cert`.
     pub key: Option<PathBuf>,
+    /// `--alpn`: the application protocols offered, in order (none for TLS unless given;
+    /// QUIC offers `sockit` when none is given).
+    pub alpn: Vec<String>,
+    /// `--sni`: the server name sent and verified, instead of the endpoint's host.
+    pub sni: Option<String>,
 }
 
 impl ClientOptions {
     /// True when any TLS client option was given (so a plain endpoint can say they are unused).
     pub fn is_set(&self) -> bool {
-        self.ca.is_some() || self.pin.is_some() || self.insecure || self.cert.is_some()
+        self.ca.is_some()
+            || self.pin.is_some()
+            || self.insecure
+            || self.cert.is_some()
+            || self.sni.is_some()
+            || !self.alpn.is_empty()
     }
 }
 
@@ -46,7 +56,9 @@ impl ClientOptions {
 #[derive(Clone)]
 pub struct Client {
     connector: tokio_rustls::TlsConnector,
+    config: Arc<rustls::ClientConfig>,
     trust: &'static str,
+    sni: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -270,9 +282,45 @@ impl Client {
         // SSLKEYLOGFILE (NSS key log format), so a capture of the real wire can be
         // decrypted; rustls writes nothing when it is not set.
         config.key_log = Arc::new(rustls::KeyLogFile::new());
+        config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let config = Arc::new(config);
         Ok(Client {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: tokio_rustls::TlsConnector::from(config.clone()),
+            config,
             trust,
+            sni: opts.sni.clone(),
+        })
+    }
+
+    /// The rustls configuration, for a layer that runs TLS itself (QUIC).
+    pub(crate) fn config(&self) -> &Arc<rustls::ClientConfig> {
+        &self.config
+    }
+
+    /// The name sent (SNI) and verified for `host`: `--sni` when given, else the host (an
+    /// address as written; `localhost` for an empty host).
+    pub(crate) fn name_for(&self, host: &Host) -> String {
+        match (&self.sni, host) {
+            (Some(sni), _) => sni.clone(),
+            (None, Host::Ip(ip)) => ip.to_string(),
+            (None, Host::Scoped(ip, _)) => ip.to_string(),
+            (None, Host::Name(n)) => n.clone(),
+            (None, Host::Any) => "localhost".to_string(),
+        }
+    }
+
+    /// [`Client::name_for`] as rustls takes it.
+    ///
+    /// # Errors
+    /// A name rustls cannot use.
+    pub(crate) fn server_name(&self, host: &Host) -> Result<ServerName<'static>> {
+        let name = self.name_for(host);
+        ServerName::try_from(name.clone()).map_err(|_| {
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("cannot use '{name}' as a TLS server name"),
+                "use a host name or an IP address (--sni NAME)",
+            )
         })
     }
 
@@ -295,19 +343,7 @@ impl Client {
         deadline: Duration,
         endpoint: &str,
     ) -> Result<TlsStream> {
-        let name = match host {
-            Host::Ip(ip) => ip.to_string(),
-            Host::Scoped(ip, _) => ip.to_string(),
-            Host::Name(n) => n.clone(),
-            Host::Any => "localhost".to_string(),
-        };
-        let server_name = ServerName::try_from(name.clone()).map_err(|_| {
-            Error::new(
-                ErrorKind::BadArgument,
-                format!("cannot use '{name}' as a TLS server name"),
-                "use a host name or an IP address",
-            )
-        })?;
+        let server_name = self.server_name(host)?;
         let what = format!("TLS handshake with {endpoint} failed");
         let s = tokio::time::timeout(deadline, self.connector.connect(server_name, tcp))
             .await
@@ -324,7 +360,7 @@ impl Client {
 }
 
 /// One line that names why a handshake failed, and what to do about it.
-fn handshake_error(what: String, e: &std::io::Error) -> Error {
+pub(crate) fn handshake_error(what: String, e: &std::io::Error) -> Error {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     let hint = "trust it with --pin SHA256 (the fingerprint the server printed) or --ca FILE";
     let why = match inner {

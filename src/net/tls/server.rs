@@ -23,12 +23,16 @@ pub struct ServerOptions {
     pub key: Option<PathBuf>,
     /// `--client-ca`: require a client certificate issued by this CA (PEM).
     pub client_ca: Option<PathBuf>,
+    /// `--alpn`: the application protocols accepted (none for TLS unless given; QUIC
+    /// accepts `sockit` when none is given).
+    pub alpn: Vec<String>,
 }
 
 /// A ready TLS server side: the acceptor and the fingerprint of its certificate.
 #[derive(Clone)]
 pub struct Server {
     acceptor: tokio_rustls::TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
     /// SHA-256 of the certificate presented (clients can `--pin` it).
     pub fingerprint: String,
     /// True when the certificate was made at start.
@@ -101,11 +105,19 @@ impl Server {
             .map_err(|e| key_mismatch("certificate", &e))?;
         // SSLKEYLOGFILE, as for clients.
         config.key_log = Arc::new(rustls::KeyLogFile::new());
+        config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let config = Arc::new(config);
         Ok(Server {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            acceptor: tokio_rustls::TlsAcceptor::from(config.clone()),
+            config,
             fingerprint,
             self_signed,
         })
+    }
+
+    /// The rustls configuration, for a layer that runs TLS itself (QUIC).
+    pub(crate) fn config(&self) -> &Arc<rustls::ServerConfig> {
+        &self.config
     }
 
     /// The server half of a handshake, bounded by `deadline` (a client that stalls in it
@@ -121,14 +133,14 @@ impl Server {
     }
 }
 
-/// The hosts a server's certificate is for, from its endpoints: those of the `tls://` and
-/// `wss://` ones (an empty host adds none); `None` when no endpoint is TLS.
+/// The hosts a server's certificate is for, from its endpoints: those of the `tls://`,
+/// `wss://` and `quic://` ones (an empty host adds none); `None` when no endpoint is TLS.
 pub fn names_for(endpoints: &[&crate::Endpoint]) -> Option<Vec<String>> {
     use crate::endpoint::Host;
     let hosts: Vec<&Host> = endpoints
         .iter()
         .filter_map(|e| match e {
-            crate::Endpoint::Tls(hp) => Some(&hp.host),
+            crate::Endpoint::Tls(hp) | crate::Endpoint::Quic(hp) => Some(&hp.host),
             crate::Endpoint::Wss(a) => Some(&a.hp.host),
             _ => None,
         })
