@@ -491,6 +491,7 @@ fn pty_works_over_every_stream_kind() {
         unix.as_str(),
         "ws://127.0.0.1:0",
         "wss://127.0.0.1:0",
+        "quic://127.0.0.1:0",
     ] {
         let mut cmd = sockit();
         cmd.args([

@@ -109,10 +109,14 @@ impl QuicClient {
             Ok(Err(e)) => return Err(self.handshake_error(failed, &e)),
             Ok(Ok(conn)) => conn,
         };
-        let local_addr = quic
-            .local_addr()
-            .ok()
-            .map(|a| SocketAddr::new(conn.local_ip().unwrap_or(a.ip()), a.port()));
+        let local_addr = quic.local_addr().ok().map(|a| {
+            let ip = conn
+                .local_ip()
+                .filter(|ip| !ip.is_unspecified())
+                .or_else(|| route_source(&bind, addr))
+                .unwrap_or(a.ip());
+            SocketAddr::new(ip, a.port())
+        });
         let pair = conn
             .open_bi()
             .await
@@ -159,4 +163,13 @@ impl QuicClient {
         };
         Error::new(ErrorKind::Tls, what, why)
     }
+}
+
+/// The source address the system picks for `remote` from `bind` (a wildcard socket does not
+/// know its address until it sends): asked of a UDP socket connected for the purpose, as a
+/// capture and `--exec`'s TCPLOCALIP need the real one.
+fn route_source(bind: &SocketAddr, remote: SocketAddr) -> Option<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(bind.ip(), 0)).ok()?;
+    probe.connect(remote).ok()?;
+    Some(probe.local_addr().ok()?.ip())
 }
