@@ -3,6 +3,7 @@
     quic_peer.py server CERT KEY ALPN    print the port, then echo every stream back (each
                                          chunk as it arrives, the end with the end); with
                                          ALPN the only protocol accepted
+    quic_peer.py reset CERT KEY ALPN     as server, but reset every stream at its first bytes
     quic_peer.py client PORT ALPN FILE   send FILE on one stream, end it, read the answer to
                                          its end; print "got N SHA256" (or the error), exit 0
     quic_peer.py client PORT ALPN FILE keylog=PATH
@@ -27,14 +28,21 @@ class Echo(QuicConnectionProtocol):
             self.transmit()
 
 
-async def server(cert, key, alpn):
+class Reset(QuicConnectionProtocol):
+    def quic_event_received(self, event):
+        if isinstance(event, StreamDataReceived):
+            self._quic.reset_stream(event.stream_id, 7)
+            self.transmit()
+
+
+async def server(cert, key, alpn, protocol=Echo):
     config = QuicConfiguration(is_client=False, alpn_protocols=[alpn])
     config.load_cert_chain(cert, key)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    await serve("127.0.0.1", port, configuration=config, create_protocol=Echo)
+    await serve("127.0.0.1", port, configuration=config, create_protocol=protocol)
     print(port, flush=True)
     await asyncio.Event().wait()
 
@@ -58,8 +66,9 @@ async def client(port, alpn, path, opts):
 
 def main():
     mode = sys.argv[1]
-    if mode == "server":
-        asyncio.run(server(sys.argv[2], sys.argv[3], sys.argv[4]))
+    if mode in ("server", "reset"):
+        protocol = Echo if mode == "server" else Reset
+        asyncio.run(server(sys.argv[2], sys.argv[3], sys.argv[4], protocol))
     else:
         opts = dict(a.split("=", 1) for a in sys.argv[5:])
         asyncio.run(client(int(sys.argv[2]), sys.argv[3], sys.argv[4], opts))

@@ -8,6 +8,9 @@
 #                                         answer "python got: LINE", close; with CLIENT_CA the
 #                                         client must present a certificate from that CA and
 #                                         the answer ends with " from CN"
+#   tls_peer.py names CERT KEY PROTO...
+#                                         print the port, serve one client with ALPN PROTO...
+#                                         and answer "sni=NAME alpn=PROTO" (what it sent), close
 # Client options after the positional ones: "nosend", "cert=PEM", "key=PEM" (mutual TLS).
 import socket, ssl, sys
 
@@ -39,6 +42,24 @@ if mode == 'client':
                     print(line.decode(), flush=True)
             if buf:
                 print(buf.decode(), flush=True)
+elif mode == 'names':
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    ctx.set_alpn_protocols(sys.argv[4:])
+    seen = {}
+    ctx.sni_callback = lambda sock, name, _ctx: seen.__setitem__('sni', name)
+    sk = socket.socket()
+    sk.bind(('127.0.0.1', 0))
+    sk.listen()
+    print(sk.getsockname()[1], flush=True)
+    conn, _ = sk.accept()
+    with ctx.wrap_socket(conn, server_side=True) as s:
+        s.sendall(f"sni={seen.get('sni')} alpn={s.selected_alpn_protocol()}\n".encode())
+        try:
+            while s.recv(1024):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
 elif mode == 'server':
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(sys.argv[2], sys.argv[3])

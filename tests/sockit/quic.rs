@@ -249,6 +249,37 @@ fn sni_and_alpn_reach_a_tls_server() {
 }
 
 #[test]
+fn python_ssl_sees_the_sni_and_alpn_we_send() {
+    let mut peer = python(
+        "tls_peer.py",
+        &[
+            "names",
+            &cert("localhost.pem"),
+            &cert("localhost.key"),
+            "echo/1",
+            "h2",
+        ],
+        Some(Stdio::null()),
+    );
+    let port = peer.line().trim().to_string();
+    let (st, out, err) = run(
+        &[
+            "connect",
+            "--ca",
+            &cert("ca.pem"),
+            "--sni",
+            "localhost",
+            "--alpn",
+            "h2",
+            &format!("tls://127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "sni=localhost alpn=h2\n");
+}
+
+#[test]
 fn mutual_tls_over_quic_needs_the_client_certificate() {
     let (_s, fp, port) = quic_server(
         &[
@@ -348,4 +379,27 @@ fn aioquic_as_server_and_as_client_byte_exact_with_a_custom_alpn() {
         client.line().trim(),
         format!("got {} {}", data.len(), sha256(&data))
     );
+}
+
+#[test]
+#[ignore = "needs python's aioquic; .ci/run installs it"]
+fn a_stream_the_peer_resets_is_reported_as_a_reset() {
+    let mut peer = python(
+        "quic_peer.py",
+        &[
+            "reset",
+            &cert("localhost.pem"),
+            &cert("localhost.key"),
+            "sockit",
+        ],
+        Some(Stdio::null()),
+    );
+    let port = peer.line().trim().to_string();
+    let (st, _, err) = run(
+        &["connect", "--insecure", &format!("quic://127.0.0.1:{port}")],
+        b"anyone?\n",
+    );
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("reset"), "{err}");
+    assert_eq!(err.matches("sockit:").count(), 1, "one line: {err}");
 }

@@ -482,6 +482,17 @@ fn connect_raw_to_listen_pty_is_a_remote_shell() {
 }
 
 #[test]
+fn the_peers_end_is_the_terminals_end_of_file() {
+    // `cat` on a terminal ends at the EOF character, which is what the peer's EOF becomes;
+    // the terminal echoes what it is given, so each line comes back twice.
+    let (mut server, port) = server(&["listen", "tcp://127.0.0.1:0", "--pty", "--exec", "cat"]);
+    let (st, out, err) = run(&["connect", &format!("tcp://127.0.0.1:{port}")], b"abc\n");
+    assert!(st.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "abc\r\nabc\r\n");
+    assert!(server.wait().success());
+}
+
+#[test]
 fn pty_works_over_every_stream_kind() {
     let dir = temp_dir("pty-kinds");
     let sock = dir.join("shell.sock");
