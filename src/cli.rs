@@ -540,6 +540,15 @@ pub struct Limits {
     /// Refuse peers in CIDR (repeatable); wins over --allow.
     #[arg(long, value_name = "CIDR")]
     pub deny: Vec<String>,
+    /// Every stream connection must start with a PROXY protocol header (v1 or v2, as
+    /// HAProxy sends it): its client address is the peer everywhere (logs, --show-peer,
+    /// --allow/--deny, the program's TCPREMOTEIP, chat). A connection without one is closed.
+    #[arg(long)]
+    pub accept_proxy: bool,
+    /// With --accept-proxy: take headers only from proxies in CIDR (repeatable; default
+    /// loopback), so a client cannot claim another address.
+    #[arg(long, value_name = "CIDR", requires = "accept_proxy")]
+    pub proxy_from: Vec<String>,
     /// At most N clients at once (1 or more; leave it out for no limit); more are closed at
     /// once and logged.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
@@ -641,6 +650,11 @@ pub struct RelayArgs {
     pub listen: String,
     /// Where each client is forwarded to, e.g. tcp://127.0.0.1:80.
     pub target: String,
+    /// Start each connection to TARGET with a PROXY protocol header (v1 text or v2 binary,
+    /// as HAProxy reads it) carrying the client's address and the address it reached, so
+    /// the server behind sees who connected.
+    #[arg(long, value_name = "v1|v2")]
+    pub send_proxy: Option<sockit::net::proxy_header::Version>,
     #[command(flatten)]
     pub limits: Limits,
     /// Write every chunk both ways to FILE (`-` for stderr) as xxd shows bytes: direction

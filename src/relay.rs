@@ -33,6 +33,26 @@ pub fn check_kinds(from: &crate::Endpoint, to: &crate::Endpoint) -> Result<()> {
     Ok(())
 }
 
+/// Where stream clients go: the one dial (TLS origination, a proxy hop), and whether each
+/// connection starts with a PROXY protocol header naming the client (`--send-proxy`).
+#[derive(Debug)]
+pub struct Target {
+    /// The dial to TARGET.
+    pub dialer: Dialer,
+    /// `--send-proxy v1|v2`.
+    pub send_proxy: Option<crate::net::proxy_header::Version>,
+}
+
+impl From<Dialer> for Target {
+    /// The dial alone, no header.
+    fn from(dialer: Dialer) -> Target {
+        Target {
+            dialer,
+            send_proxy: None,
+        }
+    }
+}
+
 /// Relays every stream client of `listener` (admitted by `admission`: rules, limit, TLS
 /// termination) to its own connection through `target` (the one dial: TLS origination).
 ///
@@ -41,7 +61,7 @@ pub fn check_kinds(from: &crate::Endpoint, to: &crate::Endpoint) -> Result<()> {
 pub async fn run_stream(
     listener: Listener,
     admission: &Admission,
-    target: Dialer,
+    target: Target,
     dump: Option<Arc<crate::dump::Sink>>,
     shutdown: CancellationToken,
 ) -> Result<()> {
@@ -63,13 +83,24 @@ pub async fn run_stream(
 async fn pair(
     client: Stream,
     peer: &Peer,
-    dialer: &Dialer,
+    target: &Target,
     idle: Option<Duration>,
     dump: Option<Arc<crate::dump::Sink>>,
 ) {
     let started = std::time::Instant::now();
+    let dialer = &target.dialer;
+    let header = target.send_proxy.map(|v| {
+        use crate::net::proxy_header::{encode, encode_unknown};
+        match (peer.socket_addr(), client.local_addr()) {
+            (Some(c), Some(reached)) => encode(v, c, reached),
+            _ => encode_unknown(v),
+        }
+    });
     let target = dialer.endpoint();
-    let (upstream, upstream_peer) = match dialer.dial().await {
+    let (upstream, upstream_peer) = match dialer
+        .dial_with_preface(header.as_deref().unwrap_or_default())
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, "closing the client: {e}");

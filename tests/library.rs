@@ -84,7 +84,7 @@ async fn relay_runs_in_process_through_the_one_dial() {
     .unwrap();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        sockit::relay::run_stream(listener, &Admission::default(), target, None, stop).await
+        sockit::relay::run_stream(listener, &Admission::default(), target.into(), None, stop).await
     });
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(echo_once(port, &data).await, data);

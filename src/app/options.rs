@@ -101,8 +101,23 @@ pub(super) fn ws_options_lingering(
 
 /// The common server options as the admission takes them.
 pub(super) fn limits(args: &cli::Limits) -> Result<Limits> {
+    let proxied = if args.accept_proxy {
+        let from = if args.proxy_from.is_empty() {
+            vec!["127.0.0.0/8".to_string(), "::1/128".to_string()]
+        } else {
+            args.proxy_from.clone()
+        };
+        Some(Access::parse_flags(
+            &from,
+            &[],
+            ("--proxy-from", "--proxy-from"),
+        )?)
+    } else {
+        None
+    };
     Ok(Limits {
         access: Access::parse(&args.allow, &args.deny)?,
+        proxied,
         max_conns: args.max_conns,
         idle_timeout: args.idle_timeout,
         handshake_timeout: args.handshake_timeout,
@@ -131,6 +146,18 @@ pub(super) fn admission(
             format!("cannot serve {e} here"),
             format!("http:// is chat's web page (sockit chat {e}); a WebSocket endpoint is ws://{hp}/PATH"),
         ));
+    }
+    if limits_args.accept_proxy {
+        if let Some(e) = endpoints
+            .iter()
+            .find(|e| !e.is_stream() || matches!(e, Endpoint::Quic(_)))
+        {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("--accept-proxy does not go with {e}"),
+                "a PROXY protocol header comes first on a TCP or Unix stream (tcp, tls, ws, wss, http, unix)",
+            ));
+        }
     }
     let admission = Admission::new(
         limits(limits_args)?,

@@ -18,6 +18,13 @@ pub(super) async fn run(args: RelayArgs, quiet: bool, shutdown: CancellationToke
     let from: Endpoint = args.listen.parse()?;
     let to: Endpoint = args.target.parse()?;
     relay::check_kinds(&from, &to)?;
+    if args.send_proxy.is_some() && (!to.is_stream() || matches!(to, Endpoint::Quic(_))) {
+        return Err(sockit::error::Error::new(
+            sockit::error::ErrorKind::BadArgument,
+            format!("--send-proxy does not go with {to}"),
+            "a PROXY protocol header goes first on a TCP or Unix stream (tcp, tls, ws, wss, unix)",
+        ));
+    }
     let target = Dialer::new(
         to,
         &DialOptions {
@@ -48,6 +55,10 @@ pub(super) async fn run(args: RelayArgs, quiet: bool, shutdown: CancellationToke
     match bound {
         Bound::Stream(listener) => {
             let dump = Sink::for_run(args.hex_dump.as_deref(), args.pcap.as_deref())?;
+            let target = relay::Target {
+                dialer: target,
+                send_proxy: args.send_proxy,
+            };
             relay::run_stream(listener, &admission, target, dump, shutdown).await
         }
         Bound::Datagram(sock) => relay::run_datagram(sock, &admission, target, shutdown).await,

@@ -136,14 +136,27 @@ impl Dialer {
     /// Worded for people and naming the endpoint as written (`cannot connect to
     /// tls://host:443: connection refused`, `TLS handshake with ... failed: ...`).
     pub async fn dial(&self) -> Result<(Stream, Peer)> {
+        self.dial_with_preface(&[]).await
+    }
+
+    /// As [`Dialer::dial`], with `preface` written on the connection before any layer (a
+    /// PROXY protocol header goes before TLS and the WebSocket upgrade).
+    ///
+    /// # Errors
+    /// As [`Dialer::dial`], and a connection that fails while the preface is written.
+    pub async fn dial_with_preface(&self, preface: &[u8]) -> Result<(Stream, Peer)> {
+        use tokio::io::AsyncWriteExt;
         let what = || format!("cannot connect to {}", self.endpoint);
         let (hp, ws) = match &self.endpoint {
             Endpoint::Tcp(hp) | Endpoint::Tls(hp) => (hp, None),
             Endpoint::Ws(a) | Endpoint::Wss(a) => (&a.hp, Some(a)),
             Endpoint::Unix(addr) => {
-                let s = with_timeout(self.connect_timeout, connect_unix(addr))
+                let mut s = with_timeout(self.connect_timeout, connect_unix(addr))
                     .await
                     .map_err(|e| unix_error(what(), &e))?;
+                s.write_all(preface)
+                    .await
+                    .map_err(|e| Error::io(what(), &e))?;
                 return Ok((Stream::Unix(s), Peer::Unix(Some(addr.clone()))));
             }
             Endpoint::Quic(hp) => {
@@ -164,7 +177,10 @@ impl Dialer {
                 ))
             }
         };
-        let (tcp, peer) = self.tcp(hp, what).await?;
+        let (mut tcp, peer) = self.tcp(hp, what).await?;
+        tcp.write_all(preface)
+            .await
+            .map_err(|e| Error::io(what(), &e))?;
         let stream = match &self.tls {
             Some(client) => self.tls(client, &hp.host, tcp, &peer).await?,
             None => Stream::Tcp(tcp),

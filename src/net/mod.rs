@@ -18,6 +18,7 @@ pub mod explain;
 mod holder;
 mod listener;
 pub mod proxy;
+pub mod proxy_header;
 pub mod quic;
 mod resolve;
 mod stream;

@@ -32,6 +32,9 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 pub struct Limits {
     /// `--allow`/`--deny`.
     pub access: Access,
+    /// `--accept-proxy`: the proxies whose PROXY protocol headers are taken (`--proxy-from`);
+    /// every stream connection must come from one and start with a header.
+    pub proxied: Option<Access>,
     /// `--max-conns`: stream clients (or datagram peers) at once.
     pub max_conns: Option<usize>,
     /// `--idle-timeout`: a client quiet this long is closed (each command says how).
@@ -50,6 +53,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             access: Access::default(),
+            proxied: None,
             max_conns: None,
             idle_timeout: None,
             handshake_timeout: tls::HANDSHAKE_TIMEOUT,

@@ -64,11 +64,20 @@ impl Admission {
                 continue;
             };
             let (handler, layers) = (handler.clone(), layers.clone());
+            let (proxied, access) = (self.limits.proxied.is_some(), self.limits.access.clone());
+            let deadline = self.limits.handshake_timeout;
             self.tasks.spawn(async move {
+                let admitted = if proxied {
+                    unwrap_proxy(stream, peer, &access, deadline, label).await
+                } else {
+                    Some((stream, peer))
+                };
                 // Boxed: the handshake's large state machine would otherwise sit in every
                 // client task, plain ones included, for the task's whole life.
-                if let Some(stream) = Box::pin(layers.pass(stream, &peer, label)).await {
-                    handler(stream, peer).await;
+                if let Some((stream, peer)) = admitted {
+                    if let Some(stream) = Box::pin(layers.pass(stream, &peer, label)).await {
+                        handler(stream, peer).await;
+                    }
                 }
                 drop(permit);
             });
@@ -89,6 +98,15 @@ impl Admission {
         let mut backoff = Backoff::default();
         loop {
             let (stream, peer) = self.next_permitted(listener, "listen", &mut backoff).await;
+            let (stream, peer) = if self.limits.proxied.is_some() {
+                let deadline = self.limits.handshake_timeout;
+                match unwrap_proxy(stream, peer, &self.limits.access, deadline, "listen").await {
+                    Some(admitted) => admitted,
+                    None => continue,
+                }
+            } else {
+                (stream, peer)
+            };
             if let Some(s) = layers.pass(stream, &peer, "listen").await {
                 return Ok((s, peer));
             }
@@ -108,10 +126,17 @@ impl Admission {
             match listener.accept().await {
                 Ok((stream, peer)) => {
                     backoff.reset();
-                    if self.limits.access.permits(&peer) {
-                        return (stream, peer);
+                    // Behind a proxy the rules are for the client the header names; the
+                    // connection itself must come from a proxy we take headers from.
+                    match &self.limits.proxied {
+                        Some(from) if from.permits(&peer) => return (stream, peer),
+                        Some(_) => tracing::warn!(service = label, %peer,
+                            "refused: PROXY protocol headers are taken only from --proxy-from (default loopback)"),
+                        None if self.limits.access.permits(&peer) => return (stream, peer),
+                        None => {
+                            tracing::warn!(service = label, %peer, "refused: not allowed by --allow/--deny")
+                        }
                     }
-                    tracing::warn!(service = label, %peer, "refused: not allowed by --allow/--deny");
                 }
                 Err(e) => {
                     tracing::warn!(service = label, error = %crate::error::describe_io(&e),
@@ -241,6 +266,35 @@ impl Layers {
                     "no WebSocket upgrade within the deadline (--handshake-timeout)");
                 None
             }
+        }
+    }
+}
+
+/// A connection from a proxy (`--accept-proxy`): its PROXY protocol header read within
+/// `deadline`, and the client it names as the peer, under the access rules. `None`, logged,
+/// for a connection without a whole header or a client the rules refuse. A header without
+/// a client address (a proxy's health check) leaves the proxy as the peer.
+async fn unwrap_proxy(
+    mut stream: Stream,
+    peer: Peer,
+    access: &crate::server::Access,
+    deadline: Duration,
+    label: &str,
+) -> Option<(Stream, Peer)> {
+    match crate::net::proxy_header::read(&mut stream, deadline).await {
+        Ok(header) => {
+            let client = header.addrs.map_or(peer.clone(), |(c, _)| Peer::from_ip(c));
+            tracing::debug!(service = label, proxy = %peer, %client, "PROXY protocol header");
+            if access.permits(&client) {
+                Some((stream, client))
+            } else {
+                tracing::warn!(service = label, peer = %client, proxy = %peer, "refused: not allowed by --allow/--deny");
+                None
+            }
+        }
+        Err(e) => {
+            tracing::warn!(service = label, proxy = %peer, "closed: {e} (--accept-proxy)");
+            None
         }
     }
 }

@@ -20,6 +20,7 @@ mod matrix;
 mod pcap;
 mod portcheck;
 mod proxy;
+mod proxy_protocol;
 mod quic;
 mod relay;
 mod serve;

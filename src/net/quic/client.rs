@@ -88,7 +88,7 @@ impl QuicClient {
                 .into(),
         );
         let quic = quinn::Endpoint::new(
-            super::endpoint_config(),
+            quinn::EndpointConfig::default(),
             None,
             socket,
             Arc::new(quinn::TokioRuntime),

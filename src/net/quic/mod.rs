@@ -30,10 +30,6 @@ pub const DEFAULT_ALPN: &str = "sockit";
 const IDLE: Duration = Duration::from_secs(30);
 /// How often a quiet connection is pinged.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// The largest UDP payload path MTU discovery tries: loopback and jumbo-frame links carry
-/// far more than Ethernet's 1500 bytes, and fewer, larger packets cost less CPU (each is
-/// encrypted and acknowledged in user space); probes that a path drops cost nothing else.
-const MTU_UPPER_BOUND: u16 = 16_384;
 /// The longest a stream that ended waits for the peer to acknowledge its data.
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -50,22 +46,9 @@ pub async fn settle(limit: Duration) {
 /// The transport settings every connection gets.
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(MTU_UPPER_BOUND);
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE).ok())
-        .keep_alive_interval(Some(KEEP_ALIVE))
-        .mtu_discovery_config(Some(mtu));
+        .keep_alive_interval(Some(KEEP_ALIVE));
     Arc::new(t)
-}
-
-/// The endpoint settings every socket gets: datagrams up to [`MTU_UPPER_BOUND`] accepted,
-/// so that path MTU discovery can use what the link carries.
-fn endpoint_config() -> quinn::EndpointConfig {
-    let mut c = quinn::EndpointConfig::default();
-    if c.max_udp_payload_size(MTU_UPPER_BOUND).is_err() {
-        tracing::debug!("QUIC keeps the default datagram size");
-    }
-    c
 }
 
 /// The ALPN list as rustls wants it: `--alpn`'s, or [`DEFAULT_ALPN`].

@@ -48,7 +48,7 @@ impl QuicListener {
     pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<QuicListener> {
         let fd = Arc::new(OwnedFd::from(socket.try_clone()?));
         let endpoint = quinn::Endpoint::new(
-            super::endpoint_config(),
+            quinn::EndpointConfig::default(),
             None,
             socket,
             Arc::new(quinn::TokioRuntime),
