@@ -19,7 +19,7 @@ use rustyline::{Config, Editor, ExternalPrinter};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use super::{remember, EDITING};
+use super::modes::{remember, EDITING};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stdio::{Input, Output, StdoutThread};
 

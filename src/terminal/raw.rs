@@ -1,10 +1,10 @@
 //! `--raw`: the local terminal as a remote terminal's keyboard. Keys go to the peer as bytes
 //! (Ctrl-C, Ctrl-Z, Tab, the arrows), nothing is echoed or edited here, and `Ctrl-]` leaves,
-//! as telnet's escape does. The modes are saved first and put back by [`super::restore`].
+//! as telnet's escape does. The modes are saved first and put back by [`super::modes::restore`].
 
 use rustix::termios::{self, OptionalActions, OutputModes};
 
-use super::{remember, restore};
+use super::modes::{remember, restore};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The byte `Ctrl-]` sends: the key that leaves a raw session.

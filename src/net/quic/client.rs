@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{alpn_or_default, alpn_words, transport, QuicStream};
+use super::config::{alpn_or_default, alpn_words, transport};
+use super::QuicStream;
 use crate::endpoint::HostPort;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::base::{Local, Peer};

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{alpn_or_default, alpn_words, transport, QuicStream};
+use super::config::{alpn_or_default, alpn_words, transport};
+use super::QuicStream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::base::Peer;
 use crate::net::tls;

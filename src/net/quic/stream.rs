@@ -9,7 +9,23 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{SETTLE_LIMIT, SETTLING};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+/// The longest a stream that ended waits for the peer to acknowledge its data.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The streams settling in the background, waited for at exit.
+static SETTLING: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+
+/// Waits until every QUIC stream that ended has been acknowledged by its peer and its
+/// connection closed cleanly, at most `limit`: call before the process exits.
+pub async fn settle(limit: Duration) {
+    SETTLING.close();
+    let _ = tokio::time::timeout(limit, SETTLING.wait()).await;
+}
 
 /// A bidirectional QUIC stream, with what ending it needs.
 pub struct QuicStream {

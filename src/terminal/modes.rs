@@ -1,0 +1,34 @@
+//! The terminal's modes as sockit found them, and the one way back to them.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use rustix::termios::{self, OptionalActions, Termios};
+
+/// The modes stdin's terminal had before sockit changed them.
+static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
+/// True while the editor holds a line on the screen that was not sent.
+pub(super) static EDITING: AtomicBool = AtomicBool::new(false);
+
+/// Saves the terminal's modes, to be put back by [`restore`]; `None` when stdin is not a
+/// terminal.
+pub(super) fn remember() -> Option<Termios> {
+    let modes = termios::tcgetattr(std::io::stdin()).ok()?;
+    *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(modes.clone());
+    Some(modes)
+}
+
+/// Puts back the modes sockit found; nothing when it changed none. A line the editor still
+/// shows, typed but never sent, is cleared, so the shell's prompt starts a clean line.
+pub fn restore() {
+    let saved = SAVED.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(t) = saved {
+        let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &t);
+    }
+    if EDITING.swap(false, Ordering::SeqCst) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(b"\r\x1b[K");
+        let _ = out.flush();
+    }
+}
