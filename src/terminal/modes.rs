@@ -28,7 +28,8 @@ pub fn restore() {
     }
     if EDITING.swap(false, Ordering::SeqCst) {
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(b"\r\x1b[K");
+        // The editor's bracketed-paste mode off again, and its line cleared.
+        let _ = out.write_all(b"\x1b[?2004l\r\x1b[K");
         let _ = out.flush();
     }
 }

@@ -183,6 +183,40 @@ fn ctrl_c_ends_the_session_and_the_terminal_is_as_it_was() {
 
 #[test]
 #[ignore = "needs tmux; .ci/run runs it"]
+fn the_peer_closing_while_a_line_is_typed_leaves_the_terminal_as_it_was() {
+    let dir = temp_dir("peer-closes");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (before, after) = (dir.join("before"), dir.join("after"));
+    let t = Tmux::start(
+        &dir,
+        "peer-closes",
+        &format!(
+            "stty -a > {b}; {bin} connect tcp://127.0.0.1:{port}; s=$?; stty -a > {a}; (exit $s)",
+            b = before.display(),
+            a = after.display(),
+            bin = bin()
+        ),
+        (100, 20),
+    );
+    let mut peer = accept(&listener);
+    peer.write_all(b"goodbye\n").unwrap();
+    t.wait_text("goodbye");
+    t.type_text("half a line, never sent");
+    t.wait_text("never sent");
+    drop(peer);
+    assert_eq!(t.exit_status(), 0);
+    assert_eq!(
+        std::fs::read_to_string(&before).unwrap(),
+        std::fs::read_to_string(&after).unwrap(),
+        "stty -a before and after"
+    );
+    // The unsent line was cleared, so the shell's next line starts clean.
+    assert!(!t.screen().contains("never sent"), "{}", t.screen());
+}
+
+#[test]
+#[ignore = "needs tmux; .ci/run runs it"]
 fn listen_edits_its_one_conversation_and_no_edit_reads_the_terminal_plainly() {
     let dir = temp_dir("listen-edit");
     let t = Tmux::start(
