@@ -275,16 +275,24 @@ impl AsyncRead for ChildIo {
         if !this.exited.is_cancelled() && this.wait_exit.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        // Exited: read what is left straight from the pipe (tokio may not have seen it
-        // become readable yet); empty means its output is over.
-        match rustix::io::read(this.out.as_fd(), buf.initialize_unfilled()) {
-            Ok(n) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Err(rustix::io::Errno::AGAIN) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(e.into())),
+        read_what_is_left(this.out.as_fd(), buf)
+    }
+}
+
+/// After the program exited: what is left in its output, read straight from `fd` (tokio
+/// may not have seen it become readable yet). Nothing there, or a terminal nobody holds any
+/// more (EIO), is the end of its output.
+pub(super) fn read_what_is_left(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    match rustix::io::read(fd, buf.initialize_unfilled()) {
+        Ok(n) => {
+            buf.advance(n);
+            Poll::Ready(Ok(()))
         }
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::IO) => Poll::Ready(Ok(())),
+        Err(e) => Poll::Ready(Err(e.into())),
     }
 }
 

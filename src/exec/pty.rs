@@ -84,14 +84,7 @@ impl AsyncRead for PtyIo {
         if !this.exited.is_cancelled() && this.wait_exit.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        match rustix::io::read(this.pty.as_fd(), buf.initialize_unfilled()) {
-            Ok(n) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Err(Errno::AGAIN | Errno::IO) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(e.into())),
-        }
+        child::read_what_is_left(this.pty.as_fd(), buf)
     }
 }
 

@@ -23,6 +23,17 @@ fn whois_server(extra: &[&str]) -> (Proc, u16) {
     server(&args)
 }
 
+/// Sends `bytes` (a header made by hand, a line) on a new connection to `port` and returns
+/// the whole answer.
+fn send(port: u16, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
 /// Connects to `port`, says a line, and returns our own port and the whole answer.
 fn ask(port: u16) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -58,29 +69,14 @@ fn a_connection_without_a_header_or_from_elsewhere_is_closed() {
     whois.stderr_contains("does not start with a PROXY protocol header");
     // Headers only from --proxy-from: loopback is not in 10.0.0.0/8.
     let (mut strict, sport) = whois_server(&["--proxy-from", "10.0.0.0/8"]);
-    let mut s = TcpStream::connect(("127.0.0.1", sport)).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(b"PROXY TCP4 192.0.2.1 127.0.0.1 1234 80\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
+    let answer = send(sport, b"PROXY TCP4 192.0.2.1 127.0.0.1 1234 80\r\n");
     assert_eq!(answer, "");
     strict.stderr_contains("taken only from --proxy-from");
     // --allow/--deny judge the client the header names.
     let (_denying, dport) = whois_server(&["--deny", "192.0.2.0/24"]);
-    let mut s = TcpStream::connect(("127.0.0.1", dport)).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(b"PROXY TCP4 192.0.2.1 127.0.0.1 1234 80\r\nhi\n")
-        .unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
+    let answer = send(dport, b"PROXY TCP4 192.0.2.1 127.0.0.1 1234 80\r\nhi\n");
     assert_eq!(answer, "", "a denied client behind the proxy");
-    let mut s = TcpStream::connect(("127.0.0.1", dport)).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(b"PROXY TCP4 198.51.100.9 127.0.0.1 4321 80\r\nhi\n")
-        .unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
+    let answer = send(dport, b"PROXY TCP4 198.51.100.9 127.0.0.1 4321 80\r\nhi\n");
     assert_eq!(answer, "you are 198.51.100.9:4321\n");
 }
 

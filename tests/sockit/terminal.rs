@@ -21,6 +21,42 @@ fn accept(listener: &TcpListener) -> TcpStream {
     s
 }
 
+/// Where `stty -a` was written before and after a command ran in a window.
+struct Modes {
+    before: std::path::PathBuf,
+    after: std::path::PathBuf,
+}
+
+impl Modes {
+    /// The terminal's modes after the command are the modes before it.
+    fn check(&self) {
+        assert_eq!(
+            std::fs::read_to_string(&self.before).unwrap(),
+            std::fs::read_to_string(&self.after).unwrap(),
+            "stty -a before and after"
+        );
+    }
+}
+
+/// `command` in a tmux window, with the terminal's modes written down before and after it.
+fn keeping_modes(
+    dir: &std::path::Path,
+    name: &str,
+    command: &str,
+    size: (u16, u16),
+) -> (Tmux, Modes) {
+    let modes = Modes {
+        before: dir.join(format!("{name}.before")),
+        after: dir.join(format!("{name}.after")),
+    };
+    let line = format!(
+        "stty -a > {b}; {command}; s=$?; stty -a > {a}; (exit $s)",
+        b = modes.before.display(),
+        a = modes.after.display()
+    );
+    (Tmux::start(dir, name, &line, size), modes)
+}
+
 /// The last non-blank row of the screen: where the line being typed is.
 fn last_row(screen: &str) -> &str {
     screen.lines().last().unwrap_or("")
@@ -153,17 +189,10 @@ fn ctrl_c_ends_the_session_and_the_terminal_is_as_it_was() {
     let dir = temp_dir("ctrl-c");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let before = dir.join("before");
-    let after = dir.join("after");
-    let t = Tmux::start(
+    let (t, modes) = keeping_modes(
         &dir,
         "ctrl-c",
-        &format!(
-            "stty -a > {b}; {bin} connect tcp://127.0.0.1:{port}; s=$?; stty -a > {a}; (exit $s)",
-            b = before.display(),
-            a = after.display(),
-            bin = bin()
-        ),
+        &format!("{} connect tcp://127.0.0.1:{port}", bin()),
         (100, 20),
     );
     let mut peer = accept(&listener);
@@ -174,11 +203,7 @@ fn ctrl_c_ends_the_session_and_the_terminal_is_as_it_was() {
     let mut rest = Vec::new();
     peer.read_to_end(&mut rest).unwrap();
     assert_eq!(rest, b"");
-    assert_eq!(
-        std::fs::read_to_string(&before).unwrap(),
-        std::fs::read_to_string(&after).unwrap(),
-        "stty -a before and after"
-    );
+    modes.check();
 }
 
 #[test]
@@ -187,16 +212,10 @@ fn the_peer_closing_while_a_line_is_typed_leaves_the_terminal_as_it_was() {
     let dir = temp_dir("peer-closes");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (before, after) = (dir.join("before"), dir.join("after"));
-    let t = Tmux::start(
+    let (t, modes) = keeping_modes(
         &dir,
         "peer-closes",
-        &format!(
-            "stty -a > {b}; {bin} connect tcp://127.0.0.1:{port}; s=$?; stty -a > {a}; (exit $s)",
-            b = before.display(),
-            a = after.display(),
-            bin = bin()
-        ),
+        &format!("{} connect tcp://127.0.0.1:{port}", bin()),
         (100, 20),
     );
     let mut peer = accept(&listener);
@@ -206,11 +225,7 @@ fn the_peer_closing_while_a_line_is_typed_leaves_the_terminal_as_it_was() {
     t.wait_text("never sent");
     drop(peer);
     assert_eq!(t.exit_status(), 0);
-    assert_eq!(
-        std::fs::read_to_string(&before).unwrap(),
-        std::fs::read_to_string(&after).unwrap(),
-        "stty -a before and after"
-    );
+    modes.check();
     // The unsent line was cleared, so the shell's next line starts clean.
     assert!(!t.screen().contains("never sent"), "{}", t.screen());
 }
@@ -473,17 +488,10 @@ fn connect_raw_to_listen_pty_is_a_remote_shell() {
         "--exec",
         "bash --norc --noprofile -i",
     ]);
-    let before = dir.join("before");
-    let after = dir.join("after");
-    let t = Tmux::start(
+    let (t, modes) = keeping_modes(
         &dir,
         "shell",
-        &format!(
-            "stty -a > {b}; {bin} connect --raw tcp://127.0.0.1:{port}; s=$?; stty -a > {a}; (exit $s)",
-            b = before.display(),
-            a = after.display(),
-            bin = bin()
-        ),
+        &format!("{} connect --raw tcp://127.0.0.1:{port}", bin()),
         (100, 30),
     );
     t.wait_text("Ctrl-] leaves");
@@ -508,11 +516,7 @@ fn connect_raw_to_listen_pty_is_a_remote_shell() {
     t.keys(&["Enter"]);
     assert_eq!(t.exit_status(), 0);
     assert!(server.wait().success());
-    assert_eq!(
-        std::fs::read_to_string(&before).unwrap(),
-        std::fs::read_to_string(&after).unwrap(),
-        "stty -a before and after"
-    );
+    modes.check();
 }
 
 #[test]
