@@ -65,18 +65,16 @@ impl Members {
         }
     }
 
-    /// Reaps the members that were reparented to us and have exited (never the program
-    /// itself, which tokio reaps).
-    fn reap(self, program: Option<Pid>) {
+    /// Reaps the members that were reparented to us and have exited. Called only once tokio
+    /// has reaped the program itself, so a wait here never takes its status.
+    fn reap(self) {
         match self {
             Members::Group(pgid) => {
                 while let Ok(Some(_)) = rustix::process::waitpgid(pgid, WaitOptions::NOHANG) {}
             }
             Members::Session(sid) => {
                 for pid in session_members(sid) {
-                    if Some(pid) != program {
-                        let _ = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG);
-                    }
+                    let _ = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG);
                 }
             }
         }
@@ -200,7 +198,6 @@ impl Running {
         let Some(members) = self.members else {
             return self.child.wait().await.ok();
         };
-        let program = self.child.id().and_then(|id| Pid::from_raw(id as i32));
         let stages: &[(Signal, Duration)] = match members {
             Members::Group(_) => &[(Signal::TERM, TERM_GRACE)],
             Members::Session(_) => &[(Signal::HUP, HANGUP_GRACE), (Signal::TERM, TERM_GRACE)],
@@ -217,7 +214,7 @@ impl Running {
                 // Only once the program itself is reaped (by tokio): a wait on the group
                 // could otherwise take its status from under tokio.
                 if self.status.is_some() {
-                    members.reap(program);
+                    members.reap();
                     if !members.any_left() {
                         return self.status;
                     }
@@ -235,7 +232,7 @@ impl Running {
         }
         // Killed processes need a moment to become reapable.
         for _ in 0..50 {
-            members.reap(program);
+            members.reap();
             if !members.any_left() {
                 break;
             }

@@ -64,20 +64,11 @@ impl Admission {
                 continue;
             };
             let (handler, layers) = (handler.clone(), layers.clone());
-            let (proxied, access) = (self.limits.proxied.is_some(), self.limits.access.clone());
-            let deadline = self.limits.handshake_timeout;
             self.tasks.spawn(async move {
-                let admitted = if proxied {
-                    unwrap_proxy(stream, peer, &access, deadline, label).await
-                } else {
-                    Some((stream, peer))
-                };
                 // Boxed: the handshake's large state machine would otherwise sit in every
                 // client task, plain ones included, for the task's whole life.
-                if let Some((stream, peer)) = admitted {
-                    if let Some(stream) = Box::pin(layers.pass(stream, &peer, label)).await {
-                        handler(stream, peer).await;
-                    }
+                if let Some((stream, peer)) = Box::pin(layers.pass(stream, peer, label)).await {
+                    handler(stream, peer).await;
                 }
                 drop(permit);
             });
@@ -98,17 +89,8 @@ impl Admission {
         let mut backoff = Backoff::default();
         loop {
             let (stream, peer) = self.next_permitted(listener, "listen", &mut backoff).await;
-            let (stream, peer) = if self.limits.proxied.is_some() {
-                let deadline = self.limits.handshake_timeout;
-                match unwrap_proxy(stream, peer, &self.limits.access, deadline, "listen").await {
-                    Some(admitted) => admitted,
-                    None => continue,
-                }
-            } else {
-                (stream, peer)
-            };
-            if let Some(s) = layers.pass(stream, &peer, "listen").await {
-                return Ok((s, peer));
+            if let Some(admitted) = layers.pass(stream, peer, "listen").await {
+                return Ok(admitted);
             }
         }
     }
@@ -167,6 +149,11 @@ impl Admission {
     fn layers_for(&self, listener: &Listener) -> Layers {
         let endpoint = listener.local_endpoint();
         Layers {
+            proxied: self
+                .limits
+                .proxied
+                .as_ref()
+                .map(|_| self.limits.access.clone()),
             tls: self.tls.clone().filter(|_| endpoint.is_tls()),
             ws: endpoint.ws_path().map(|path| ws::server::Upgrade {
                 path: path.to_string(),
@@ -223,17 +210,39 @@ impl Refusals {
 
 /// The layers of one listener's clients, all within one deadline.
 struct Layers {
+    /// `--accept-proxy`: a PROXY protocol header comes first, and these rules judge the
+    /// client it names.
+    proxied: Option<crate::server::Access>,
     tls: Option<crate::net::tls::Server>,
     ws: Option<ws::server::Upgrade>,
     deadline: Duration,
 }
 
 impl Layers {
-    /// A client through every layer; `None`, logged, when one refuses it or the deadline
-    /// passes first (the TLS handshake keeps its own clock inside the same limit).
-    async fn pass(&self, stream: Stream, peer: &Peer, label: &str) -> Option<Stream> {
+    /// A client through every layer, within one deadline: the PROXY protocol header first
+    /// under `--accept-proxy` (its client is the peer from then on), then TLS and the
+    /// upgrade. `None`, logged, when one refuses it or the deadline passes first.
+    async fn pass(&self, stream: Stream, peer: Peer, label: &str) -> Option<(Stream, Peer)> {
         let started = tokio::time::Instant::now();
-        let stream = tls_layer(self.tls.clone(), stream, peer, self.deadline, label).await?;
+        let (stream, peer) = match &self.proxied {
+            Some(access) => unwrap_proxy(stream, peer, access, self.deadline, label).await?,
+            None => (stream, peer),
+        };
+        let stream = self.through(stream, &peer, label, started).await?;
+        Some((stream, peer))
+    }
+
+    /// The layers over the stream itself (TLS, then the upgrade), in what is left of the
+    /// deadline that began at `started`.
+    async fn through(
+        &self,
+        stream: Stream,
+        peer: &Peer,
+        label: &str,
+        started: tokio::time::Instant,
+    ) -> Option<Stream> {
+        let left = self.deadline.saturating_sub(started.elapsed());
+        let stream = tls_layer(self.tls.clone(), stream, peer, left, label).await?;
         let Some(up) = &self.ws else {
             return Some(stream);
         };
