@@ -103,7 +103,8 @@ Examples:
         after_help = "Services: echo (RFC 862), discard (863), chargen (864), daytime (867; a UDP
 datagram holding a strftime format such as '%Y %m %d' gets the date in that format),
 time (868: 32-bit seconds since 1900), sntp (RFC 4330, UDP only), socks5 (RFC 1928 proxy:
-CONNECT and UDP ASSOCIATE; TCP only), http-proxy (HTTP CONNECT; TCP only).
+CONNECT and UDP ASSOCIATE; TCP only), http-proxy (HTTP CONNECT; TCP only), tunnel (a
+gateway for `sockit expose` clients; TLS only).
 
 Examples:
   sockit serve echo=tcp://:7007 echo=udp://:7007 daytime=udp://:9000 time=tcp://:3737
@@ -113,9 +114,25 @@ Examples:
   sockit serve echo=tls://:7443                      then: sockit connect --pin FP tls://HOST:7443
   sockit serve echo=ws://:9000/echo                  WebSocket: each message back as it came
   sockit serve socks5=tcp://127.0.0.1:1080           then: curl -x socks5h://127.0.0.1:1080 URL
-  sockit serve --proxy-user alice:s3cret http-proxy=tcp://:3128 --deny-target 10.0.0.0/8"
+  sockit serve --proxy-user alice:s3cret http-proxy=tcp://:3128 --deny-target 10.0.0.0/8
+  sockit serve tunnel=tls://:7835 --tunnel-ports 20000-20999 --secret-file secret
+                                                     a gateway for `sockit expose`"
     )]
     Serve(ServeArgs),
+    /// Make LOCAL reachable at a public port of a tunnel gateway (`serve tunnel=`), from
+    /// behind NAT: each visitor of the public port is carried to LOCAL over its own TLS
+    /// connection.
+    #[command(after_help = "The secret comes from --secret-file FILE or the SOCKIT_SECRET variable,
+never from the command line (ps shows it). The readiness line, on stderr:
+exposed tcp://127.0.0.1:3000 at tcp://GATEWAY:20001
+
+Examples:
+  sockit expose tcp://127.0.0.1:3000 --via tls://gw.example:7835 --pin FP --secret-file secret
+  sockit expose tcp://127.0.0.1:22 --via tls://gw.example:7835 --pin FP --port 20022
+  sockit expose udp://127.0.0.1:53 --via tls://gw.example:7835 --pin FP   a UDP port
+  sockit expose --proxy-protocol v2 tcp://127.0.0.1:8080 --via ...   the app sees who came
+  sockit expose --client-cert me.pem --client-key me.key --ca ca.pem tcp://127.0.0.1:3000 --via ...")]
+    Expose(ExposeArgs),
     /// Forward each client of LISTEN to its own connection to TARGET, both ways, half-close
     /// included (any of tcp, tls, unix, ws, wss to any of them; udp to udp).
     #[command(after_help = "Examples:
@@ -433,8 +450,58 @@ pub struct ServeArgs {
     /// checked on the resolved address, so a name cannot smuggle one through.
     #[arg(long, value_name = "CIDR")]
     pub deny_target: Vec<String>,
+    /// tunnel: the public ports clients may have, FIRST-LAST.
+    #[arg(long, value_name = "A-B", value_parser = port_range, default_value = "1024-65535")]
+    pub tunnel_ports: (u16, u16),
+    /// tunnel: the address public ports are bound to (default: every interface); also the
+    /// host clients are told their port is at.
+    #[arg(long, value_name = "ADDR")]
+    pub tunnel_host: Option<std::net::IpAddr>,
+    /// tunnel: the secret clients must prove, read from FILE (one trailing newline is not
+    /// part of it); else the SOCKIT_SECRET variable. Never given on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub ws: WsArgs,
+}
+
+/// Arguments of `expose`.
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    /// What visitors reach: tcp://127.0.0.1:3000, unix:/run/app.sock, tls://, ws://, or
+    /// udp://HOST:PORT for a UDP port.
+    pub local: String,
+    /// The gateway's tunnel endpoint, tls://HOST:PORT.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub via: String,
+    /// The public port to ask for (default: any free one of the gateway's range; a restart
+    /// of the same command asks for the one it had).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+    /// The gateway's secret, read from FILE; else the SOCKIT_SECRET variable.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Start each connection to LOCAL with a PROXY protocol header (v1 or v2) carrying the
+    /// visitor's address, so the local service sees who connected.
+    #[arg(long, value_name = "v1|v2")]
+    pub proxy_protocol: Option<sockit::net::proxy_header::Version>,
+    /// Give up connecting (to the gateway, to LOCAL) after SECS seconds.
+    #[arg(short = 'w', long, value_name = "SECS", value_parser = seconds)]
+    pub connect_timeout: Option<Duration>,
+    /// Registering with the gateway (TLS, the challenge) must finish within SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
+    pub handshake_timeout: Duration,
+    /// A UDP visitor quiet this long is forgotten (default 60).
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "60")]
+    pub idle_timeout: Duration,
+    /// At SIGTERM or Ctrl-C the public port closes at once; open visitors get up to SECS
+    /// seconds to finish; a second Ctrl-C cuts them.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
+    pub drain: Duration,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
+    #[command(flatten)]
+    pub alpn: AlpnArgs,
 }
 
 /// TLS for a server on a `tls://` endpoint.
@@ -696,6 +763,20 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("'{s}' is not a whole number")),
     }
+}
+
+/// `FIRST-LAST`, such as `20000-20999` (one port alone is a range of one).
+fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("'{s}' is not a port range; give it as 20000-20999");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b): (u16, u16) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
 }
 
 /// `COLSxROWS`, such as `80x24`.

@@ -63,6 +63,8 @@ pub enum ErrorKind {
     ProxyUnreachable,
     /// A proxy's negotiation did not finish in time (`--handshake-timeout`).
     ProxyTimedOut,
+    /// A tunnel gateway refused to register us (a wrong secret, a port another client holds).
+    TunnelRefused,
     /// `connect -z` found no open port: exit status 1, nothing to print (netcat's rule).
     NothingOpen,
     /// Any other I/O failure.
@@ -192,6 +194,15 @@ impl Error {
             ErrorKind::Ws => Some(
                 "check the path (ws://HOST:PORT/PATH) and that the server speaks WebSocket there"
                     .into(),
+            ),
+            ErrorKind::TunnelRefused if self.why.contains("secret") => Some(
+                "give both sides the same secret: --secret-file FILE or the SOCKIT_SECRET variable".into(),
+            ),
+            ErrorKind::TunnelRefused if self.why.contains("version") => {
+                Some("run the same sockit version on the gateway and here".into())
+            }
+            ErrorKind::TunnelRefused => Some(
+                "leave --port out to take any free port of the gateway's range, or ask for another".into(),
             ),
             ErrorKind::TlsTimedOut => {
                 Some("is it a TLS server? raise the limit with --handshake-timeout SECS".into())

@@ -38,6 +38,8 @@
 //!   [`chat`] (the transport-free [`chat::Room`], its commands and adapters), [`services`]
 //!   (echo, discard, chargen, daytime with strftime, time, sntp), [`bench`](mod@bench) (the load
 //!   generator, checking every byte).
+//! - [`tunnel`]: reaching a port behind NAT: the gateway (`serve tunnel=`) and `expose`,
+//!   their control protocol, secret and port reservations.
 //! - [`exec`]: `--exec`/`--sh-exec`, a program in place of stdio: its process group,
 //!   the UCSPI environment, a stream through the pump, a child per datagram peer.
 //! - [`error`]: the one error type, with a kind, a hint and the underlying cause.
@@ -76,6 +78,7 @@ pub mod services;
 pub mod session;
 pub mod stdio;
 pub mod terminal;
+pub mod tunnel;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind};

@@ -4,6 +4,7 @@ mod bench;
 mod chat;
 mod connect;
 mod console;
+mod expose;
 mod generated;
 mod listen;
 mod options;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Relay(a) => Some(a.limits.drain),
             Command::Serve(a) => Some(a.limits.drain),
             Command::Chat(a) => Some(a.limits.drain),
+            Command::Expose(a) => Some(a.drain),
             _ => None,
         };
         tokio::spawn(signals::watch_signals(shutdown.clone(), cut.clone(), drain));
@@ -79,6 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Serve(args) => serve::run(args, quiet, shutdown).await,
             Command::Bench(args) => bench::run(args, output, quiet, shutdown).await,
             Command::Relay(args) => relay::run(args, quiet, shutdown).await,
+            Command::Expose(args) => expose::run(args, quiet, shutdown).await,
             Command::Completions { shell } => {
                 generated::print_generated(&output, generated::completions(shell)).await
             }

@@ -57,7 +57,7 @@ fn answer<'a>(
         Service::Time => Some(Cow::Owned(clock::rfc868_now().to_vec())),
         Service::Sntp => sntp::answer(request, received, &cfg.sntp).map(|a| Cow::Owned(a.to_vec())),
         // Refused when parsing the binding: the proxies run over TCP.
-        Service::Socks5 | Service::HttpProxy => None,
+        Service::Socks5 | Service::HttpProxy | Service::Tunnel => None,
     }
 }
 

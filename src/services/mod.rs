@@ -48,6 +48,8 @@ pub enum Service {
     Socks5,
     /// HTTP CONNECT proxy (TCP only).
     HttpProxy,
+    /// A tunnel gateway for `expose` clients (TLS only).
+    Tunnel,
 }
 
 impl Service {
@@ -62,6 +64,7 @@ impl Service {
             Service::Sntp => "sntp",
             Service::Socks5 => "socks5",
             Service::HttpProxy => "http-proxy",
+            Service::Tunnel => "tunnel",
         }
     }
 }
@@ -84,10 +87,11 @@ impl FromStr for Service {
             "sntp" | "ntp" => Service::Sntp,
             "socks5" | "socks" => Service::Socks5,
             "http-proxy" | "http_proxy" => Service::HttpProxy,
+            "tunnel" => Service::Tunnel,
             _ => return Err(Error::new(
                 ErrorKind::BadArgument,
                 format!("unknown service '{s}'"),
-                "services are echo, discard, chargen, daytime, time, sntp, socks5 and http-proxy",
+                "services are echo, discard, chargen, daytime, time, sntp, socks5, http-proxy and tunnel",
             )),
         })
     }
@@ -130,6 +134,13 @@ impl FromStr for Binding {
                 format!("{service} runs over tcp:// only, e.g. {service}=tcp://127.0.0.1:1080"),
             ));
         }
+        if service == Service::Tunnel && !matches!(endpoint, Endpoint::Tls(_)) {
+            return Err(Error::new(
+                ErrorKind::BadArgument,
+                format!("bad service '{s}'"),
+                "tunnel runs over tls:// only (its clients prove a secret and carry visitors' bytes), e.g. tunnel=tls://:7835",
+            ));
+        }
         Ok(Binding { service, endpoint })
     }
 }
@@ -145,6 +156,8 @@ pub struct Config {
     pub sntp: sntp::Options,
     /// Credentials and target rules of the proxy services.
     pub proxy: proxy::Config,
+    /// The tunnel gateway's ports and secret (`None` without a tunnel service).
+    pub tunnel: Option<crate::tunnel::Gateway>,
 }
 
 impl Default for Config {
@@ -154,6 +167,7 @@ impl Default for Config {
             udp_rate: 50,
             sntp: sntp::Options::default(),
             proxy: proxy::Config::default(),
+            tunnel: None,
         }
     }
 }
@@ -207,6 +221,15 @@ pub async fn run(
     for Bound { service, socket } in bound {
         let (cfg, admission, shutdown) = (cfg.clone(), admission.clone(), shutdown.clone());
         match socket {
+            net::Bound::Stream(listener) if service == Service::Tunnel => {
+                let Some(gateway) = cfg.tunnel else {
+                    tracing::error!("the tunnel service has no configuration");
+                    continue;
+                };
+                tasks.spawn(async move {
+                    crate::tunnel::gateway::serve(listener, admission, gateway, shutdown).await;
+                });
+            }
             net::Bound::Stream(listener) => {
                 tasks.spawn(async move {
                     stream::serve(service, listener, admission, cfg, shutdown).await;

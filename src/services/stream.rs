@@ -140,7 +140,7 @@ async fn talk(
         Service::Daytime => send_and_close(stream, clock::daytime(utc).as_bytes(), bytes_out).await,
         Service::Time => send_and_close(stream, &clock::rfc868_now(), bytes_out).await,
         // Refused when parsing the binding (sntp), served by `proxy` (the proxies).
-        Service::Sntp | Service::Socks5 | Service::HttpProxy => Ok(()),
+        Service::Sntp | Service::Socks5 | Service::HttpProxy | Service::Tunnel => Ok(()),
     }
 }
 
