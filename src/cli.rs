@@ -122,7 +122,8 @@ Examples:
     /// Make LOCAL reachable at a public port of a tunnel gateway (`serve tunnel=`), from
     /// behind NAT: each visitor of the public port is carried to LOCAL over its own TLS
     /// connection.
-    #[command(after_help = "The secret comes from --secret-file FILE or the SOCKIT_SECRET variable,
+    #[command(
+        after_help = "The secret comes from --secret-file FILE or the SOCKIT_SECRET variable,
 never from the command line (ps shows it). The readiness line, on stderr:
 exposed tcp://127.0.0.1:3000 at tcp://GATEWAY:20001
 
@@ -131,7 +132,8 @@ Examples:
   sockit expose tcp://127.0.0.1:22 --via tls://gw.example:7835 --pin FP --port 20022
   sockit expose udp://127.0.0.1:53 --via tls://gw.example:7835 --pin FP   a UDP port
   sockit expose --proxy-protocol v2 tcp://127.0.0.1:8080 --via ...   the app sees who came
-  sockit expose --client-cert me.pem --client-key me.key --ca ca.pem tcp://127.0.0.1:3000 --via ...")]
+  sockit expose --client-cert me.pem --client-key me.key --ca ca.pem tcp://127.0.0.1:3000 --via ..."
+    )]
     Expose(ExposeArgs),
     /// Forward each client of LISTEN to its own connection to TARGET, both ways, half-close
     /// included (any of tcp, tls, unix, ws, wss to any of them; udp to udp).

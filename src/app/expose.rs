@@ -22,7 +22,10 @@ pub(super) async fn run(args: ExposeArgs, quiet: bool, shutdown: CancellationTok
             "a tunnel gateway is reached over TLS: --via tls://HOST:PORT (as `serve tunnel=tls://...` runs it)",
         ));
     }
-    if matches!(local, Endpoint::UnixGram(_) | Endpoint::Http(_) | Endpoint::Quic(_)) {
+    if matches!(
+        local,
+        Endpoint::UnixGram(_) | Endpoint::Http(_) | Endpoint::Quic(_)
+    ) {
         return Err(Error::new(
             ErrorKind::BadArgument,
             format!("cannot expose {local}"),

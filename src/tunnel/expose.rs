@@ -113,13 +113,23 @@ impl Expose {
                     match me.session(reg, &visitors, &shutdown, &cut).await {
                         End::Shutdown => break,
                         End::Lost(why) => {
-                            tracing::warn!("lost the gateway ({why}); reconnecting in {} s", backoff.as_secs_f64());
+                            tracing::warn!(
+                                "lost the gateway ({why}); reconnecting in {} s",
+                                backoff.as_secs_f64()
+                            );
                         }
                     }
                 }
-                Err(e) if *e.kind() == ErrorKind::TunnelRefused && me.port == 0 && remembered.is_some() => {
+                Err(e)
+                    if *e.kind() == ErrorKind::TunnelRefused
+                        && me.port == 0
+                        && remembered.is_some() =>
+                {
                     // The port of an earlier run went to somebody else: any port will do.
-                    tracing::info!("the earlier port is not ours any more ({}); asking for any", e.why());
+                    tracing::info!(
+                        "the earlier port is not ours any more ({}); asking for any",
+                        e.why()
+                    );
                     remembered = None;
                     continue;
                 }
@@ -136,7 +146,10 @@ impl Expose {
         }
         visitors.close();
         if !visitors.is_empty() && !cut.is_cancelled() {
-            tracing::warn!(open = visitors.len(), "letting open visitors finish (Ctrl-C again to stop now)");
+            tracing::warn!(
+                open = visitors.len(),
+                "letting open visitors finish (Ctrl-C again to stop now)"
+            );
         }
         tokio::select! {
             () = visitors.wait() => {}
@@ -168,7 +181,8 @@ impl Expose {
     async fn register(&self, port: u16, token: Option<Token>) -> Result<Registered> {
         let via = self.gateway.endpoint().to_string();
         let (mut control, _) = self.gateway.dial().await?;
-        let failed = |e: io::Error| Error::io(format!("cannot register with the gateway {via}"), &e);
+        let failed =
+            |e: io::Error| Error::io(format!("cannot register with the gateway {via}"), &e);
         let exchange = async {
             frame::write(&mut control, &Frame::Hello { version: VERSION }).await?;
             let nonce = match frame::read(&mut control).await? {
@@ -195,7 +209,10 @@ impl Expose {
                 Error::new(
                     ErrorKind::TimedOut,
                     format!("cannot register with the gateway {via}"),
-                    format!("no answer within {} s", self.handshake_timeout.as_secs_f64()),
+                    format!(
+                        "no answer within {} s",
+                        self.handshake_timeout.as_secs_f64()
+                    ),
                 )
             })?
             .map_err(failed)?;
@@ -232,10 +249,14 @@ impl Expose {
                         let (me, cut) = (self.clone(), cut.clone());
                         visitors.spawn(async move { me.visitor(token, id, from, to, &cut).await });
                     }
-                    Ok(Ok(Some(other))) => return End::Lost(format!("it sent {other:?} out of turn")),
+                    Ok(Ok(Some(other))) => {
+                        return End::Lost(format!("it sent {other:?} out of turn"))
+                    }
                     Ok(Ok(None)) => return End::Lost("it closed the connection".into()),
                     Ok(Err(e)) => return End::Lost(crate::error::describe_io(&e)),
-                    Err(_) => return End::Lost(format!("nothing heard for {} s", DEAD_AFTER.as_secs())),
+                    Err(_) => {
+                        return End::Lost(format!("nothing heard for {} s", DEAD_AFTER.as_secs()))
+                    }
                 }
             }
         };
@@ -277,9 +298,16 @@ impl Expose {
     ) {
         let data = async {
             let (mut s, _) = self.gateway.dial().await?;
-            frame::write(&mut s, &Frame::Join { version: VERSION, token, id })
-                .await
-                .map_err(|e| Error::io("cannot open a data connection to the gateway", &e))?;
+            frame::write(
+                &mut s,
+                &Frame::Join {
+                    version: VERSION,
+                    token,
+                    id,
+                },
+            )
+            .await
+            .map_err(|e| Error::io("cannot open a data connection to the gateway", &e))?;
             Ok::<Stream, Error>(s)
         };
         let work = async {
@@ -287,11 +315,21 @@ impl Expose {
                 let (data, local) = tokio::join!(data, self.local.dial_datagram());
                 let (data, (local, _)) = (data?, local?);
                 let local = Arc::new(local);
-                let r = datagrams::carry(data, self.idle_timeout, FromLocal(local.clone()), ToLocal(local)).await;
+                let r = datagrams::carry(
+                    data,
+                    self.idle_timeout,
+                    FromLocal(local.clone()),
+                    ToLocal(local),
+                )
+                .await;
                 return Ok(r.map(|()| "idle or closed"));
             }
-            let header = self.proxy_protocol.map(|v| proxy_header::encode(v, from, to));
-            let local = self.local.dial_with_preface(header.as_deref().unwrap_or_default());
+            let header = self
+                .proxy_protocol
+                .map(|v| proxy_header::encode(v, from, to));
+            let local = self
+                .local
+                .dial_with_preface(header.as_deref().unwrap_or_default());
             let (data, local) = tokio::join!(data, local);
             let (data, (local, _)) = (data?, local?);
             let opts = crate::pump::Options::default();
@@ -303,7 +341,9 @@ impl Expose {
         };
         match r {
             Ok(Ok(end)) => tracing::info!(visitor = %from, end, "visitor closed"),
-            Ok(Err(e)) => tracing::info!(visitor = %from, error = %crate::error::describe_io(&e), "visitor failed"),
+            Ok(Err(e)) => {
+                tracing::info!(visitor = %from, error = %crate::error::describe_io(&e), "visitor failed")
+            }
             Err(e) => tracing::warn!(visitor = %from, "visitor closed: {e}"),
         }
     }
@@ -315,7 +355,11 @@ impl Expose {
         let port = port.parse().ok()?;
         let bytes = (0..token.len())
             .step_by(2)
-            .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .map(|i| {
+                token
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()?;
         Some((port, bytes.try_into().ok()?))
     }

@@ -189,6 +189,9 @@ impl Frame {
     /// # Errors
     /// An unknown type, a wrong length, an unknown magic, bad text.
     pub fn decode(body: &[u8]) -> Result<Frame, BadFrame> {
+        if body.len() > MAX_FRAME {
+            return Err(BadFrame("a frame longer than 4 KiB"));
+        }
         let (&kind, rest) = body.split_first().ok_or(BadFrame("an empty frame"))?;
         let mut r = Reader(rest);
         let frame = match kind {
@@ -318,7 +321,8 @@ impl Reader<'_> {
             6 => IpAddr::V6(Ipv6Addr::from(self.array::<16>()?)),
             _ => return Err(BadFrame("an unknown address family")),
         };
-        Ok(SocketAddr::new(ip, self.u16()?))
+        // An IPv4-mapped address is the IPv4 one, as it is encoded.
+        Ok(SocketAddr::new(ip.to_canonical(), self.u16()?))
     }
 }
 
@@ -375,30 +379,74 @@ mod tests {
         let v6: SocketAddr = "[2001:db8::1]:20001".parse().unwrap();
         round_trip(Frame::Hello { version: VERSION });
         round_trip(Frame::Challenge { nonce: [7; 32] });
-        for (proof, token) in [(None, None), (Some([1; 32]), None), (Some([1; 32]), Some([2; 16])), (None, Some([3; 16]))] {
-            round_trip(Frame::Register { proof, kind: Kind::Udp, port: 20001, token });
+        for (proof, token) in [
+            (None, None),
+            (Some([1; 32]), None),
+            (Some([1; 32]), Some([2; 16])),
+            (None, Some([3; 16])),
+        ] {
+            round_trip(Frame::Register {
+                proof,
+                kind: Kind::Udp,
+                port: 20001,
+                token,
+            });
         }
-        round_trip(Frame::Registered { port: 1, token: [9; 16], host: "gw.example".into() });
-        round_trip(Frame::Refused { reason: "port 20001 is held by another client".into() });
-        round_trip(Frame::Visitor { id: u64::MAX, from: addr, to: v6 });
+        round_trip(Frame::Registered {
+            port: 1,
+            token: [9; 16],
+            host: "gw.example".into(),
+        });
+        round_trip(Frame::Refused {
+            reason: "port 20001 is held by another client".into(),
+        });
+        round_trip(Frame::Visitor {
+            id: u64::MAX,
+            from: addr,
+            to: v6,
+        });
         round_trip(Frame::Ping);
         round_trip(Frame::Bye);
-        round_trip(Frame::Join { version: VERSION, token: [5; 16], id: 42 });
+        round_trip(Frame::Join {
+            version: VERSION,
+            token: [5; 16],
+            id: 42,
+        });
     }
 
     #[test]
     fn bad_bytes_are_refused_in_words() {
         assert_eq!(Frame::decode(&[]), Err(BadFrame("an empty frame")));
-        assert_eq!(Frame::decode(b"\x01GET / HTTP/1.1"), Err(BadFrame("not sockit's tunnel protocol")));
-        assert_eq!(Frame::decode(&[2, 1, 2]), Err(BadFrame("a frame cut short")));
-        assert_eq!(Frame::decode(&[7, 0]), Err(BadFrame("bytes after the frame's fields")));
-        assert_eq!(Frame::decode(&[200]), Err(BadFrame("an unknown frame type")));
-        assert_eq!(Frame::decode(&[3, 1, 0, 0, 4]), Err(BadFrame("unknown registration flags")));
+        assert_eq!(
+            Frame::decode(b"\x01GET / HTTP/1.1"),
+            Err(BadFrame("not sockit's tunnel protocol"))
+        );
+        assert_eq!(
+            Frame::decode(&[2, 1, 2]),
+            Err(BadFrame("a frame cut short"))
+        );
+        assert_eq!(
+            Frame::decode(&[7, 0]),
+            Err(BadFrame("bytes after the frame's fields"))
+        );
+        assert_eq!(
+            Frame::decode(&[200]),
+            Err(BadFrame("an unknown frame type"))
+        );
+        assert_eq!(
+            Frame::decode(&[3, 1, 0, 0, 4]),
+            Err(BadFrame("unknown registration flags"))
+        );
     }
 
     #[tokio::test]
     async fn a_frame_split_across_reads_is_read_whole_and_nothing_after_it() {
-        let join = Frame::Join { version: VERSION, token: [5; 16], id: 3 }.encode();
+        let join = Frame::Join {
+            version: VERSION,
+            token: [5; 16],
+            id: 3,
+        }
+        .encode();
         let (mut a, mut b) = tokio::io::duplex(64);
         let mut wire = join.clone();
         wire.extend_from_slice(b"visitor bytes");

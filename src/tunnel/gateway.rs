@@ -95,7 +95,9 @@ impl Shared {
             Ok(Ok(Some(Frame::Hello { version }))) if version == VERSION => {
                 self.control(stream, peer).await;
             }
-            Ok(Ok(Some(Frame::Join { version, token, id }))) if version == VERSION => self.join(stream, &peer, &token, id),
+            Ok(Ok(Some(Frame::Join { version, token, id }))) if version == VERSION => {
+                self.join(stream, &peer, &token, id)
+            }
             Ok(Ok(Some(Frame::Hello { version } | Frame::Join { version, .. }))) => {
                 let reason = format!(
                     "this gateway speaks version {VERSION} of the tunnel protocol and the client {version}: run the same sockit on both sides"
@@ -131,23 +133,27 @@ impl Shared {
             tracing::debug!(service = "tunnel", %peer, error = %crate::error::describe_io(&e), "closed during the challenge");
             return;
         }
-        let (proof, kind, asked, token) =
-            match tokio::time::timeout(self.deadline(), frame::read(&mut stream)).await {
-                Ok(Ok(Some(Frame::Register {
-                    proof,
-                    kind,
-                    port,
-                    token,
-                }))) => (proof, kind, port, token),
-                Ok(Ok(_)) | Ok(Err(_)) => {
-                    tracing::warn!(service = "tunnel", %peer, "closed: no registration after the challenge");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(service = "tunnel", %peer, "closed: no registration within --handshake-timeout");
-                    return;
-                }
-            };
+        let (proof, kind, asked, token) = match tokio::time::timeout(
+            self.deadline(),
+            frame::read(&mut stream),
+        )
+        .await
+        {
+            Ok(Ok(Some(Frame::Register {
+                proof,
+                kind,
+                port,
+                token,
+            }))) => (proof, kind, port, token),
+            Ok(Ok(_)) | Ok(Err(_)) => {
+                tracing::warn!(service = "tunnel", %peer, "closed: no registration after the challenge");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(service = "tunnel", %peer, "closed: no registration within --handshake-timeout");
+                return;
+            }
+        };
         if let Some(secret) = &self.gateway.secret {
             let proven = proof.is_some_and(|p| secret.verify(&nonce, &p));
             if !proven {
@@ -191,10 +197,14 @@ impl Shared {
         let reserve = matches!(end, End::Dead(_));
         self.ports.release(kind, port, &mine, reserve);
         match end {
-            End::Bye => tracing::info!(service = "tunnel", %peer, port, "client left: public port closed"),
+            End::Bye => {
+                tracing::info!(service = "tunnel", %peer, port, "client left: public port closed")
+            }
             End::Dead(why) => tracing::warn!(service = "tunnel", %peer, port,
                 "client lost ({why}): public port closed, reserved for it for {} s", super::ports::RESERVED_FOR.as_secs()),
-            End::Replaced => tracing::info!(service = "tunnel", %peer, port, "client reconnected on a new connection"),
+            End::Replaced => {
+                tracing::info!(service = "tunnel", %peer, port, "client reconnected on a new connection")
+            }
             End::Shutdown => {}
         }
     }
@@ -234,7 +244,11 @@ impl Shared {
                 Err(e) => {
                     self.ports.release(kind, claimed.port, mine, false);
                     if asked != 0 || tried.len() >= 64 {
-                        return Err(format!("cannot open port {} on the gateway: {}", claimed.port, e.why()));
+                        return Err(format!(
+                            "cannot open port {} on the gateway: {}",
+                            claimed.port,
+                            e.why()
+                        ));
                     }
                     tried.insert(claimed.port);
                 }
@@ -257,10 +271,14 @@ impl Shared {
                 match tokio::time::timeout(DEAD_AFTER, frame::read(&mut rd)).await {
                     Ok(Ok(Some(Frame::Ping))) => {}
                     Ok(Ok(Some(Frame::Bye))) => return End::Bye,
-                    Ok(Ok(Some(other))) => return End::Dead(format!("it sent {other:?} out of turn")),
+                    Ok(Ok(Some(other))) => {
+                        return End::Dead(format!("it sent {other:?} out of turn"))
+                    }
                     Ok(Ok(None)) => return End::Dead("its connection closed".into()),
                     Ok(Err(e)) => return End::Dead(crate::error::describe_io(&e)),
-                    Err(_) => return End::Dead(format!("nothing heard for {} s", DEAD_AFTER.as_secs())),
+                    Err(_) => {
+                        return End::Dead(format!("nothing heard for {} s", DEAD_AFTER.as_secs()))
+                    }
                 }
             }
         };
@@ -311,7 +329,8 @@ impl Shared {
                 let ended = CancellationToken::new();
                 let _guard = ended.clone().drop_guard();
                 let idle = idle.unwrap_or(crate::relay::DATAGRAM_IDLE);
-                self.udp_visitors(sock, session, &announce, deadline, idle, &ended).await;
+                self.udp_visitors(sock, session, &announce, deadline, idle, &ended)
+                    .await;
             }
         }
     }
@@ -349,7 +368,11 @@ impl Shared {
             let _ = tx.try_send(d);
             queues.insert(peer.clone(), tx);
             let (id, data) = session.expect();
-            if announce.send(Frame::Visitor { id, from, to }).await.is_err() {
+            if announce
+                .send(Frame::Visitor { id, from, to })
+                .await
+                .is_err()
+            {
                 return;
             }
             let (sock, session, ended) = (sock.clone(), session.clone(), ended.clone());
@@ -357,7 +380,10 @@ impl Shared {
                 let Some(data) = wait_for_data(&session, id, data, deadline, &peer).await else {
                     return;
                 };
-                let sink = ToVisitor { sock, peer: peer.clone() };
+                let sink = ToVisitor {
+                    sock,
+                    peer: peer.clone(),
+                };
                 tokio::select! {
                     r = datagrams::carry(data, idle, Queue(rx), sink) => {
                         if let Err(e) = r {
@@ -429,7 +455,11 @@ async fn tcp_visitor(
         return;
     };
     let (id, data) = session.expect();
-    if announce.send(Frame::Visitor { id, from, to }).await.is_err() {
+    if announce
+        .send(Frame::Visitor { id, from, to })
+        .await
+        .is_err()
+    {
         session.forget(id);
         return;
     }

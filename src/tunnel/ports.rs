@@ -238,20 +238,39 @@ mod tests {
     fn a_held_or_reserved_port_goes_to_nobody_else() {
         let ports = Ports::new(20000, 20002);
         let none = HashSet::new();
-        let a = ports.claim(Kind::Tcp, 20001, None, holder(1), &none).unwrap();
+        let a = ports
+            .claim(Kind::Tcp, 20001, None, holder(1), &none)
+            .unwrap();
         assert_eq!(a.port, 20001);
-        let e = ports.claim(Kind::Tcp, 20001, None, holder(2), &none).unwrap_err();
+        let e = ports
+            .claim(Kind::Tcp, 20001, None, holder(2), &none)
+            .unwrap_err();
         assert_eq!(e, "port 20001 is held by another client");
         // The same number over UDP is another port.
-        assert!(ports.claim(Kind::Udp, 20001, None, holder(3), &none).is_ok());
+        assert!(ports
+            .claim(Kind::Udp, 20001, None, holder(3), &none)
+            .is_ok());
         // Client 1 dies: reserved for its token.
         ports.release(Kind::Tcp, 20001, &[1; 16], true);
-        let e = ports.claim(Kind::Tcp, 20001, None, holder(2), &none).unwrap_err();
-        assert!(e.starts_with("port 20001 is reserved for the client that had it"), "{e}");
+        let e = ports
+            .claim(Kind::Tcp, 20001, None, holder(2), &none)
+            .unwrap_err();
+        assert!(
+            e.starts_with("port 20001 is reserved for the client that had it"),
+            "{e}"
+        );
         // Any port: the reserved one is skipped.
-        assert_eq!(ports.claim(Kind::Tcp, 0, None, holder(4), &none).unwrap().port, 20000);
+        assert_eq!(
+            ports
+                .claim(Kind::Tcp, 0, None, holder(4), &none)
+                .unwrap()
+                .port,
+            20000
+        );
         // The token brings it back, asked for or not.
-        let back = ports.claim(Kind::Tcp, 0, Some(&[1; 16]), holder(5), &none).unwrap();
+        let back = ports
+            .claim(Kind::Tcp, 0, Some(&[1; 16]), holder(5), &none)
+            .unwrap();
         assert_eq!(back.port, 20001);
         assert!(!back.replaced);
         assert!(ports.session(&[5; 16]).is_some());
@@ -265,25 +284,38 @@ mod tests {
         let first = holder(1);
         let stop = first.stop.clone();
         ports.claim(Kind::Tcp, 0, None, first, &none).unwrap();
-        let again = ports.claim(Kind::Tcp, 20000, Some(&[1; 16]), holder(2), &none).unwrap();
+        let again = ports
+            .claim(Kind::Tcp, 20000, Some(&[1; 16]), holder(2), &none)
+            .unwrap();
         assert!(again.replaced && stop.is_cancelled());
         // The old session's late release leaves the new holder alone.
         ports.release(Kind::Tcp, 20000, &[1; 16], true);
-        assert!(ports.claim(Kind::Tcp, 20000, None, holder(3), &none).is_err());
+        assert!(ports
+            .claim(Kind::Tcp, 20000, None, holder(3), &none)
+            .is_err());
         // A goodbye frees it at once.
         ports.release(Kind::Tcp, 20000, &[2; 16], false);
-        assert!(ports.claim(Kind::Tcp, 20000, None, holder(3), &none).is_ok());
+        assert!(ports
+            .claim(Kind::Tcp, 20000, None, holder(3), &none)
+            .is_ok());
     }
 
     #[test]
     fn the_range_is_kept_and_its_end_said() {
         let ports = Ports::new(20000, 20000);
         let none = HashSet::new();
-        let e = ports.claim(Kind::Tcp, 80, None, holder(1), &none).unwrap_err();
+        let e = ports
+            .claim(Kind::Tcp, 80, None, holder(1), &none)
+            .unwrap_err();
         assert_eq!(e, "port 80 is outside this gateway's range 20000-20000");
         ports.claim(Kind::Tcp, 0, None, holder(1), &none).unwrap();
-        let e = ports.claim(Kind::Tcp, 0, None, holder(2), &none).unwrap_err();
-        assert_eq!(e, "no free tcp port left in this gateway's range 20000-20000");
+        let e = ports
+            .claim(Kind::Tcp, 0, None, holder(2), &none)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "no free tcp port left in this gateway's range 20000-20000"
+        );
         let tried: HashSet<u16> = [20000].into();
         assert!(ports.claim(Kind::Udp, 0, None, holder(3), &tried).is_err());
     }

@@ -120,7 +120,9 @@ mod tests {
         std::fs::write(&f, "abc\n").unwrap();
         let from_file = Secret::load(Some(&f)).unwrap().unwrap();
         let n = [1u8; NONCE_LEN];
-        assert!(Secret::new(b"abc").unwrap().verify(&n, &from_file.proof(&n)));
+        assert!(Secret::new(b"abc")
+            .unwrap()
+            .verify(&n, &from_file.proof(&n)));
         std::fs::write(&f, "\n").unwrap();
         let e = Secret::load(Some(&f)).unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");

@@ -28,6 +28,7 @@ mod signals;
 mod terminal;
 mod tls;
 mod transfer;
+mod tunnel;
 mod tutorial;
 mod websocket;
 
