@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::util::*;
 
 /// A listener that answers each client with the address it was told is the client's.
-fn whois_server(extra: &[&str]) -> (Proc, u16) {
+pub(crate) fn whois_server(extra: &[&str]) -> (Proc, u16) {
     let mut args = vec![
         "listen",
         "-k",
@@ -149,7 +149,7 @@ fn accept_proxy_is_refused_where_no_header_can_come() {
     );
 }
 
-fn have(tool: &str) -> bool {
+pub(crate) fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("-v")
         .stdout(Stdio::null())
@@ -160,7 +160,7 @@ fn have(tool: &str) -> bool {
 
 /// Starts haproxy with `config` (its own process, foreground, quiet) and waits until it
 /// listens on `port`.
-fn haproxy(dir: &std::path::Path, name: &str, config: &str, port: u16) -> Proc {
+pub(crate) fn haproxy(dir: &std::path::Path, name: &str, config: &str, port: u16) -> Proc {
     let file = dir.join(format!("{name}.cfg"));
     std::fs::write(&file, config).unwrap();
     let mut cmd = Command::new("haproxy");
@@ -177,7 +177,7 @@ fn haproxy(dir: &std::path::Path, name: &str, config: &str, port: u16) -> Proc {
     p
 }
 
-const HAPROXY_DEFAULTS: &str = "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n";
+pub(crate) const HAPROXY_DEFAULTS: &str = "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n";
 
 #[test]
 #[ignore = "needs haproxy; .ci/run installs it"]

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::proxy_protocol::{haproxy, have, whois_server, HAPROXY_DEFAULTS};
 use crate::util::*;
 
 const SECRET: &str = "tunnel-test-secret-7f3a9c";
@@ -319,29 +320,45 @@ fn udp_visitors_each_get_only_their_own_datagrams() {
     }
 }
 
+/// Connects to `port` and returns our own port and the whole answer (sending nothing).
+fn whois(port: u16) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let me = s.local_addr().unwrap().port();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    (me, answer)
+}
+
 #[test]
 fn the_proxy_protocol_toward_local_carries_the_visitor_v1_and_v2() {
     let gw = Gateway::start("proxy-protocol", &[]);
-    let (_whois, wport) = server(&[
-        "listen",
-        "-k",
-        "--accept-proxy",
-        "--sh-exec",
-        "echo \"you are $TCPREMOTEIP:$TCPREMOTEPORT\"",
-        "tcp://127.0.0.1:0",
-    ]);
+    let (_whois, wport) = whois_server(&[]);
     for v in ["v1", "v2"] {
-        let (_expose, port) = gw.expose(
-            &format!("tcp://127.0.0.1:{wport}"),
-            &["--proxy-protocol", v],
-        );
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        let me = s.local_addr().unwrap().port();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
+        let local = format!("tcp://127.0.0.1:{wport}");
+        let (_expose, port) = gw.expose(&local, &["--proxy-protocol", v]);
+        let (me, answer) = whois(port);
         assert_eq!(answer, format!("you are 127.0.0.1:{me}\n"), "{v}");
     }
+}
+
+#[test]
+#[ignore = "needs haproxy; .ci/run installs it"]
+fn haproxy_reads_the_v2_header_expose_sends() {
+    // visitor -> gateway -> expose --proxy-protocol v2 -> haproxy (accept-proxy, then
+    // send-proxy) -> sockit --accept-proxy: the visitor's own port comes out at the end.
+    assert!(have("haproxy"));
+    let gw = Gateway::start("haproxy", &[]);
+    let (_whois, wport) = whois_server(&[]);
+    let front = free_port();
+    let config = format!(
+        "{HAPROXY_DEFAULTS}frontend f\n  bind 127.0.0.1:{front} accept-proxy\n  default_backend b\nbackend b\n  server s 127.0.0.1:{wport} send-proxy\n"
+    );
+    let _h = haproxy(&gw.dir, "accept", &config, front);
+    let local = format!("tcp://127.0.0.1:{front}");
+    let (_expose, port) = gw.expose(&local, &["--proxy-protocol", "v2"]);
+    let (me, answer) = whois(port);
+    assert_eq!(answer, format!("you are 127.0.0.1:{me}\n"));
 }
 
 #[test]
