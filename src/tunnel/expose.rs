@@ -29,6 +29,10 @@ use crate::net::{Datagram, Dialer, Stream};
 pub const BACKOFF_START: Duration = Duration::from_millis(500);
 /// The longest pause between reconnections.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Spare data connections kept open at the gateway, so a visitor's data connection is there
+/// before the visitor is (what rathole and frp call a pool); a burst beyond them asks for
+/// more on the control connection.
+pub const SPARES: usize = 4;
 
 /// What `expose` does: plain values from the command line.
 #[derive(Debug)]
@@ -241,6 +245,13 @@ impl Expose {
     ) -> End {
         let token = reg.token;
         let (mut rd, mut wr) = tokio::io::split(reg.control);
+        // The spares live as long as this session.
+        let spares = CancellationToken::new();
+        let _spares_end = spares.clone().drop_guard();
+        for _ in 0..SPARES {
+            let me = self.clone();
+            tokio::spawn(me.spare(token, visitors.clone(), spares.clone(), cut.clone()));
+        }
         let reader = async {
             loop {
                 match tokio::time::timeout(DEAD_AFTER, frame::read(&mut rd)).await {
@@ -297,19 +308,89 @@ impl Expose {
         cut: &CancellationToken,
     ) {
         let data = async {
-            let (mut s, _) = self.gateway.dial().await?;
-            frame::write(
-                &mut s,
-                &Frame::Join {
-                    version: VERSION,
-                    token,
-                    id,
-                },
-            )
-            .await
-            .map_err(|e| Error::io("cannot open a data connection to the gateway", &e))?;
+            let mut s = self.data_connection().await?;
+            let join = Frame::Join {
+                version: VERSION,
+                token,
+                id,
+            };
+            frame::write(&mut s, &join)
+                .await
+                .map_err(|e| Error::io("cannot open a data connection to the gateway", &e))?;
             Ok::<Stream, Error>(s)
         };
+        self.visit(data, from, to, cut).await;
+    }
+
+    /// A new connection to the gateway, for a visitor.
+    async fn data_connection(&self) -> Result<Stream> {
+        Ok(self.gateway.dial().await?.0)
+    }
+
+    /// One spare data connection at a time, opened ahead of the visitors (a pool of
+    /// [`SPARES`] such tasks): when the gateway names a visitor on it, that visitor is served
+    /// and another spare is opened. Ends with the session (`stop`).
+    async fn spare(
+        self: Arc<Self>,
+        token: Token,
+        visitors: TaskTracker,
+        stop: CancellationToken,
+        cut: CancellationToken,
+    ) {
+        loop {
+            let opened = async {
+                let mut s = self.data_connection().await?;
+                let offer = Frame::Offer {
+                    version: VERSION,
+                    token,
+                };
+                frame::write(&mut s, &offer)
+                    .await
+                    .map_err(|e| Error::io("cannot open a spare connection to the gateway", &e))?;
+                Ok::<Stream, Error>(s)
+            };
+            let named = async {
+                let mut s = opened.await?;
+                match frame::read(&mut s).await {
+                    Ok(Some(Frame::Visitor { from, to, .. })) => Ok((s, from, to)),
+                    _ => Err(Error::new(
+                        ErrorKind::Io,
+                        "a spare connection ended",
+                        "the gateway closed it",
+                    )),
+                }
+            };
+            let named = tokio::select! {
+                r = named => r,
+                () = stop.cancelled() => return,
+            };
+            match named {
+                Ok((s, from, to)) => {
+                    let (me, cut) = (self.clone(), cut.clone());
+                    visitors.spawn(async move {
+                        me.visit(std::future::ready(Ok(s)), from, to, &cut).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!("{e}; another spare in a second");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// A visitor whose data connection is `data` (being opened, or ready): LOCAL dialed
+    /// meanwhile, then the two joined until both ends are done.
+    async fn visit(
+        &self,
+        data: impl std::future::Future<Output = Result<Stream>>,
+        from: std::net::SocketAddr,
+        to: std::net::SocketAddr,
+        cut: &CancellationToken,
+    ) {
         let work = async {
             if self.kind() == Kind::Udp {
                 let (data, local) = tokio::join!(data, self.local.dial_datagram());

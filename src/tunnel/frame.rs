@@ -95,6 +95,14 @@ pub enum Frame {
     Ping,
     /// Client: leaving on purpose; close the port, keep nothing reserved.
     Bye,
+    /// Client, first on a spare data connection: keep it for the next visitor, whom the
+    /// gateway then names on it with a `Visitor` frame.
+    Offer {
+        /// The client's protocol version.
+        version: u8,
+        /// The session's token.
+        token: Token,
+    },
     /// Client, first on a data connection: this connection is for that visitor.
     Join {
         /// The client's protocol version.
@@ -168,6 +176,12 @@ impl Frame {
             }
             Frame::Ping => body.push(7),
             Frame::Bye => body.push(8),
+            Frame::Offer { version, token } => {
+                body.push(10);
+                body.extend_from_slice(MAGIC);
+                body.push(*version);
+                body.extend_from_slice(token);
+            }
             Frame::Join { version, token, id } => {
                 body.push(9);
                 body.extend_from_slice(MAGIC);
@@ -247,6 +261,13 @@ impl Frame {
                     version: r.u8()?,
                     token: r.array()?,
                     id: r.u64()?,
+                }
+            }
+            10 => {
+                r.magic()?;
+                Frame::Offer {
+                    version: r.u8()?,
+                    token: r.array()?,
                 }
             }
             _ => return Err(BadFrame("an unknown frame type")),
@@ -407,6 +428,10 @@ mod tests {
         });
         round_trip(Frame::Ping);
         round_trip(Frame::Bye);
+        round_trip(Frame::Offer {
+            version: VERSION,
+            token: [6; 16],
+        });
         round_trip(Frame::Join {
             version: VERSION,
             token: [5; 16],

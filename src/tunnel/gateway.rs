@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,7 +99,12 @@ impl Shared {
             Ok(Ok(Some(Frame::Join { version, token, id }))) if version == VERSION => {
                 self.join(stream, &peer, &token, id)
             }
-            Ok(Ok(Some(Frame::Hello { version } | Frame::Join { version, .. }))) => {
+            Ok(Ok(Some(Frame::Offer { version, token }))) if version == VERSION => {
+                self.offer(stream, &peer, &token);
+            }
+            Ok(Ok(Some(
+                Frame::Hello { version } | Frame::Join { version, .. } | Frame::Offer { version, .. },
+            ))) => {
                 let reason = format!(
                     "this gateway speaks version {VERSION} of the tunnel protocol and the client {version}: run the same sockit on both sides"
                 );
@@ -122,6 +128,15 @@ impl Shared {
             Some(session) if session.deliver(id, stream) => {}
             _ => tracing::debug!(service = "tunnel", %peer, id,
                 "closed: a data connection for a visitor nobody waits for (gone, or timed out)"),
+        }
+    }
+
+    /// A spare data connection, kept for the client's next visitor.
+    fn offer(&self, stream: Stream, peer: &Peer, token: &Token) {
+        match self.ports.session(token) {
+            Some(session) if session.offer(stream) => {}
+            Some(_) => tracing::debug!(service = "tunnel", %peer, "closed: a spare data connection beyond the limit"),
+            None => tracing::debug!(service = "tunnel", %peer, "closed: a spare data connection for no session"),
         }
     }
 
@@ -367,17 +382,11 @@ impl Shared {
             let (tx, rx) = mpsc::channel(UDP_QUEUE);
             let _ = tx.try_send(d);
             queues.insert(peer.clone(), tx);
-            let (id, data) = session.expect();
-            if announce
-                .send(Frame::Visitor { id, from, to })
-                .await
-                .is_err()
-            {
-                return;
-            }
             let (sock, session, ended) = (sock.clone(), session.clone(), ended.clone());
+            let announce = announce.clone();
             tokio::spawn(async move {
-                let Some(data) = wait_for_data(&session, id, data, deadline, &peer).await else {
+                let data = data_for(&session, &announce, (from, to), deadline, &peer);
+                let Some(data) = data.await else {
                     return;
                 };
                 let sink = ToVisitor {
@@ -422,14 +431,32 @@ async fn refuse(stream: &mut Stream, peer: &Peer, reason: &str) {
     .await;
 }
 
-/// Waits for visitor `id`'s data connection, at most `deadline`.
-async fn wait_for_data(
+/// A data connection for a new visitor: a spare one the client opened ahead (the visitor is
+/// named on it), or else one asked for on the control connection, waited for at most
+/// `deadline`.
+async fn data_for(
     session: &Session,
-    id: u64,
-    data: tokio::sync::oneshot::Receiver<Stream>,
+    announce: &mpsc::Sender<Frame>,
+    (from, to): (SocketAddr, SocketAddr),
     deadline: Duration,
     peer: &Peer,
 ) -> Option<Stream> {
+    while let Some(mut spare) = session.spare() {
+        let named = Frame::Visitor { id: 0, from, to };
+        // A spare that fails here was lost meanwhile: the next one, or the control path.
+        if frame::write(&mut spare, &named).await.is_ok() {
+            return Some(spare);
+        }
+    }
+    let (id, data) = session.expect();
+    if announce
+        .send(Frame::Visitor { id, from, to })
+        .await
+        .is_err()
+    {
+        session.forget(id);
+        return None;
+    }
     match tokio::time::timeout(deadline, data).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(_)) => None,
@@ -442,7 +469,7 @@ async fn wait_for_data(
     }
 }
 
-/// A TCP visitor: announced, then joined to its data connection.
+/// A TCP visitor: given a data connection, then joined to it.
 async fn tcp_visitor(
     visitor: Stream,
     peer: Peer,
@@ -454,16 +481,7 @@ async fn tcp_visitor(
     let (Some(from), Some(to)) = (peer.socket_addr(), visitor.local_addr()) else {
         return;
     };
-    let (id, data) = session.expect();
-    if announce
-        .send(Frame::Visitor { id, from, to })
-        .await
-        .is_err()
-    {
-        session.forget(id);
-        return;
-    }
-    let Some(data) = wait_for_data(session, id, data, deadline, &peer).await else {
+    let Some(data) = data_for(session, announce, (from, to), deadline, &peer).await else {
         return;
     };
     let started = std::time::Instant::now();

@@ -20,14 +20,39 @@ use crate::net::Stream;
 /// How long a dead client's port waits for it.
 pub const RESERVED_FOR: Duration = Duration::from_secs(60);
 
-/// A registered client's visitors waiting for their data connections.
+/// Spare data connections a client may keep at the gateway: more are closed (a client
+/// cannot make the gateway hold many connections for nobody).
+pub const SPARES_MAX: usize = 32;
+
+/// A registered client's visitors waiting for their data connections, and the spare data
+/// connections it opened ahead of its visitors.
 #[derive(Debug, Default)]
 pub struct Session {
     pending: Mutex<HashMap<u64, oneshot::Sender<Stream>>>,
+    spares: Mutex<std::collections::VecDeque<Stream>>,
     next: AtomicU64,
 }
 
 impl Session {
+    /// Keeps a spare data connection for the next visitor; false (and it is closed) when
+    /// the client already has [`SPARES_MAX`].
+    pub fn offer(&self, data: Stream) -> bool {
+        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        if spares.len() >= SPARES_MAX {
+            return false;
+        }
+        spares.push_back(data);
+        true
+    }
+
+    /// The oldest spare data connection, if any.
+    pub fn spare(&self) -> Option<Stream> {
+        self.spares
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+
     /// A new visitor's number and where its data connection will arrive.
     pub fn expect(&self) -> (u64, oneshot::Receiver<Stream>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
