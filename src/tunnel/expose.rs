@@ -9,6 +9,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::datagrams::{self, Sink, Source};
 use super::frame::{self, Frame, Kind, Token, VERSION};
+use super::lane;
 use super::secret::Secret;
 use super::{DEAD_AFTER, PING_EVERY};
 use crate::endpoint::{Endpoint, HostPort};
@@ -53,6 +55,30 @@ pub struct Expose {
     pub idle_timeout: Duration,
     /// Where the token is kept between runs (`None`: nowhere).
     pub state: Option<PathBuf>,
+}
+
+/// The lanes of one session with the gateway.
+struct Lanes {
+    /// The session's token, presented by every data connection.
+    token: Token,
+    /// Lanes waiting for a visitor.
+    idle: AtomicUsize,
+    /// Fires when the session ends: idle lanes close (busy ones finish their visitor).
+    stop: CancellationToken,
+    /// Visitors in flight, for the drain.
+    visitors: TaskTracker,
+    /// The drain's end.
+    cut: CancellationToken,
+}
+
+impl Lanes {
+    /// A pause before opening another lane after one failed; false if the session ended.
+    async fn pause(&self) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
 }
 
 /// A registration in force.
@@ -245,20 +271,25 @@ impl Expose {
     ) -> End {
         let token = reg.token;
         let (mut rd, mut wr) = tokio::io::split(reg.control);
-        // The spares live as long as this session.
-        let spares = CancellationToken::new();
-        let _spares_end = spares.clone().drop_guard();
+        // Idle lanes wait as long as this session lasts (visitors on lanes go on after it).
+        let lanes = Arc::new(Lanes {
+            token,
+            idle: AtomicUsize::new(0),
+            stop: CancellationToken::new(),
+            visitors: visitors.clone(),
+            cut: cut.clone(),
+        });
+        let _lanes_end = lanes.stop.clone().drop_guard();
         for _ in 0..SPARES {
-            let me = self.clone();
-            tokio::spawn(me.spare(token, visitors.clone(), spares.clone(), cut.clone()));
+            self.lane(&lanes, None);
         }
         let reader = async {
             loop {
                 match tokio::time::timeout(DEAD_AFTER, frame::read(&mut rd)).await {
                     Ok(Ok(Some(Frame::Ping))) => {}
                     Ok(Ok(Some(Frame::Visitor { id, from, to }))) => {
-                        let (me, cut) = (self.clone(), cut.clone());
-                        visitors.spawn(async move { me.visitor(token, id, from, to, &cut).await });
+                        let (me, lanes) = (self.clone(), lanes.clone());
+                        visitors.spawn(async move { me.visitor(&lanes, id, from, to).await });
                     }
                     Ok(Ok(Some(other))) => {
                         return End::Lost(format!("it sent {other:?} out of turn"))
@@ -298,134 +329,151 @@ impl Expose {
         }
     }
 
-    /// One visitor: a data connection to the gateway and a connection to LOCAL, joined.
+    /// A visitor the gateway announced on the control connection (every lane was busy): a
+    /// new data connection for it, which then stays as a lane.
     async fn visitor(
-        &self,
-        token: Token,
+        self: Arc<Self>,
+        lanes: &Arc<Lanes>,
         id: u64,
         from: std::net::SocketAddr,
         to: std::net::SocketAddr,
-        cut: &CancellationToken,
     ) {
-        let data = async {
-            let mut s = self.data_connection().await?;
-            let join = Frame::Join {
-                version: VERSION,
-                token,
-                id,
-            };
-            frame::write(&mut s, &join)
-                .await
-                .map_err(|e| Error::io("cannot open a data connection to the gateway", &e))?;
-            Ok::<Stream, Error>(s)
+        let join = Frame::Join {
+            version: VERSION,
+            token: lanes.token,
+            id,
         };
-        self.visit(data, from, to, cut).await;
+        let data = match self.data_connection(&join).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(visitor = %from, "visitor closed: {e}");
+                return;
+            }
+        };
+        let keep = lanes.idle.load(Ordering::Relaxed) < 2 * SPARES;
+        if let Some(lane) = self.visit(data, from, to, keep, &lanes.cut).await {
+            self.lane(lanes, Some(lane));
+        }
     }
 
-    /// A new connection to the gateway, for a visitor.
-    async fn data_connection(&self) -> Result<Stream> {
-        Ok(self.gateway.dial().await?.0)
+    /// A new connection to the gateway whose first frame is `first` (`Join`, `Offer`).
+    async fn data_connection(&self, first: &Frame) -> Result<Stream> {
+        let (mut s, _) = self.gateway.dial().await?;
+        frame::write(&mut s, first)
+            .await
+            .map_err(|e| Error::io("cannot open a data connection to the gateway", &e))?;
+        Ok(s)
     }
 
-    /// One spare data connection at a time, opened ahead of the visitors (a pool of
-    /// [`SPARES`] such tasks): when the gateway names a visitor on it, that visitor is served
-    /// and another spare is opened. Ends with the session (`stop`).
-    async fn spare(
-        self: Arc<Self>,
-        token: Token,
-        visitors: TaskTracker,
-        stop: CancellationToken,
-        cut: CancellationToken,
-    ) {
+    /// Starts a lane: `conn` (a data connection a visitor has just left), or a new one
+    /// offered to the gateway.
+    fn lane(self: &Arc<Self>, lanes: &Arc<Lanes>, conn: Option<Stream>) {
+        tokio::spawn(self.clone().lane_life(lanes.clone(), conn));
+    }
+
+    /// A lane's life: wait for the gateway to name a visitor on it, carry the visitor,
+    /// again, until the session ends (while idle), a side retires it, or it fails. When
+    /// fewer than [`SPARES`] lanes are left idle, another is opened, so the next visitor's
+    /// data connection is ready before the visitor is.
+    async fn lane_life(self: Arc<Self>, lanes: Arc<Lanes>, mut conn: Option<Stream>) {
+        let offer = Frame::Offer {
+            version: VERSION,
+            token: lanes.token,
+        };
         loop {
-            let opened = async {
-                let mut s = self.data_connection().await?;
-                let offer = Frame::Offer {
-                    version: VERSION,
-                    token,
-                };
-                frame::write(&mut s, &offer)
-                    .await
-                    .map_err(|e| Error::io("cannot open a spare connection to the gateway", &e))?;
-                Ok::<Stream, Error>(s)
-            };
-            let named = async {
-                let mut s = opened.await?;
-                match frame::read(&mut s).await {
-                    Ok(Some(Frame::Visitor { from, to, .. })) => Ok((s, from, to)),
-                    _ => Err(Error::new(
-                        ErrorKind::Io,
-                        "a spare connection ended",
-                        "the gateway closed it",
-                    )),
-                }
-            };
-            let named = tokio::select! {
-                r = named => r,
-                () = stop.cancelled() => return,
-            };
-            match named {
-                Ok((s, from, to)) => {
-                    let (me, cut) = (self.clone(), cut.clone());
-                    visitors.spawn(async move {
-                        me.visit(std::future::ready(Ok(s)), from, to, &cut).await;
-                    });
-                }
-                Err(e) => {
-                    tracing::debug!("{e}; another spare in a second");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = stop.cancelled() => return,
+            let mut lane = match conn.take() {
+                Some(c) => c,
+                None => {
+                    let opened = tokio::select! {
+                        r = self.data_connection(&offer) => r,
+                        () = lanes.stop.cancelled() => return,
+                    };
+                    match opened {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::debug!("cannot open a lane: {e}");
+                            if !lanes.pause().await {
+                                return;
+                            }
+                            continue;
+                        }
                     }
                 }
+            };
+            lanes.idle.fetch_add(1, Ordering::Relaxed);
+            let named = tokio::select! {
+                f = frame::read(&mut lane) => f,
+                () = lanes.stop.cancelled() => {
+                    lanes.idle.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let idle = lanes.idle.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+            let Ok(Some(Frame::Visitor { from, to, .. })) = named else {
+                // The gateway let it go (its spares were full, or it is stopping).
+                if !lanes.pause().await {
+                    return;
+                }
+                continue;
+            };
+            if idle < SPARES {
+                self.lane(&lanes, None);
+            }
+            let visit = self.visit(lane, from, to, idle < 2 * SPARES, &lanes.cut);
+            match lanes.visitors.track_future(visit).await {
+                Some(l) if !lanes.stop.is_cancelled() => conn = Some(l),
+                _ => return,
             }
         }
     }
 
-    /// A visitor whose data connection is `data` (being opened, or ready): LOCAL dialed
-    /// meanwhile, then the two joined until both ends are done.
+    /// One visitor on `lane`: LOCAL dialed (with the PROXY header when asked), then the two
+    /// carried until both ends are done. Returns the lane when it may carry another.
     async fn visit(
         &self,
-        data: impl std::future::Future<Output = Result<Stream>>,
+        mut lane: Stream,
         from: std::net::SocketAddr,
         to: std::net::SocketAddr,
+        keep: bool,
         cut: &CancellationToken,
-    ) {
+    ) -> Option<Stream> {
         let work = async {
             if self.kind() == Kind::Udp {
-                let (data, local) = tokio::join!(data, self.local.dial_datagram());
-                let (data, (local, _)) = (data?, local?);
+                // A UDP visitor's lane is its own until it goes quiet, then closed.
+                let (local, _) = self.local.dial_datagram().await?;
                 let local = Arc::new(local);
-                let r = datagrams::carry(
-                    data,
-                    self.idle_timeout,
-                    FromLocal(local.clone()),
-                    ToLocal(local),
-                )
-                .await;
-                return Ok(r.map(|()| "idle or closed"));
+                let (from_local, to_local) = (FromLocal(local.clone()), ToLocal(local));
+                let r = datagrams::carry(lane, self.idle_timeout, from_local, to_local).await;
+                return Ok((None, r.map(|()| "idle or closed")));
             }
             let header = self
                 .proxy_protocol
                 .map(|v| proxy_header::encode(v, from, to));
-            let local = self
+            let (local, _) = self
                 .local
-                .dial_with_preface(header.as_deref().unwrap_or_default());
-            let (data, local) = tokio::join!(data, local);
-            let (data, (local, _)) = (data?, local?);
-            let opts = crate::pump::Options::default();
-            Ok(crate::pump::join(data, local, &opts).await.map(|j| j.end))
+                .dial_with_preface(header.as_deref().unwrap_or_default())
+                .await?;
+            let r = lane::carry(local, &mut lane, keep, None).await;
+            let reusable = matches!(&r, Ok(p) if p.reusable);
+            Ok::<_, Error>((reusable.then_some(lane), r.map(|_| "both ends closed")))
         };
-        let r: Result<io::Result<&str>> = tokio::select! {
+        let r = tokio::select! {
             r = work => r,
-            () = cut.cancelled() => return,
+            () = cut.cancelled() => return None,
         };
         match r {
-            Ok(Ok(end)) => tracing::info!(visitor = %from, end, "visitor closed"),
-            Ok(Err(e)) => {
-                tracing::info!(visitor = %from, error = %crate::error::describe_io(&e), "visitor failed")
+            Ok((lane, Ok(end))) => {
+                tracing::info!(visitor = %from, end, "visitor closed");
+                lane
             }
-            Err(e) => tracing::warn!(visitor = %from, "visitor closed: {e}"),
+            Ok((_, Err(e))) => {
+                tracing::info!(visitor = %from, error = %crate::error::describe_io(&e), "visitor failed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(visitor = %from, "visitor closed: {e}");
+                None
+            }
         }
     }
 

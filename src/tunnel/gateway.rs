@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::datagrams::{self, Sink, Source};
 use super::frame::{self, Frame, Kind, Token, NONCE_LEN, VERSION};
+use super::lane;
 use super::ports::{Holder, Ports, Session};
 use super::secret::{random, Secret};
 use super::{DEAD_AFTER, PING_EVERY};
@@ -469,7 +470,7 @@ async fn data_for(
     }
 }
 
-/// A TCP visitor: given a data connection, then joined to it.
+/// A TCP visitor: given a lane, carried on it, and the lane kept for the next one.
 async fn tcp_visitor(
     visitor: Stream,
     peer: Peer,
@@ -481,18 +482,20 @@ async fn tcp_visitor(
     let (Some(from), Some(to)) = (peer.socket_addr(), visitor.local_addr()) else {
         return;
     };
-    let Some(data) = data_for(session, announce, (from, to), deadline, &peer).await else {
+    let Some(mut lane) = data_for(session, announce, (from, to), deadline, &peer).await else {
         return;
     };
     let started = std::time::Instant::now();
-    let opts = crate::pump::Options {
-        idle_timeout: idle,
-        ..crate::pump::Options::default()
-    };
     let duration_ms = || started.elapsed().as_millis() as u64;
-    match crate::pump::join(visitor, data, &opts).await {
-        Ok(j) => tracing::info!(service = "tunnel", %peer, bytes_in = j.up, bytes_out = j.down,
-            duration_ms = duration_ms(), end = j.end, "visitor closed"),
+    match lane::carry(visitor, &mut lane, true, idle).await {
+        Ok(p) => {
+            tracing::info!(service = "tunnel", %peer, bytes_in = p.sent, bytes_out = p.received,
+                duration_ms = duration_ms(), "visitor closed");
+            // The lane carries the next visitor (a client over its limit of spares closes).
+            if p.reusable {
+                session.offer(lane);
+            }
+        }
         Err(e) => tracing::info!(service = "tunnel", %peer, error = %crate::error::describe_io(&e),
             duration_ms = duration_ms(), "visitor failed"),
     }

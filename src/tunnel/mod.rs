@@ -19,6 +19,7 @@ pub mod datagrams;
 pub mod expose;
 pub mod frame;
 pub mod gateway;
+pub mod lane;
 pub mod ports;
 pub mod secret;
 
