@@ -4,7 +4,8 @@
 //! A frame is a 4-byte big-endian length, then that many bytes: a type byte and its body.
 //! The first frame of every connection names the protocol and its version (`Hello` opens a
 //! control connection, `Join` a data connection), so a stray client (a browser, a scanner)
-//! or a future version is told apart at once. docs/tunnels.md has the whole exchange.
+//! or a future version is told apart at once (`Offer` and `Join` open data connections, the
+//! lanes of [`super::lane`]). docs/tunnels.md has the whole exchange.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -104,7 +104,9 @@ impl Shared {
                 self.offer(stream, &peer, &token);
             }
             Ok(Ok(Some(
-                Frame::Hello { version } | Frame::Join { version, .. } | Frame::Offer { version, .. },
+                Frame::Hello { version }
+                | Frame::Join { version, .. }
+                | Frame::Offer { version, .. },
             ))) => {
                 let reason = format!(
                     "this gateway speaks version {VERSION} of the tunnel protocol and the client {version}: run the same sockit on both sides"
@@ -136,8 +138,12 @@ impl Shared {
     fn offer(&self, stream: Stream, peer: &Peer, token: &Token) {
         match self.ports.session(token) {
             Some(session) if session.offer(stream) => {}
-            Some(_) => tracing::debug!(service = "tunnel", %peer, "closed: a spare data connection beyond the limit"),
-            None => tracing::debug!(service = "tunnel", %peer, "closed: a spare data connection for no session"),
+            Some(_) => {
+                tracing::debug!(service = "tunnel", %peer, "closed: a spare data connection beyond the limit")
+            }
+            None => {
+                tracing::debug!(service = "tunnel", %peer, "closed: a spare data connection for no session")
+            }
         }
     }
 

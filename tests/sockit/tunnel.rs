@@ -146,6 +146,32 @@ fn piped_input_through_the_tunnel_and_twenty_visitors_each_echo_a_mebibyte() {
 }
 
 #[test]
+fn visitors_in_turn_share_lanes_and_a_reset_spoils_nothing_for_the_next() {
+    // One visitor at a time, so the lanes (data connections kept for the next visitor)
+    // are reused; in between, visitors that reset mid-transfer and that leave at once.
+    let gw = Gateway::start("lanes", &[]);
+    let (_echo, eport) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let (_expose, port) = gw.expose(&format!("tcp://127.0.0.1:{eport}"), &[]);
+    for i in 0..60u64 {
+        match i % 3 {
+            0 => {
+                let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let mut w = &s;
+                w.write_all(&random_bytes(100_000, i)).unwrap();
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            }
+            1 => drop(TcpStream::connect(("127.0.0.1", port)).unwrap()),
+            _ => {
+                let data = random_bytes(50_000 + i as usize, i);
+                assert_eq!(sha256(&exchange(port, &data)), sha256(&data), "visitor {i}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_server_first_banner_reaches_a_visitor_who_sends_nothing() {
     let gw = Gateway::start("banner", &[]);
     let (_daytime, dport) = server(&["serve", "daytime=tcp://127.0.0.1:0"]);
