@@ -236,6 +236,59 @@ fn a_stopped_expose_loses_its_port_within_20_s_and_gets_it_back_when_it_wakes() 
 }
 
 #[test]
+fn a_restarted_gateway_gets_its_clients_back_on_their_ports() {
+    // The gateway keeps its certificate (so the client's trust holds) and its port.
+    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
+    let c = |f: &str| certs.join(f).to_str().unwrap().to_string();
+    let dir = temp_dir("tunnel-gateway-restart");
+    let start = |port: u16| {
+        let mut cmd = sockit();
+        cmd.args(["serve", &format!("tunnel=tls://127.0.0.1:{port}")])
+            .args(["--cert", &c("localhost.pem"), "--key", &c("localhost.key")])
+            .env("SOCKIT_SECRET", SECRET);
+        let mut p = Proc::spawn(cmd, None);
+        let port = p.port();
+        (p, port)
+    };
+    let (mut gw, gport) = start(0);
+    let (_echo, eport) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
+    let mut cmd = sockit();
+    cmd.args(["expose", &format!("tcp://127.0.0.1:{eport}")])
+        .args([
+            "--via",
+            &format!("tls://127.0.0.1:{gport}"),
+            "--sni",
+            "localhost",
+        ])
+        .args(["--ca", &c("ca.pem")])
+        .env("SOCKIT_SECRET", SECRET)
+        .env("XDG_STATE_HOME", dir.join("state"));
+    let mut expose = Proc::spawn(cmd, None);
+    let port = exposed_port(&mut expose);
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    expose.stderr_contains("lost the gateway");
+    let (_gw2, _) = start(gport);
+    // Back within the back-off (0.5 s, 1 s, 2 s...), on the same public port.
+    assert_eq!(exposed_port(&mut expose), port);
+    assert_eq!(exchange(port, b"again\n"), b"again\n");
+}
+
+#[test]
+fn a_unix_socket_behind_a_public_port() {
+    let gw = Gateway::start("unix-local", &[]);
+    let path = gw.dir.join("app.sock");
+    let local = format!("unix:{}", path.display());
+    let mut cmd = sockit();
+    cmd.args(["serve", &format!("echo={local}")]);
+    let mut echo = Proc::spawn(cmd, None);
+    echo.ready();
+    let (_expose, port) = gw.expose(&local, &[]);
+    let data = random_bytes(200_000, 7);
+    assert_eq!(sha256(&exchange(port, &data)), sha256(&data));
+}
+
+#[test]
 fn a_wrong_secret_or_pin_opens_nothing_and_is_said_in_one_line() {
     let mut gw = Gateway::start("wrong", &[]);
     let want = free_port().to_string();
