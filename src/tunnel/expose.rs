@@ -18,10 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::datagrams::{self, Sink, Source};
-use super::frame::{self, Frame, Kind, Token, VERSION};
+use super::frame::{self, Frame, Kind, Token, PING_EVERY, VERSION};
 use super::lane;
 use super::secret::Secret;
-use super::{DEAD_AFTER, PING_EVERY};
 use crate::endpoint::{Endpoint, HostPort};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::proxy_header;
@@ -285,20 +284,13 @@ impl Expose {
         }
         let reader = async {
             loop {
-                match tokio::time::timeout(DEAD_AFTER, frame::read(&mut rd)).await {
-                    Ok(Ok(Some(Frame::Ping))) => {}
-                    Ok(Ok(Some(Frame::Visitor { id, from, to }))) => {
+                match frame::next_on_control(&mut rd).await {
+                    Ok(Frame::Visitor { id, from, to }) => {
                         let (me, lanes) = (self.clone(), lanes.clone());
                         visitors.spawn(async move { me.visitor(&lanes, id, from, to).await });
                     }
-                    Ok(Ok(Some(other))) => {
-                        return End::Lost(format!("it sent {other:?} out of turn"))
-                    }
-                    Ok(Ok(None)) => return End::Lost("it closed the connection".into()),
-                    Ok(Err(e)) => return End::Lost(crate::error::describe_io(&e)),
-                    Err(_) => {
-                        return End::Lost(format!("nothing heard for {} s", DEAD_AFTER.as_secs()))
-                    }
+                    Ok(other) => return End::Lost(format!("it sent {other:?} out of turn")),
+                    Err(why) => return End::Lost(why),
                 }
             }
         };

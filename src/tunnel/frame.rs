@@ -9,9 +9,14 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// Both sides send a ping this often on the control connection.
+pub const PING_EVERY: Duration = Duration::from_secs(5);
+/// A side that has heard nothing for this long takes the other for dead.
+pub const DEAD_AFTER: Duration = Duration::from_secs(15);
 /// The version of the control protocol this build speaks.
 pub const VERSION: u8 = 1;
 /// What the first frame of a connection starts with.
@@ -373,6 +378,23 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Frame>> 
     Frame::decode(&body)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))
+}
+
+/// The next frame on a control connection that is not a ping, or why the other side is
+/// taken for gone: it closed, failed, or said nothing for [`DEAD_AFTER`].
+///
+/// # Errors
+/// The reason, in words for a log line.
+pub async fn next_on_control<R: AsyncRead + Unpin>(r: &mut R) -> Result<Frame, String> {
+    loop {
+        match tokio::time::timeout(DEAD_AFTER, read(r)).await {
+            Ok(Ok(Some(Frame::Ping))) => {}
+            Ok(Ok(Some(f))) => return Ok(f),
+            Ok(Ok(None)) => return Err("its connection closed".into()),
+            Ok(Err(e)) => return Err(crate::error::describe_io(&e)),
+            Err(_) => return Err(format!("nothing heard for {} s", DEAD_AFTER.as_secs())),
+        }
+    }
 }
 
 /// Writes one frame and flushes it (TLS holds what is not flushed).

@@ -17,11 +17,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::datagrams::{self, Sink, Source};
-use super::frame::{self, Frame, Kind, Token, NONCE_LEN, VERSION};
+use super::frame::{self, Frame, Kind, Token, NONCE_LEN, PING_EVERY, VERSION};
 use super::lane;
 use super::ports::{Holder, Ports, Session};
 use super::secret::{random, Secret};
-use super::{DEAD_AFTER, PING_EVERY};
 use crate::endpoint::{Endpoint, Host, HostPort};
 use crate::net::{self, Datagram, Listener, Peer, Stream};
 use crate::server::Admission;
@@ -289,19 +288,10 @@ impl Shared {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let (announce, mut announcements) = mpsc::channel::<Frame>(256);
         let reader = async {
-            loop {
-                match tokio::time::timeout(DEAD_AFTER, frame::read(&mut rd)).await {
-                    Ok(Ok(Some(Frame::Ping))) => {}
-                    Ok(Ok(Some(Frame::Bye))) => return End::Bye,
-                    Ok(Ok(Some(other))) => {
-                        return End::Dead(format!("it sent {other:?} out of turn"))
-                    }
-                    Ok(Ok(None)) => return End::Dead("its connection closed".into()),
-                    Ok(Err(e)) => return End::Dead(crate::error::describe_io(&e)),
-                    Err(_) => {
-                        return End::Dead(format!("nothing heard for {} s", DEAD_AFTER.as_secs()))
-                    }
-                }
+            match frame::next_on_control(&mut rd).await {
+                Ok(Frame::Bye) => End::Bye,
+                Ok(other) => End::Dead(format!("it sent {other:?} out of turn")),
+                Err(why) => End::Dead(why),
             }
         };
         let writer = async {

@@ -23,13 +23,7 @@ pub mod lane;
 pub mod ports;
 pub mod secret;
 
-use std::time::Duration;
-
 pub use expose::Expose;
+pub use frame::{DEAD_AFTER, PING_EVERY};
 pub use gateway::Gateway;
 pub use secret::Secret;
-
-/// Both sides send a ping this often on the control connection.
-pub const PING_EVERY: Duration = Duration::from_secs(5);
-/// A side that has heard nothing for this long takes the other for dead.
-pub const DEAD_AFTER: Duration = Duration::from_secs(15);

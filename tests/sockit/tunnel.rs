@@ -82,6 +82,23 @@ impl Gateway {
     }
 }
 
+/// The test certificates (tests/certs): FILE's path.
+fn cert(file: &str) -> String {
+    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
+    certs.join(file).to_str().unwrap().to_string()
+}
+
+/// `sockit expose` of echo port `eport` through the gateway at `gport`, whose certificate
+/// (for localhost, from the test CA) it trusts; its token kept under `dir`.
+fn expose_trusting_ca(gport: u16, eport: u16, dir: &std::path::Path) -> Command {
+    let mut cmd = sockit();
+    cmd.args(["expose", &format!("tcp://127.0.0.1:{eport}")])
+        .args(["--via", &format!("tls://127.0.0.1:{gport}")])
+        .args(["--sni", "localhost", "--ca", &cert("ca.pem")])
+        .env("XDG_STATE_HOME", dir.join("state"));
+    cmd
+}
+
 /// The port of expose's readiness line, `exposed LOCAL at tcp://HOST:PORT`.
 fn exposed_port(p: &mut Proc) -> u16 {
     let line = p.stderr_contains("exposed ");
@@ -238,8 +255,7 @@ fn a_stopped_expose_loses_its_port_within_20_s_and_gets_it_back_when_it_wakes() 
 #[test]
 fn a_restarted_gateway_gets_its_clients_back_on_their_ports() {
     // The gateway keeps its certificate (so the client's trust holds) and its port.
-    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
-    let c = |f: &str| certs.join(f).to_str().unwrap().to_string();
+    let c = cert;
     let dir = temp_dir("tunnel-gateway-restart");
     let start = |port: u16| {
         let mut cmd = sockit();
@@ -252,17 +268,8 @@ fn a_restarted_gateway_gets_its_clients_back_on_their_ports() {
     };
     let (mut gw, gport) = start(0);
     let (_echo, eport) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
-    let mut cmd = sockit();
-    cmd.args(["expose", &format!("tcp://127.0.0.1:{eport}")])
-        .args([
-            "--via",
-            &format!("tls://127.0.0.1:{gport}"),
-            "--sni",
-            "localhost",
-        ])
-        .args(["--ca", &c("ca.pem")])
-        .env("SOCKIT_SECRET", SECRET)
-        .env("XDG_STATE_HOME", dir.join("state"));
+    let mut cmd = expose_trusting_ca(gport, eport, &dir);
+    cmd.env("SOCKIT_SECRET", SECRET);
     let mut expose = Proc::spawn(cmd, None);
     let port = exposed_port(&mut expose);
     gw.child.kill().unwrap();
@@ -464,8 +471,7 @@ fn sigterm_closes_the_public_port_and_lets_an_open_visitor_finish() {
 
 #[test]
 fn a_client_certificate_is_proof_enough() {
-    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
-    let c = |f: &str| certs.join(f).to_str().unwrap().to_string();
+    let c = cert;
     let (mut gw, gport) = {
         let mut cmd = sockit();
         cmd.args([
@@ -482,33 +488,20 @@ fn a_client_certificate_is_proof_enough() {
     };
     let (_echo, eport) = server(&["serve", "echo=tcp://127.0.0.1:0"]);
     let dir = temp_dir("tunnel-cert");
-    let mut cmd = sockit();
-    cmd.args(["expose", &format!("tcp://127.0.0.1:{eport}")])
-        .args([
-            "--via",
-            &format!("tls://127.0.0.1:{gport}"),
-            "--sni",
-            "localhost",
-        ])
-        .args(["--ca", &c("ca.pem"), "--client-cert", &c("client.pem")])
-        .args(["--client-key", &c("client.key")])
-        .env_remove("SOCKIT_SECRET")
-        .env("XDG_STATE_HOME", dir.join("state"));
+    let mut cmd = expose_trusting_ca(gport, eport, &dir);
+    cmd.args([
+        "--client-cert",
+        &c("client.pem"),
+        "--client-key",
+        &c("client.key"),
+    ])
+    .env_remove("SOCKIT_SECRET");
     let mut expose = Proc::spawn(cmd, None);
     let port = exposed_port(&mut expose);
     assert_eq!(exchange(port, b"cert\n"), b"cert\n");
     // Without a certificate the TLS layer refuses it; the gateway says so.
-    let mut cmd = sockit();
-    cmd.args(["expose", &format!("tcp://127.0.0.1:{eport}")])
-        .args([
-            "--via",
-            &format!("tls://127.0.0.1:{gport}"),
-            "--sni",
-            "localhost",
-        ])
-        .args(["--ca", &c("ca.pem")])
-        .env("SOCKIT_SECRET", "whatever")
-        .env("XDG_STATE_HOME", dir.join("state"));
+    let mut cmd = expose_trusting_ca(gport, eport, &dir);
+    cmd.env("SOCKIT_SECRET", "whatever");
     let mut stranger = Proc::spawn(cmd, None);
     assert_eq!(stranger.wait().code(), Some(1));
     stranger.drain_err();
