@@ -71,6 +71,14 @@ pub enum ErrorKind {
     Io,
 }
 
+/// A datagram too long for the socket (EMSGSIZE; WSAEMSGSIZE on Windows).
+pub(crate) fn is_message_too_long(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    return e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error());
+    #[cfg(not(unix))]
+    return e.raw_os_error() == Some(10040);
+}
+
 /// An error with a sentence for people: `what` failed, `why`, and a kind for the hint; the
 /// underlying error, when there is one, stays reachable through `source()`. Its `Debug`
 /// form is the sentence too, so `fn main() -> Result<(), sockit::Error>` (the examples)

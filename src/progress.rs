@@ -3,7 +3,6 @@
 //! line with the totals when the transfer ends.
 
 use std::io::{IsTerminal, Write};
-use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,9 +16,8 @@ const EVERY: Duration = Duration::from_secs(2);
 
 /// The size of stdin when it is a regular file (what percent and ETA are of).
 pub fn stdin_size() -> Option<u64> {
-    let st = rustix::fs::fstat(std::io::stdin().as_fd()).ok()?;
-    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile)
-        .then(|| u64::try_from(st.st_size).unwrap_or(0))
+    let meta = crate::stdio::stdin_file().ok()?.metadata().ok()?;
+    meta.is_file().then(|| meta.len())
 }
 
 fn mib(n: u64) -> f64 {
@@ -115,6 +113,13 @@ impl Display {
 }
 
 /// The width of the terminal on stderr, if it is one that says.
+#[cfg(not(unix))]
+fn width() -> Option<usize> {
+    None
+}
+
+/// The width of the terminal on stderr, if it is one that says.
+#[cfg(unix)]
 fn width() -> Option<usize> {
     rustix::termios::tcgetwinsize(std::io::stderr())
         .ok()

@@ -194,7 +194,7 @@ pub async fn datagram(
                 format!("no answer from {peer}"),
                 "port unreachable (connection refused)",
             ),
-            _ if e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error()) => {
+            _ if crate::error::is_message_too_long(&e) => {
                 Error::new(
                     ErrorKind::BadArgument,
                     format!("cannot send a datagram to {peer}"),

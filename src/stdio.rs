@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::thread::JoinHandle;
@@ -202,26 +201,22 @@ impl Output {
     /// Starts the stdout thread. Keep the [`StdoutThread`] to flush at exit.
     pub fn stdout() -> (Output, StdoutThread) {
         let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH * 4);
-        let handle = io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(File::from)
-            .and_then(|mut out| {
-                std::thread::Builder::new()
-                    .name("sockit-stdout".into())
-                    .spawn(move || {
-                        while let Some(chunk) = rx.blocking_recv() {
-                            if let Err(e) = out.write_all(&chunk) {
-                                // Stop taking output, which every writer sees as
-                                // `ErrorKind::StdoutClosed`. A reader that went away
-                                // (`| head`) is the end of the job; anything else (a full
-                                // disk) is a failure that `finish` reports.
-                                return (e.kind() != io::ErrorKind::BrokenPipe).then_some(e);
-                            }
+        let handle = stdout_file().and_then(|mut out| {
+            std::thread::Builder::new()
+                .name("sockit-stdout".into())
+                .spawn(move || {
+                    while let Some(chunk) = rx.blocking_recv() {
+                        if let Err(e) = out.write_all(&chunk) {
+                            // Stop taking output, which every writer sees as
+                            // `ErrorKind::StdoutClosed`. A reader that went away
+                            // (`| head`) is the end of the job; anything else (a full
+                            // disk) is a failure that `finish` reports.
+                            return (e.kind() != io::ErrorKind::BrokenPipe).then_some(e);
                         }
-                        out.flush().err()
-                    })
-            });
+                    }
+                    out.flush().err()
+                })
+        });
         let handle = match handle {
             Ok(h) => Some(h),
             Err(e) => {
@@ -340,4 +335,31 @@ impl AsyncWrite for Stdio {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.output).poll_shutdown(cx)
     }
+}
+
+/// stdout as a file of its own (a duplicate of the descriptor or handle), for the stdout
+/// thread: written with no lock and no line buffering.
+fn stdout_file() -> io::Result<File> {
+    #[cfg(unix)]
+    use std::os::fd::AsFd as AsRaw;
+    #[cfg(windows)]
+    use std::os::windows::io::AsHandle as AsRaw;
+    #[cfg(unix)]
+    let own = io::stdout().as_fd().try_clone_to_owned();
+    #[cfg(windows)]
+    let own = io::stdout().as_handle().try_clone_to_owned();
+    own.map(File::from)
+}
+
+/// stdin as a file of its own, to ask what it is (a regular file has a size).
+pub(crate) fn stdin_file() -> io::Result<File> {
+    #[cfg(unix)]
+    use std::os::fd::AsFd as AsRaw;
+    #[cfg(windows)]
+    use std::os::windows::io::AsHandle as AsRaw;
+    #[cfg(unix)]
+    let own = io::stdin().as_fd().try_clone_to_owned();
+    #[cfg(windows)]
+    let own = io::stdin().as_handle().try_clone_to_owned();
+    own.map(File::from)
 }

@@ -24,6 +24,11 @@ use crate::cli::{Cli, Command};
 
 /// Servers hold a descriptor per client: lift the soft open-file limit to the hard one (as
 /// Go programs do), so `listen -k` or `chat` do not stop at 1,024 clients on a default system.
+#[cfg(not(unix))]
+fn raise_open_file_limit() {}
+
+/// Servers hold a descriptor per client (see above).
+#[cfg(unix)]
 fn raise_open_file_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);

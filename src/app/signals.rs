@@ -33,6 +33,7 @@ pub(super) fn set_cut(token: CancellationToken) {
 /// members, flush, remove Unix socket files (SIGHUP's default would leave the files behind
 /// and the members without a word). A server's open connections then get `drain` to finish
 /// (`cut` fires at its end); a second signal cuts them at once.
+#[cfg(unix)]
 pub(super) async fn watch_signals(
     shutdown: CancellationToken,
     cut: CancellationToken,
@@ -62,6 +63,30 @@ pub(super) async fn watch_signals(
         _ = tokio::signal::ctrl_c() => tracing::info!("second signal: cutting open connections"),
         _ = term.recv() => tracing::info!("second signal: cutting open connections"),
         _ = hup.recv() => {}
+        () = tokio::time::sleep(drain.unwrap_or_default()) => {}
+    }
+    cut.cancel();
+}
+
+/// Windows has Ctrl-C (and Ctrl-Break) for a console program, no SIGTERM or SIGHUP: Ctrl-C
+/// ends a run as SIGINT does on Unix (exit status 130), and a second one cuts the drain.
+#[cfg(not(unix))]
+pub(super) async fn watch_signals(
+    shutdown: CancellationToken,
+    cut: CancellationToken,
+    drain: Option<Duration>,
+) {
+    /// SIGINT's number, for the exit status (128 + 2), as on Unix.
+    const INT: i32 = 2;
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot watch Ctrl-C");
+        return;
+    }
+    SIGNAL.store(INT, Ordering::Relaxed);
+    shutdown.cancel();
+    tracing::info!("Ctrl-C received; shutting down");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("second Ctrl-C: cutting open connections"),
         () = tokio::time::sleep(drain.unwrap_or_default()) => {}
     }
     cut.cancel();

@@ -10,13 +10,16 @@
 
 use std::future::Future;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
+#[cfg(unix)]
 use std::sync::Once;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+#[cfg(unix)]
 use rustix::process::{Pid, Signal, WaitOptions};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -27,20 +30,24 @@ use super::program::{Origin, Program};
 /// How long a process group has between SIGTERM and SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
 /// How long a program's session has between SIGHUP and SIGTERM (`--pty`).
+#[cfg(unix)]
 const HANGUP_GRACE: Duration = Duration::from_secs(1);
 /// How often the group is looked at while it winds down.
+#[cfg(unix)]
 const POLL: Duration = Duration::from_millis(20);
 
 /// A started child: the process, what it started (its group, or its session on a
 /// pseudo-terminal), and whether it has exited.
 pub struct Running {
     child: Child,
+    #[cfg(unix)]
     members: Option<Members>,
     exited: CancellationToken,
     status: Option<ExitStatus>,
 }
 
 /// The processes a program's end reaches.
+#[cfg(unix)]
 #[derive(Debug, Clone, Copy)]
 enum Members {
     /// Its process group (`--exec`): what it started, unless they left the group.
@@ -50,6 +57,7 @@ enum Members {
     Session(Pid),
 }
 
+#[cfg(unix)]
 impl Members {
     fn signal(self, sig: Signal) {
         match self {
@@ -89,6 +97,7 @@ impl Members {
 }
 
 /// The processes of session `sid`, found in /proc (a session has no signal of its own).
+#[cfg(unix)]
 fn session_members(sid: Pid) -> Vec<Pid> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -101,6 +110,7 @@ fn session_members(sid: Pid) -> Vec<Pid> {
 
 /// The session of process `pid`, from /proc/PID/stat (getsid would not do: kernel threads
 /// are in session 0, which no `Pid` can hold).
+#[cfg(unix)]
 fn session_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (COMM) STATE PPID PGRP SESSION ...": COMM may hold spaces and parentheses.
@@ -111,9 +121,11 @@ fn session_of(pid: i32) -> Option<i32> {
 /// Makes sockit the reaper of what its programs leave behind: grandchildren whose parent
 /// exited are reparented to it and reaped here, not left as zombies of an init that may
 /// not reap.
+#[cfg(unix)]
 fn become_subreaper() {
     static SUBREAPER: Once = Once::new();
     SUBREAPER.call_once(|| {
+        #[cfg(target_os = "linux")]
         if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
             tracing::debug!(error = %e, "cannot become a child subreaper");
         }
@@ -126,6 +138,7 @@ fn become_subreaper() {
 /// # Errors
 /// `spawn` failing (out of processes, the program removed since start).
 pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo)> {
+    #[cfg(unix)]
     become_subreaper();
     let argv = program.argv();
     let mut cmd = Command::new(&argv[0]);
@@ -133,13 +146,17 @@ pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo
         .envs(origin.env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0);
+        .stderr(Stdio::inherit());
+    #[cfg(unix)]
+    cmd.process_group(0);
     let mut child = cmd.spawn()?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err(io::Error::other("the child's pipes were not made"));
     };
+    #[cfg(unix)]
     let running = Running::new(child, Members::Group);
+    #[cfg(not(unix))]
+    let running = Running::new(child);
     let io = ChildIo {
         out: stdout,
         input: Some(stdin),
@@ -151,12 +168,24 @@ pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo
 }
 
 /// Starts a program that [`super::pty`] put on a pseudo-terminal as a session's leader.
+#[cfg(unix)]
 pub(super) fn session_leader(child: Child) -> Running {
     become_subreaper();
     Running::new(child, Members::Session)
 }
 
 impl Running {
+    /// Where there are no process groups (Windows): the program alone.
+    #[cfg(not(unix))]
+    fn new(child: Child) -> Running {
+        Running {
+            child,
+            exited: CancellationToken::new(),
+            status: None,
+        }
+    }
+
+    #[cfg(unix)]
     fn new(child: Child, members: fn(Pid) -> Members) -> Running {
         let leader = child.id().and_then(|id| Pid::from_raw(id as i32));
         Running {
@@ -190,10 +219,27 @@ impl Running {
         self.exited.cancel();
     }
 
+    /// Ends the program (Windows, which has no process groups: the program alone, at once).
+    #[cfg(not(unix))]
+    pub async fn end(mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.status = Some(s);
+            }
+        }
+        if self.status.is_none() {
+            // No group to signal here: the program itself is ended.
+            let _ = self.child.start_kill();
+            self.status = self.child.wait().await.ok();
+        }
+        self.status
+    }
+
     /// Ends the program and everything it started: its group gets SIGTERM, then SIGKILL
     /// after [`TERM_GRACE`] for what is still there; a session (`--pty`) gets SIGHUP first,
     /// as a terminal's hangup would send; every process reaped. Returns the program's exit
     /// status.
+    #[cfg(unix)]
     pub async fn end(mut self) -> Option<ExitStatus> {
         let Some(members) = self.members else {
             return self.child.wait().await.ok();
@@ -272,13 +318,18 @@ impl AsyncRead for ChildIo {
         if !this.exited.is_cancelled() && this.wait_exit.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        read_what_is_left(this.out.as_fd(), buf)
+        #[cfg(unix)]
+        return read_what_is_left(this.out.as_fd(), buf);
+        // Windows: the pipe's end (every holder gone) is the end.
+        #[cfg(not(unix))]
+        Poll::Pending
     }
 }
 
 /// After the program exited: what is left in its output, read straight from `fd` (tokio
 /// may not have seen it become readable yet). Nothing there, or a terminal nobody holds any
 /// more (EIO), is the end of its output.
+#[cfg(unix)]
 pub(super) fn read_what_is_left(
     fd: std::os::fd::BorrowedFd<'_>,
     buf: &mut ReadBuf<'_>,
@@ -335,10 +386,15 @@ impl AsyncWrite for ChildIo {
 
 /// The exit status in words, for `-v` logs.
 pub fn describe(status: Option<ExitStatus>) -> String {
+    #[cfg(unix)]
     use std::os::unix::process::ExitStatusExt;
+    #[cfg(unix)]
+    let signal = |s: &ExitStatus| s.signal();
+    #[cfg(not(unix))]
+    let signal = |_: &ExitStatus| None::<i32>;
     match status {
         None => "unknown".into(),
-        Some(s) => match (s.code(), s.signal()) {
+        Some(s) => match (s.code(), signal(&s)) {
             (Some(c), _) => format!("exit {c}"),
             (None, Some(sig)) => format!("killed by signal {sig}"),
             _ => s.to_string(),

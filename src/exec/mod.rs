@@ -11,6 +11,10 @@
 mod child;
 pub mod datagram;
 mod program;
+#[cfg(unix)]
+pub mod pty;
+#[cfg(not(unix))]
+#[path = "pty_none.rs"]
 pub mod pty;
 mod stream;
 

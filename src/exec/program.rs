@@ -99,9 +99,15 @@ impl Program {
                 "give a shell command, such as --sh-exec 'tr a-z A-Z'",
             ));
         }
-        find_program("/bin/sh")?;
+        // Windows has no /bin/sh: its shell is cmd.exe, with /C.
+        let (sh, c) = if cfg!(windows) {
+            ("cmd.exe", "/C")
+        } else {
+            ("/bin/sh", "-c")
+        };
+        find_program(sh)?;
         Ok(Program {
-            argv: vec!["/bin/sh".into(), "-c".into(), command.into()],
+            argv: vec![sh.into(), c.into(), command.into()],
             shown: command.to_string(),
         })
     }
@@ -127,7 +133,7 @@ fn find_program(name: &str) -> Result<PathBuf> {
             why.to_string(),
         )
     };
-    if name.contains('/') {
+    if name.contains('/') || (cfg!(windows) && name.contains('\\')) {
         return match runnable(Path::new(name)) {
             Some(true) => Ok(PathBuf::from(name)),
             Some(false) => Err(cannot("it is not an executable file (chmod +x?)")),
@@ -135,8 +141,18 @@ fn find_program(name: &str) -> Result<PathBuf> {
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    // Windows finds `cat` as cat.exe.
+    let names: Vec<String> = if cfg!(windows) && !name.contains('.') {
+        vec![
+            format!("{name}.exe"),
+            format!("{name}.cmd"),
+            format!("{name}.bat"),
+        ]
+    } else {
+        vec![name.to_string()]
+    };
     std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
         .find(|p| runnable(p) == Some(true))
         .ok_or_else(|| {
             cannot("no such program on PATH; give its path, or use --sh-exec for a shell command")
@@ -146,9 +162,16 @@ fn find_program(name: &str) -> Result<PathBuf> {
 /// `Some(true)` for an executable regular file, `Some(false)` for another file, `None`
 /// when nothing is there.
 fn runnable(path: &Path) -> Option<bool> {
-    use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).ok()?;
-    Some(meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    #[cfg(unix)]
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    };
+    // Windows runs files by their extension, found above.
+    #[cfg(not(unix))]
+    let executable = true;
+    Some(meta.is_file() && executable)
 }
 
 /// The connection a child serves, as its environment describes it (UCSPI, as tcpserver

@@ -128,18 +128,26 @@ impl Peer {
         Peer::Ip(SocketAddr::new(addr.ip().to_canonical(), addr.port()))
     }
 
-    pub(crate) fn from_unix(addr: &tokio::net::unix::SocketAddr) -> Peer {
-        use std::os::linux::net::SocketAddrExt;
+    #[cfg(not(unix))]
+    pub(crate) fn from_unix(addr: &super::unix::SocketAddr) -> Peer {
+        match *addr {}
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn from_unix(addr: &super::unix::SocketAddr) -> Peer {
         if let Some(p) = addr.as_pathname() {
             return Peer::Unix(Some(UnixAddr::Path(p.to_path_buf())));
         }
-        let std_addr: std::os::unix::net::SocketAddr = addr.clone().into();
-        match std_addr.as_abstract_name() {
-            Some(name) => Peer::Unix(Some(UnixAddr::Abstract(
-                String::from_utf8_lossy(name).into_owned(),
-            ))),
-            None => Peer::Unix(None),
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            let std_addr: std::os::unix::net::SocketAddr = addr.clone().into();
+            if let Some(name) = std_addr.as_abstract_name() {
+                let name = String::from_utf8_lossy(name).into_owned();
+                return Peer::Unix(Some(UnixAddr::Abstract(name)));
+            }
         }
+        Peer::Unix(None)
     }
 }
 
@@ -169,6 +177,7 @@ pub(crate) fn unix_error(what: String, e: &std::io::Error) -> Error {
 pub(crate) fn unix_sockaddr(addr: &UnixAddr) -> std::io::Result<socket2::SockAddr> {
     match addr {
         UnixAddr::Path(p) => socket2::SockAddr::unix(p),
+        #[cfg(target_os = "linux")]
         UnixAddr::Abstract(name) => {
             let mut bytes = Vec::with_capacity(name.len() + 1);
             bytes.push(0u8);
@@ -176,5 +185,10 @@ pub(crate) fn unix_sockaddr(addr: &UnixAddr) -> std::io::Result<socket2::SockAdd
             use std::os::unix::ffi::OsStrExt;
             socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes))
         }
+        #[cfg(not(target_os = "linux"))]
+        UnixAddr::Abstract(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "abstract socket names (unix:@NAME) are Linux's; give a path",
+        )),
     }
 }

@@ -3,12 +3,14 @@
 use super::explain;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use socket2::{SockRef, Type};
+#[cfg(unix)]
 use tokio::io::Interest;
-use tokio::net::{UdpSocket, UnixDatagram};
+use tokio::net::UdpSocket;
+
+use super::unix::UnixDatagram;
 
 use super::base::{unix_error, unix_sockaddr, Local, Peer};
 use super::listener::{bind_ip, bind_unix, UnixFile};
@@ -62,7 +64,7 @@ pub async fn bind_datagram_on(endpoint: &Endpoint, local: &Local) -> Result<Data
                 .ok()
                 .and_then(|a| a.as_socket())
                 .ok_or_else(|| Error::new(ErrorKind::Io, what.clone(), "not an IP socket"))?;
-            let udp = UdpSocket::from_std(std::net::UdpSocket::from(OwnedFd::from(sock)))
+            let udp = UdpSocket::from_std(std::net::UdpSocket::from(sock))
                 .map_err(|e| Error::io(what, &e))?;
             let v6 = is_v6(&udp);
             Ok(Datagram {
@@ -72,9 +74,7 @@ pub async fn bind_datagram_on(endpoint: &Endpoint, local: &Local) -> Result<Data
         }
         Endpoint::UnixGram(addr) => {
             let (sock, file) = bind_unix(addr, Type::DGRAM, &what)?;
-            let u =
-                UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(OwnedFd::from(sock)))
-                    .map_err(|e| Error::io(what, &e))?;
+            let u = super::unix::datagram(sock).map_err(|e| Error::io(what, &e))?;
             Ok(Datagram {
                 inner: Inner::Unix(u, file),
                 local: endpoint.clone(),
@@ -127,9 +127,9 @@ fn scoped_group(
             if g.is_multicast() && (g.segments()[0] & 0x000f) <= 2 =>
         {
             let index = iface_index(iface)?;
-            let name = nix::net::if_::if_indextoname(index).map_err(io::Error::from)?;
+            let name = iface_name(index)?;
             Ok(HostPort {
-                host: Host::Scoped(*g, name.to_string_lossy().into_owned()),
+                host: Host::Scoped(*g, name),
                 port: hp.port,
             })
         }
@@ -139,6 +139,27 @@ fn scoped_group(
 
 /// The index of the interface that has `addr` (IPv6 multicast names interfaces by index;
 /// `--iface` takes an address, as for IPv4).
+#[cfg(not(unix))]
+fn iface_index(_: std::net::IpAddr) -> io::Result<u32> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "--iface with IPv6 multicast is not supported on this system",
+    ))
+}
+
+/// The name of interface `index` (the zone of a scoped address).
+#[cfg(unix)]
+fn iface_name(index: u32) -> io::Result<String> {
+    let name = nix::net::if_::if_indextoname(index).map_err(io::Error::from)?;
+    Ok(name.to_string_lossy().into_owned())
+}
+
+#[cfg(not(unix))]
+fn iface_name(index: u32) -> io::Result<String> {
+    Ok(index.to_string())
+}
+
+#[cfg(unix)]
 fn iface_index(addr: std::net::IpAddr) -> io::Result<u32> {
     let not_here = || {
         io::Error::new(
@@ -264,9 +285,7 @@ pub async fn connect_datagram_from(endpoint: &Endpoint, local: &Local) -> Result
             let target = unix_sockaddr(addr).map_err(|e| Error::io(what.clone(), &e))?;
             sock.connect(&target)
                 .map_err(|e| unix_error(what.clone(), &e))?;
-            let u =
-                UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(OwnedFd::from(sock)))
-                    .map_err(|e| Error::io(what, &e))?;
+            let u = super::unix::datagram(sock).map_err(|e| Error::io(what, &e))?;
             Ok((
                 Datagram {
                     inner: Inner::Unix(u, None),
@@ -288,6 +307,7 @@ impl Datagram {
     /// sent to any address, not only to a connected peer (IP_RECVERR): a server can then
     /// drop a peer that went away at once. Best effort; Unix sockets have nothing to report.
     pub fn watch_unreachable(&self) {
+        #[cfg(target_os = "linux")]
         if let Inner::Udp(s, v6) = &self.inner {
             use nix::sys::socket::{setsockopt, sockopt};
             let r = if *v6 {
@@ -304,6 +324,14 @@ impl Datagram {
 
     /// The peers the kernel reported unreachable since the last call (read from the error
     /// queue, which also clears it); empty unless [`Datagram::watch_unreachable`] was called.
+    #[cfg(not(target_os = "linux"))]
+    pub fn take_unreachable(&self) -> Vec<Peer> {
+        Vec::new()
+    }
+
+    /// The peers the kernel reported unreachable since the last call (read from the error
+    /// queue, which also clears it); empty unless [`Datagram::watch_unreachable`] was called.
+    #[cfg(target_os = "linux")]
     pub fn take_unreachable(&self) -> Vec<Peer> {
         use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvFlags};
         let Inner::Udp(s, _) = &self.inner else {
@@ -409,6 +437,7 @@ impl Datagram {
     async fn send_to_inner(&self, buf: &[u8], peer: &Peer) -> io::Result<usize> {
         match (&self.inner, peer) {
             (Inner::Udp(s, _), Peer::Ip(a)) => s.send_to(buf, self.map_addr(*a)).await,
+            #[cfg(unix)]
             (Inner::Unix(s, _), Peer::Unix(Some(a))) => {
                 let addr = unix_sockaddr(a)?;
                 s.async_io(Interest::WRITABLE, || SockRef::from(s).send_to(buf, &addr))
@@ -474,6 +503,7 @@ impl Datagram {
         });
         match (&self.inner, peer) {
             (Inner::Udp(s, _), Peer::Ip(a)) => s.connect(self.map_addr(*a)).await,
+            #[cfg(unix)]
             (Inner::Unix(s, _), Peer::Unix(Some(a))) => {
                 SockRef::from(s).connect(&unix_sockaddr(a)?)
             }

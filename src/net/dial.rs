@@ -9,7 +9,9 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
+
+use super::unix::UnixStream;
 
 use super::base::{unix_error, unix_sockaddr, Local, Peer};
 use super::datagram::{connect_datagram_from, Datagram};
@@ -369,6 +371,7 @@ async fn connect_keeping_early_bytes(
     });
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_nonblocking(true)?;
+    #[cfg(unix)]
     sock.set_cloexec(true)?;
     if let Some(local) = bind {
         // `-p PORT` again and again (netcat users do): the old connection's TIME_WAIT must
@@ -380,7 +383,7 @@ async fn connect_keeping_early_bytes(
     }
     match sock.connect(&addr.into()) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
+        Err(e) if connect_in_progress(&e) => {}
         Err(e) => return Err(e),
     }
     let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
@@ -416,15 +419,16 @@ async fn connect_unix(addr: &UnixAddr) -> io::Result<UnixStream> {
 
 async fn connect_unix_at(addr: &UnixAddr) -> io::Result<UnixStream> {
     match addr {
+        #[cfg(unix)]
         UnixAddr::Path(p) => UnixStream::connect(p).await,
+        #[cfg(not(unix))]
+        UnixAddr::Path(_) => Err(super::unix::unsupported()),
         UnixAddr::Abstract(_) => {
             // A local connect completes at once, so a blocking connect is fine here.
             let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
             sock.connect(&unix_sockaddr(addr)?)?;
             sock.set_nonblocking(true)?;
-            UnixStream::from_std(std::os::unix::net::UnixStream::from(
-                std::os::fd::OwnedFd::from(sock),
-            ))
+            super::unix::stream(sock)
         }
     }
 }
@@ -439,4 +443,12 @@ async fn with_timeout<T>(
             .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
         None => fut.await,
     }
+}
+
+/// A non-blocking connect that has begun (EINPROGRESS; WSAEWOULDBLOCK on Windows).
+fn connect_in_progress(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    return e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error());
+    #[cfg(not(unix))]
+    return e.kind() == io::ErrorKind::WouldBlock;
 }

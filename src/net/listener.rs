@@ -3,11 +3,12 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Socket, Type};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
+
+use super::unix::UnixListener;
 
 use super::base::{unix_sockaddr, Peer};
 use super::explain;
@@ -112,7 +113,7 @@ pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
                 .map_err(|e| Error::io(what.clone(), &e))?
                 .as_socket()
                 .ok_or_else(|| Error::new(ErrorKind::Io, what.clone(), "not an IP socket"))?;
-            let l = TcpListener::from_std(std::net::TcpListener::from(OwnedFd::from(std)))
+            let l = TcpListener::from_std(std::net::TcpListener::from(std))
                 .map_err(|e| Error::io(what, &e))?;
             Ok(Listener {
                 inner: Inner::Tcp(l),
@@ -124,9 +125,7 @@ pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
             explain::serving();
             explain::say(|| explain::call("sk.listen(1024)", "clients may now connect"));
             sock.listen(1024).map_err(|e| Error::io(what.clone(), &e))?;
-            let l =
-                UnixListener::from_std(std::os::unix::net::UnixListener::from(OwnedFd::from(sock)))
-                    .map_err(|e| Error::io(what, &e))?;
+            let l = super::unix::listener(sock).map_err(|e| Error::io(what, &e))?;
             Ok(Listener {
                 inner: Inner::Unix(l, file),
                 local: endpoint.clone(),
@@ -139,7 +138,7 @@ pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
                 .map_err(|e| Error::io(what.clone(), &e))?
                 .as_socket()
                 .ok_or_else(|| Error::new(ErrorKind::Io, what.clone(), "not an IP socket"))?;
-            let udp = std::net::UdpSocket::from(OwnedFd::from(sock));
+            let udp = std::net::UdpSocket::from(sock);
             let l = super::quic::server::QuicListener::new(udp).map_err(|e| Error::io(what, &e))?;
             Ok(Listener {
                 inner: Inner::Quic(l),
@@ -184,14 +183,19 @@ fn make_socket(addr: SocketAddr, ty: Type, hp: &HostPort) -> io::Result<Socket> 
     let sock = Socket::new(Domain::for_address(addr), ty, None)?;
     if stream {
         // Restart at once on the same port (the tutorial's "address already in use").
-        explain::say(|| "sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)".into());
-        sock.set_reuse_address(true)?;
+        // (Not on Windows, where SO_REUSEADDR lets a second server take a port in use.)
+        #[cfg(unix)]
+        {
+            explain::say(|| "sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)".into());
+            sock.set_reuse_address(true)?;
+        }
     }
     if ty == Type::DGRAM && addr.ip().is_multicast() {
         // Several receivers of one group on one machine, as multicast is meant.
         explain::say(|| "sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)".into());
         explain::say(|| "sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)".into());
         sock.set_reuse_address(true)?;
+        #[cfg(unix)]
         sock.set_reuse_port(true)?;
     }
     if addr.is_ipv6() && matches!(hp.host, Host::Any) {
@@ -244,6 +248,9 @@ pub(crate) fn bind_unix(
     ty: Type,
     what: &str,
 ) -> Result<(Socket, Option<UnixFile>)> {
+    if cfg!(not(unix)) {
+        return Err(Error::io(what, &super::unix::unsupported()));
+    }
     let sockaddr = unix_sockaddr(addr).map_err(|e| Error::io(what, &e))?;
     explain::say(|| {
         format!(
@@ -269,6 +276,12 @@ pub(crate) fn bind_unix(
     Ok((sock, path.map(|p| UnixFile::new(p.to_path_buf()))))
 }
 
+#[cfg(not(unix))]
+fn clear_stale(_: &Path, _: Type, _: &str) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
 fn clear_stale(path: &Path, ty: Type, what: &str) -> Result<()> {
     use std::os::unix::fs::FileTypeExt;
     let meta = match std::fs::symlink_metadata(path) {

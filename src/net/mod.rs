@@ -24,6 +24,9 @@ mod resolve;
 mod stream;
 pub mod tls;
 mod tuning;
+mod unix;
+#[cfg(not(unix))]
+mod unix_none;
 pub mod ws;
 
 pub use base::{Family, Local, Peer, HEADER_LIMIT, MAX_DATAGRAM, MAX_UDP_PAYLOAD};

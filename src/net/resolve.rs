@@ -10,9 +10,16 @@ fn zone_index(zone: &str) -> std::result::Result<u32, String> {
     if let Ok(n) = zone.parse::<u32>() {
         return Ok(n);
     }
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    rustix::net::netdevice::name_to_index(&probe, zone)
-        .map_err(|_| format!("this machine has no interface called {zone} (see `ip link`)"))
+    #[cfg(target_os = "linux")]
+    {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        rustix::net::netdevice::name_to_index(&probe, zone)
+            .map_err(|_| format!("this machine has no interface called {zone} (see `ip link`)"))
+    }
+    #[cfg(not(target_os = "linux"))]
+    Err(format!(
+        "give the zone of {zone} as the interface's number here"
+    ))
 }
 
 /// Every address `hp` stands for. An empty host resolves to the dual-stack wildcard `[::]`.

@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use tokio::net::TcpStream;
 
 /// The congestion control that replaces a pacing one on a connection within this host.
+#[cfg(target_os = "linux")]
 const UNPACED: &str = "cubic";
 
 /// Tunes a connected TCP socket; `peer` is what the dial or the accept already knows, so no
@@ -38,6 +39,10 @@ fn on_this_host(local: impl FnOnce() -> Option<IpAddr>, peer: IpAddr) -> bool {
     peer.is_loopback() || local().is_some_and(|l| l.to_canonical() == peer)
 }
 
+#[cfg(not(target_os = "linux"))]
+fn unpaced(_: &TcpStream) {}
+
+#[cfg(target_os = "linux")]
 fn unpaced(s: &TcpStream) {
     use rustix::net::sockopt::{set_tcp_congestion, tcp_congestion};
     if tcp_congestion(s).is_ok_and(|cc| paces(&cc)) {
@@ -46,6 +51,7 @@ fn unpaced(s: &TcpStream) {
 }
 
 /// The BBR family (`bbr`, and `bbr2`/`bbr3` where a kernel has them) paces every send.
+#[cfg(target_os = "linux")]
 fn paces(cc: &str) -> bool {
     cc.starts_with("bbr")
 }
@@ -73,6 +79,7 @@ mod tests {
         assert!(!on_this_host(here("2001:db8::1"), ip("2001:db8::2")));
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn only_the_bbr_family_is_replaced() {
         assert!(paces("bbr"));

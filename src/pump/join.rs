@@ -25,7 +25,10 @@ pub struct Joined {
 /// # Errors
 /// The first failure of either direction (a reset).
 pub async fn join(client: Stream, target: Stream, opts: &pump::Options) -> io::Result<Joined> {
-    let plain = opts.is_plain() && !client.is_layered() && !target.is_layered();
+    let plain = opts.is_plain()
+        && !client.is_layered()
+        && !target.is_layered()
+        && cfg!(target_os = "linux");
     if plain {
         let (up, down, client_first) = super::splice::relay(&client, &target).await?;
         let end = if client_first {

@@ -9,6 +9,10 @@
 
 mod copy;
 mod join;
+#[cfg(target_os = "linux")]
+pub(crate) mod splice;
+#[cfg(not(target_os = "linux"))]
+#[path = "no_splice.rs"]
 pub(crate) mod splice;
 
 pub(crate) use copy::fired;

@@ -126,10 +126,7 @@ fn read_lines(
             }
             Err(ReadlineError::Eof) => return,
             Err(ReadlineError::Interrupted) => {
-                let _ = rustix::process::kill_process(
-                    rustix::process::getpid(),
-                    rustix::process::Signal::INT,
-                );
+                interrupt();
                 // The input stays open: the signal, not an end of input, ends the session.
                 let _keep = tx.clone();
                 loop {
@@ -187,5 +184,18 @@ fn print(
         if ended {
             return None;
         }
+    }
+}
+
+/// Ctrl-C at the editor: the same as Ctrl-C without it, SIGINT to ourselves (the signal
+/// watcher ends the run and exits 130); where there are no signals (Windows), the exit
+/// itself, with the console as it was.
+fn interrupt() {
+    #[cfg(unix)]
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::INT);
+    #[cfg(not(unix))]
+    {
+        super::modes::restore();
+        std::process::exit(130);
     }
 }

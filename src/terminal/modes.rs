@@ -4,17 +4,28 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use rustix::termios::{self, OptionalActions, Termios};
+#[cfg(unix)]
+use rustix::termios::{self, OptionalActions};
+
+/// A terminal's modes: termios on Unix; on Windows the console keeps its own, and the line
+/// editor puts them back itself.
+#[cfg(unix)]
+pub(super) type Modes = rustix::termios::Termios;
+#[cfg(not(unix))]
+pub(super) type Modes = ();
 
 /// The modes stdin's terminal had before sockit changed them.
-static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
+static SAVED: Mutex<Option<Modes>> = Mutex::new(None);
 /// True while the editor holds a line on the screen that was not sent.
 pub(super) static EDITING: AtomicBool = AtomicBool::new(false);
 
 /// Saves the terminal's modes, to be put back by [`restore`]; `None` when stdin is not a
 /// terminal.
-pub(super) fn remember() -> Option<Termios> {
+pub(super) fn remember() -> Option<Modes> {
+    #[cfg(unix)]
     let modes = termios::tcgetattr(std::io::stdin()).ok()?;
+    #[cfg(not(unix))]
+    let modes = std::io::IsTerminal::is_terminal(&std::io::stdin()).then_some(())?;
     *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(modes.clone());
     Some(modes)
 }
@@ -23,9 +34,12 @@ pub(super) fn remember() -> Option<Termios> {
 /// shows, typed but never sent, is cleared, so the shell's prompt starts a clean line.
 pub fn restore() {
     let saved = SAVED.lock().unwrap_or_else(PoisonError::into_inner).take();
+    #[cfg(unix)]
     if let Some(t) = saved {
         let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &t);
     }
+    #[cfg(not(unix))]
+    let _ = saved;
     if EDITING.swap(false, Ordering::SeqCst) {
         let mut out = std::io::stdout().lock();
         // The editor's bracketed-paste mode off again, and its line cleared.

@@ -2,20 +2,33 @@
 //! (Ctrl-C, Ctrl-Z, Tab, the arrows), nothing is echoed or edited here, and `Ctrl-]` leaves,
 //! as telnet's escape does. The modes are saved first and put back by [`super::modes::restore`].
 
-use rustix::termios::{self, OptionalActions, OutputModes};
-
-use super::modes::{remember, restore};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The byte `Ctrl-]` sends: the key that leaves a raw session.
 pub const ESCAPE: u8 = 0x1d;
+
+/// Raw mode needs termios: refused here (Windows).
+///
+/// # Errors
+/// Always, with the way out.
+#[cfg(not(unix))]
+pub fn enter_raw() -> Result<()> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "--raw is not available on this system",
+        "it needs a Unix terminal; use sockit from WSL or a Linux machine for a remote shell",
+    ))
+}
 
 /// Puts the terminal on stdin into raw mode, keeping output processing (a peer's `\n` still
 /// starts a new line here).
 ///
 /// # Errors
 /// stdin is not a terminal (with the hint to drop `--raw`), or the terminal refuses.
+#[cfg(unix)]
 pub fn enter_raw() -> Result<()> {
+    use super::modes::{remember, restore};
+    use rustix::termios::{self, OptionalActions, OutputModes};
     let stdin = std::io::stdin();
     let original = remember().ok_or_else(|| {
         Error::new(

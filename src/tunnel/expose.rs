@@ -493,13 +493,11 @@ impl Expose {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(path)?;
             std::io::Write::write_all(&mut f, format!("{port} {hex}\n").as_bytes())
         };
         if let Err(e) = write() {

@@ -82,12 +82,9 @@ impl QuicClient {
             SocketAddr::new(any, 0)
         });
         let socket = std::net::UdpSocket::bind(bind).map_err(|e| Error::io(what(), &e))?;
-        let fd = Arc::new(
-            socket
-                .try_clone()
-                .map_err(|e| Error::io(what(), &e))?
-                .into(),
-        );
+        let fd = Arc::new(socket2::Socket::from(
+            socket.try_clone().map_err(|e| Error::io(what(), &e))?,
+        ));
         let quic = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             None,

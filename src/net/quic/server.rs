@@ -8,7 +8,6 @@
 //! are applied; a handshake gets the admission's deadline.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ pub(crate) type Admit = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
 /// A bound QUIC endpoint that accepts once started.
 pub(crate) struct QuicListener {
     endpoint: quinn::Endpoint,
-    fd: Arc<OwnedFd>,
+    fd: Arc<socket2::Socket>,
     rx: tokio::sync::Mutex<mpsc::Receiver<(QuicStream, Peer)>>,
     tx: Mutex<Option<mpsc::Sender<(QuicStream, Peer)>>>,
     task: Mutex<Option<tokio::task::AbortHandle>>,
@@ -47,7 +46,7 @@ impl QuicListener {
     /// # Errors
     /// The socket cannot be registered with the runtime.
     pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<QuicListener> {
-        let fd = Arc::new(OwnedFd::from(socket.try_clone()?));
+        let fd = Arc::new(socket2::Socket::from(socket.try_clone()?));
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             None,
@@ -127,7 +126,7 @@ impl Drop for QuicListener {
 /// handshake and the connection's streams in a task of its own.
 async fn accept_loop(
     endpoint: quinn::Endpoint,
-    fd: Arc<OwnedFd>,
+    fd: Arc<socket2::Socket>,
     tx: mpsc::Sender<(QuicStream, Peer)>,
     deadline: Duration,
     admit: Admit,

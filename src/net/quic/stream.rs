@@ -2,7 +2,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -32,7 +31,9 @@ pub struct QuicStream {
     inner: Option<Inner>,
     local: Option<SocketAddr>,
     /// The UDP socket's descriptor (a duplicate), for what asks a stream for one.
-    fd: Arc<OwnedFd>,
+    // Read only by `AsFd` (Unix: the zero-copy and pcap paths ask for the socket).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    fd: Arc<socket2::Socket>,
 }
 
 struct Inner {
@@ -58,7 +59,7 @@ impl QuicStream {
         conn: quinn::Connection,
         owned: Option<quinn::Endpoint>,
         local: Option<SocketAddr>,
-        fd: Arc<OwnedFd>,
+        fd: Arc<socket2::Socket>,
     ) -> QuicStream {
         QuicStream {
             inner: Some(Inner {
@@ -93,8 +94,9 @@ impl QuicStream {
     }
 }
 
-impl AsFd for QuicStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+#[cfg(unix)]
+impl std::os::fd::AsFd for QuicStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }

@@ -24,21 +24,34 @@ pub struct Targets {
 impl Targets {
     /// The rules, with this machine's addresses looked up now.
     pub fn new(rules: Access) -> Targets {
-        let own = nix::ifaddrs::getifaddrs()
-            .map(|addrs| {
-                addrs
-                    .filter_map(|a| a.address)
-                    .filter_map(|s| {
-                        s.as_sockaddr_in()
-                            .map(|v4| IpAddr::V4(v4.ip()))
-                            .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Targets { rules, own }
+        Targets {
+            rules,
+            own: own_addresses(),
+        }
     }
+}
 
+/// This machine's addresses, every interface (Windows: none known; loopback rules still
+/// hold).
+fn own_addresses() -> Vec<IpAddr> {
+    #[cfg(not(unix))]
+    return Vec::new();
+    #[cfg(unix)]
+    nix::ifaddrs::getifaddrs()
+        .map(|addrs| {
+            addrs
+                .filter_map(|a| a.address)
+                .filter_map(|s| {
+                    s.as_sockaddr_in()
+                        .map(|v4| IpAddr::V4(v4.ip()))
+                        .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Targets {
     /// Whether a client of a proxy bound to `listener` may go to `ip`. Allow rules, when
     /// given, say where; otherwise everywhere but this machine itself, unless the proxy
     /// listens on loopback only (then its clients are on this machine already). Deny always

@@ -1,0 +1,52 @@
+//! Where there are no pseudo-terminals sockit can make (Windows; ConPTY would need a crate
+//! with unsafe code of its own): `--pty` is refused in words, and the names the stream path
+//! uses exist, as types that cannot.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::child::Running;
+use super::program::{Origin, Program, Terminal};
+
+/// Refused: no pseudo-terminals here.
+///
+/// # Errors
+/// Always, in words.
+pub fn spawn(
+    _program: &Program,
+    _origin: &Origin,
+    _terminal: &Terminal,
+) -> io::Result<(Running, PtyIo)> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "--pty needs a Unix system (pseudo-terminals); drop --pty for pipes",
+    ))
+}
+
+/// A program's terminal: none can exist here.
+pub enum PtyIo {}
+
+impl AsyncRead for PtyIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match *self.get_mut() {}
+    }
+}
+
+impl AsyncWrite for PtyIo {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+        match *self.get_mut() {}
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match *self.get_mut() {}
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match *self.get_mut() {}
+    }
+}
