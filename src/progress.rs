@@ -17,7 +17,7 @@ const EVERY: Duration = Duration::from_secs(2);
 /// The size of stdin when it is a regular file (what percent and ETA are of).
 pub fn stdin_size() -> Option<u64> {
     let meta = crate::stdio::stdin_file().ok()?.metadata().ok()?;
-    meta.is_file().then(|| meta.len())
+    meta.is_file().then_some(meta.len())
 }
 
 fn mib(n: u64) -> f64 {

@@ -91,6 +91,7 @@ mod tests {
 
     /// On a host whose default is BBR (and which allows CUBIC), a loopback connection made
     /// and accepted through the stack runs CUBIC on both ends; elsewhere it keeps the default.
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_loopback_connection_is_not_paced_on_either_end() {
         use rustix::net::sockopt::tcp_congestion;

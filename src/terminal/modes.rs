@@ -21,13 +21,17 @@ pub(super) static EDITING: AtomicBool = AtomicBool::new(false);
 
 /// Saves the terminal's modes, to be put back by [`restore`]; `None` when stdin is not a
 /// terminal.
+#[cfg(unix)]
 pub(super) fn remember() -> Option<Modes> {
-    #[cfg(unix)]
     let modes = termios::tcgetattr(std::io::stdin()).ok()?;
-    #[cfg(not(unix))]
-    let modes = std::io::IsTerminal::is_terminal(&std::io::stdin()).then_some(())?;
     *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(modes.clone());
     Some(modes)
+}
+
+/// Whether stdin is a terminal (the console keeps its own modes).
+#[cfg(not(unix))]
+pub(super) fn remember() -> Option<Modes> {
+    std::io::IsTerminal::is_terminal(&std::io::stdin()).then_some(())
 }
 
 /// Puts back the modes sockit found; nothing when it changed none. A line the editor still

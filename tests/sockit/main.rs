@@ -1,6 +1,9 @@
 //! Integration tests: the built binary, driven as a user would, against itself, the
 //! tutorial's own Python programs and plain std sockets, on loopback with port 0.
 
+// They drive a Linux build with Linux tools (/proc, kill, tmux); the Windows build is tried
+// under wine by tests/windows.rs instead.
+#![cfg(unix)]
 #![allow(clippy::unwrap_used)] // reason: a failed unwrap is a failed test, with its message
 
 #[path = "../util/mod.rs"]

@@ -10,16 +10,26 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+/// Two ends of one TCP connection on loopback (every system has those).
+async fn tcp_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (a, b) = tokio::join!(
+        tokio::net::TcpStream::connect(l.local_addr().unwrap()),
+        l.accept()
+    );
+    (a.unwrap(), b.unwrap().0)
+}
+
 /// A WsStream (client role, `framing`) and the raw server end of the same WebSocket.
 async fn pair(framing: Framing, max: usize) -> (WsStream<Stream>, WebSocketStream<Stream>) {
-    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    let (a, b) = tcp_pair().await;
     let opts = Options {
         framing,
         max_message: max,
         ..Options::default()
     };
-    let client = WebSocketStream::from_raw_socket(Stream::Unix(a), Role::Client, None).await;
-    let server = WebSocketStream::from_raw_socket(Stream::Unix(b), Role::Server, None).await;
+    let client = WebSocketStream::from_raw_socket(Stream::Tcp(a), Role::Client, None).await;
+    let server = WebSocketStream::from_raw_socket(Stream::Tcp(b), Role::Server, None).await;
     (WsStream::new(client, &opts, false), server)
 }
 
@@ -92,13 +102,13 @@ async fn text_is_a_line_under_binary_framing_too() {
 #[tokio::test]
 async fn a_lingering_shutdown_reads_the_answer_then_closes() {
     use futures_util::SinkExt;
-    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    let (a, b) = tcp_pair().await;
     let opts = Options {
         linger: Some(std::time::Duration::from_millis(300)),
         ..Options::default()
     };
-    let client = WebSocketStream::from_raw_socket(Stream::Unix(a), Role::Client, None).await;
-    let mut peer = WebSocketStream::from_raw_socket(Stream::Unix(b), Role::Server, None).await;
+    let client = WebSocketStream::from_raw_socket(Stream::Tcp(a), Role::Client, None).await;
+    let mut peer = WebSocketStream::from_raw_socket(Stream::Tcp(b), Role::Server, None).await;
     let mut ws = WsStream::new(client, &opts, false);
     ws.write_all(b"hi\n").await.unwrap();
     ws.shutdown().await.unwrap();
