@@ -31,6 +31,8 @@ pub enum ErrorKind {
     UnixInUse,
     /// A path exists but is not a socket, so sockit refuses to replace it.
     NotASocket,
+    /// Windows refused a port (WSAEACCES, 10013): reserved by the system or blocked.
+    PortBlocked,
     /// Binding a port below 1024 without the privilege to do so.
     PrivilegedPort,
     /// The operating system refused access (a Unix socket path, a read-only directory).
@@ -171,6 +173,9 @@ impl Error {
             ErrorKind::NotASocket => {
                 Some("choose another path; sockit only replaces stale socket files".into())
             }
+            ErrorKind::PortBlocked => Some(
+                "try another port (port 0 picks a free one); `netsh interface ipv4 show excludedportrange protocol=tcp` lists the reserved ones".into(),
+            ),
             ErrorKind::PrivilegedPort => Some(
                 "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port above 1023".into(),
             ),

@@ -221,6 +221,13 @@ pub(super) fn exec(
         }
         (None, None) => return Ok(None),
     };
+    if args.pty && cfg!(not(unix)) {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "--pty is not available on this system",
+            "it needs Unix pseudo-terminals; drop --pty (the program then talks through pipes)",
+        ));
+    }
     if args.pty && !endpoint.is_stream() {
         return Err(Error::new(
             ErrorKind::BadArgument,

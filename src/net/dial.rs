@@ -388,6 +388,12 @@ async fn connect_keeping_early_bytes(
     }
     let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
     stream.writable().await?;
+    // Windows reports a refused connect as writable with the error pending (and wine has
+    // a peer address even then): the pending error is the answer.
+    #[cfg(not(unix))]
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
     if stream.peer_addr().is_ok() {
         return Ok(stream);
     }

@@ -237,6 +237,13 @@ fn bind_error(what: &str, e: &io::Error, port: u16, ty: Type) -> Error {
                 holder: holder::find(proto, port),
             })
         }
+        // Windows: WSAEACCES (10013, the tutorial's "WinError 10013") on bind is a port
+        // that Windows reserved (Hyper-V, WSL and Docker reserve ranges) or that is blocked.
+        io::ErrorKind::PermissionDenied if cfg!(windows) => Error::new(
+            ErrorKind::PortBlocked,
+            what,
+            "Windows refused the port (WinError 10013): it is reserved or blocked",
+        ),
         io::ErrorKind::PermissionDenied if port < 1024 => err.with_kind(ErrorKind::PrivilegedPort),
         _ => err,
     }
