@@ -22,7 +22,9 @@ use std::time::Duration;
 #[cfg(unix)]
 use rustix::process::{Pid, Signal, WaitOptions};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+#[cfg(unix)]
+use tokio::process::Child;
+use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::program::{Origin, Program};
@@ -36,10 +38,17 @@ const HANGUP_GRACE: Duration = Duration::from_secs(1);
 #[cfg(unix)]
 const POLL: Duration = Duration::from_millis(20);
 
+/// The started program as this system holds it: tokio's child on Unix (its group is
+/// signalled by id); on Windows the child in its Job object, which ends the whole tree.
+#[cfg(unix)]
+type Proc = Child;
+#[cfg(not(unix))]
+type Proc = Box<dyn process_wrap::tokio::ChildWrapper>;
+
 /// A started child: the process, what it started (its group, or its session on a
 /// pseudo-terminal), and whether it has exited.
 pub struct Running {
-    child: Child,
+    child: Proc,
     #[cfg(unix)]
     members: Option<Members>,
     exited: CancellationToken,
@@ -149,8 +158,19 @@ pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo
         .stderr(Stdio::inherit());
     #[cfg(unix)]
     cmd.process_group(0);
+    #[cfg(unix)]
     let mut child = cmd.spawn()?;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+    #[cfg(unix)]
+    let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+    #[cfg(not(unix))]
+    let mut child = {
+        let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+        wrapped.wrap(process_wrap::tokio::JobObject);
+        wrapped.spawn()?
+    };
+    #[cfg(not(unix))]
+    let (stdin, stdout) = (child.stdin().take(), child.stdout().take());
+    let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err(io::Error::other("the child's pipes were not made"));
     };
     #[cfg(unix)]
@@ -163,6 +183,8 @@ pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo
         exited: running.exited.clone(),
         wait_exit: Box::pin(running.exited.clone().cancelled_owned()),
         warned: false,
+        #[cfg(not(unix))]
+        last_output: None,
     };
     Ok((running, io))
 }
@@ -177,7 +199,7 @@ pub(super) fn session_leader(child: Child) -> Running {
 impl Running {
     /// Where there are no process groups (Windows): the program alone.
     #[cfg(not(unix))]
-    fn new(child: Child) -> Running {
+    fn new(child: Proc) -> Running {
         Running {
             child,
             exited: CancellationToken::new(),
@@ -211,7 +233,12 @@ impl Running {
     /// process still holds it open.
     pub async fn exited(&mut self) {
         if self.status.is_none() {
-            match self.child.wait().await {
+            // The program itself (on Windows its job's wait would wait for the whole tree).
+            #[cfg(unix)]
+            let waited = self.child.wait().await;
+            #[cfg(not(unix))]
+            let waited = self.child.inner_mut().wait().await;
+            match waited {
                 Ok(s) => self.status = Some(s),
                 Err(e) => tracing::debug!(error = %e, "cannot wait for the child"),
             }
@@ -219,7 +246,8 @@ impl Running {
         self.exited.cancel();
     }
 
-    /// Ends the program (Windows, which has no process groups: the program alone, at once).
+    /// Ends the program and everything it started (Windows: its Job object is terminated,
+    /// at once; there is no SIGTERM to ask first).
     #[cfg(not(unix))]
     pub async fn end(mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
@@ -227,9 +255,11 @@ impl Running {
                 self.status = Some(s);
             }
         }
+        // The job, not only the program: what it left running in the background goes too.
+        if let Err(e) = self.child.start_kill() {
+            tracing::debug!(error = %e, "cannot end the program's job");
+        }
         if self.status.is_none() {
-            // No group to signal here: the program itself is ended.
-            let _ = self.child.start_kill();
             self.status = self.child.wait().await.ok();
         }
         self.status
@@ -303,7 +333,15 @@ pub struct ChildIo {
     exited: CancellationToken,
     wait_exit: Pin<Box<WaitForCancellationFutureOwned>>,
     warned: bool,
+    /// Windows: once the program has exited, how long its output may still take to come
+    /// through the pipe's reader (a pipe has no non-blocking read there).
+    #[cfg(not(unix))]
+    last_output: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// Windows: what a program wrote before it exited reaches us within this.
+#[cfg(not(unix))]
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 
 impl AsyncRead for ChildIo {
     fn poll_read(
@@ -320,9 +358,18 @@ impl AsyncRead for ChildIo {
         }
         #[cfg(unix)]
         return read_what_is_left(this.out.as_fd(), buf);
-        // Windows: the pipe's end (every holder gone) is the end.
+        // Windows: what is still on its way within the grace, then the end (a background
+        // process may hold the pipe for ever).
         #[cfg(not(unix))]
-        Poll::Pending
+        {
+            let grace = this
+                .last_output
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(OUTPUT_GRACE)));
+            match grace.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Ok(())),
+                Poll::Pending => Poll::Pending,
+            }
+        }
     }
 }
 
