@@ -78,6 +78,14 @@ fn windows_serve_answers_linux_clients_over_tcp_and_udp() {
     let mut py = python("udp_client.py", &[&udp.to_string()], Some(Stdio::null()));
     assert!(py.line().starts_with("hello "));
     assert!(py.wait().success());
+    // The tutorial's time server, on Windows: its UDP client's strftime formats, Chinese too.
+    let (_day, dport) = windows_server(&["serve", "daytime=udp://127.0.0.1:0", "--utc"]);
+    let mut py = python("time_client.py", &[&dport.to_string()], None);
+    py.write("%Y\n今天是%Y年\n".as_bytes());
+    py.close_stdin();
+    let year = chrono_year();
+    assert!(py.line().ends_with(&format!("当前日期: {year}\n")));
+    assert!(py.line().ends_with(&format!("当前日期: 今天是{year}年\n")));
     // TLS: a self-signed certificate made at start, trusted by its fingerprint.
     let mut t = Proc::spawn(
         windows(&["serve", "echo=tls://127.0.0.1:0"]),
