@@ -165,7 +165,7 @@ Examples:
   sockit man connect | man -l -                 one command's page
   sockit man --dir /usr/local/share/man/man1    every page: sockit.1, sockit-connect.1, ...")]
     Man {
-        /// The command whose page to print (connect, listen, chat, serve, bench, relay,
+        /// The command whose page to print (connect, listen, chat, serve, bench, relay, expose,
         /// completions, man); the overview without.
         command: Option<String>,
         /// Write every page into DIR (sockit.1 and sockit-COMMAND.1) instead of printing one.

@@ -58,6 +58,46 @@
 //! # Ok(()) }
 //! ```
 
+/// Reads and writes for a type that cannot exist (a stand-in where the system lacks the
+/// thing: Unix sockets, pseudo-terminals on Windows), so code that matches on kinds needs
+/// no conditions.
+#[cfg(not(unix))]
+macro_rules! never_io {
+    ($t:ty) => {
+        impl tokio::io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                match *self.get_mut() {}
+            }
+        }
+
+        impl tokio::io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                match *self.get_mut() {}
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                match *self.get_mut() {}
+            }
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                match *self.get_mut() {}
+            }
+        }
+    };
+}
+
 pub mod bench;
 pub mod capture;
 pub mod chat;

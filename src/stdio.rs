@@ -340,26 +340,21 @@ impl AsyncWrite for Stdio {
 /// stdout as a file of its own (a duplicate of the descriptor or handle), for the stdout
 /// thread: written with no lock and no line buffering.
 fn stdout_file() -> io::Result<File> {
-    #[cfg(unix)]
-    use std::os::fd::AsFd as AsRaw;
-    #[cfg(windows)]
-    use std::os::windows::io::AsHandle as AsRaw;
-    #[cfg(unix)]
-    let own = io::stdout().as_fd().try_clone_to_owned();
-    #[cfg(windows)]
-    let own = io::stdout().as_handle().try_clone_to_owned();
-    own.map(File::from)
+    own_copy(io::stdout())
 }
 
 /// stdin as a file of its own, to ask what it is (a regular file has a size).
 pub(crate) fn stdin_file() -> io::Result<File> {
-    #[cfg(unix)]
-    use std::os::fd::AsFd as AsRaw;
-    #[cfg(windows)]
-    use std::os::windows::io::AsHandle as AsRaw;
-    #[cfg(unix)]
-    let own = io::stdin().as_fd().try_clone_to_owned();
-    #[cfg(windows)]
-    let own = io::stdin().as_handle().try_clone_to_owned();
-    own.map(File::from)
+    own_copy(io::stdin())
+}
+
+/// A duplicate of a standard stream's descriptor (Unix) or handle (Windows), as a file.
+#[cfg(unix)]
+fn own_copy(stream: impl std::os::fd::AsFd) -> io::Result<File> {
+    stream.as_fd().try_clone_to_owned().map(File::from)
+}
+
+#[cfg(windows)]
+fn own_copy(stream: impl std::os::windows::io::AsHandle) -> io::Result<File> {
+    stream.as_handle().try_clone_to_owned().map(File::from)
 }

@@ -31,7 +31,7 @@ pub(super) fn man_page(command: Option<&str>) -> Result<Vec<u8>> {
             Error::new(
                 ErrorKind::BadArgument,
                 format!("no command '{name}'"),
-                "sockit man takes connect, listen, chat, serve, bench, relay, completions or man",
+                "sockit man takes connect, listen, chat, serve, bench, relay, expose, completions or man",
             )
         })?,
     };

@@ -3,10 +3,6 @@
 //! uses exist, as types that cannot.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::child::Running;
 use super::program::{Origin, Program, Terminal};
@@ -29,24 +25,4 @@ pub fn spawn(
 /// A program's terminal: none can exist here.
 pub enum PtyIo {}
 
-impl AsyncRead for PtyIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match *self.get_mut() {}
-    }
-}
-
-impl AsyncWrite for PtyIo {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
-        match *self.get_mut() {}
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match *self.get_mut() {}
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match *self.get_mut() {}
-    }
-}
+never_io!(PtyIo);

@@ -3,10 +3,7 @@
 //! conditions, and `unix:`/`unixgram:` endpoints are refused in words where they are made.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::Interest;
 
 /// A Unix stream socket: none can exist here.
 #[derive(Debug)]
@@ -43,27 +40,7 @@ impl UnixStream {
     }
 }
 
-impl AsyncRead for UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match *self.get_mut() {}
-    }
-}
-
-impl AsyncWrite for UnixStream {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
-        match *self.get_mut() {}
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match *self.get_mut() {}
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match *self.get_mut() {}
-    }
-}
+never_io!(UnixStream);
 
 impl UnixListener {
     pub(crate) async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
