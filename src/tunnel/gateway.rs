@@ -299,7 +299,10 @@ impl Shared {
             loop {
                 let f = tokio::select! {
                     f = announcements.recv() => f.unwrap_or(Frame::Ping),
-                    _ = tick.tick() => Frame::Ping,
+                    _ = tick.tick() => {
+                        session.sweep(super::ports::SPARE_MAX_AGE);
+                        Frame::Ping
+                    }
                 };
                 if let Err(e) = frame::write(&mut wr, &f).await {
                     return End::Dead(crate::error::describe_io(&e));

@@ -23,13 +23,17 @@ pub const RESERVED_FOR: Duration = Duration::from_secs(60);
 /// Spare data connections a client may keep at the gateway: more are closed (a client
 /// cannot make the gateway hold many connections for nobody).
 pub const SPARES_MAX: usize = 32;
+/// A spare kept longer than this is closed (and expose opens a fresh one): an idle
+/// connection may have been dropped on the way by a NAT or a firewall without a word, and a
+/// visitor must never be handed one.
+pub const SPARE_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// A registered client's visitors waiting for their data connections, and the spare data
 /// connections it opened ahead of its visitors.
 #[derive(Debug, Default)]
 pub struct Session {
     pending: Mutex<HashMap<u64, oneshot::Sender<Stream>>>,
-    spares: Mutex<std::collections::VecDeque<Stream>>,
+    spares: Mutex<std::collections::VecDeque<(Instant, Stream)>>,
     next: AtomicU64,
 }
 
@@ -41,16 +45,24 @@ impl Session {
         if spares.len() >= SPARES_MAX {
             return false;
         }
-        spares.push_back(data);
+        spares.push_back((Instant::now(), data));
         true
     }
 
     /// The oldest spare data connection, if any.
     pub fn spare(&self) -> Option<Stream> {
+        self.sweep(SPARE_MAX_AGE);
         self.spares
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front()
+            .map(|(_, s)| s)
+    }
+
+    /// Closes the spares kept longer than `age`.
+    pub fn sweep(&self, age: Duration) {
+        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        spares.retain(|(since, _)| since.elapsed() < age);
     }
 
     /// A new visitor's number and where its data connection will arrive.
@@ -323,6 +335,25 @@ mod tests {
         assert!(ports
             .claim(Kind::Tcp, 20000, None, holder(3), &none)
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn spares_are_taken_oldest_first_and_old_ones_closed() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let session = Session::default();
+        for _ in 0..2 {
+            let s = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+                .await
+                .unwrap();
+            assert!(session.offer(Stream::Tcp(s)));
+        }
+        let first = session.spare().unwrap();
+        assert!(first.local_addr().is_some());
+        session.sweep(Duration::ZERO);
+        assert!(
+            session.spare().is_none(),
+            "an old spare is never handed out"
+        );
     }
 
     #[test]
