@@ -25,10 +25,8 @@ pub struct Joined {
 /// # Errors
 /// The first failure of either direction (a reset).
 pub async fn join(client: Stream, target: Stream, opts: &pump::Options) -> io::Result<Joined> {
-    let plain = opts.is_plain()
-        && !client.is_layered()
-        && !target.is_layered()
-        && cfg!(target_os = "linux");
+    let plain =
+        opts.is_plain() && !client.is_layered() && !target.is_layered() && super::splice::SOCKETS;
     if plain {
         let (up, down, client_first) = super::splice::relay(&client, &target).await?;
         let end = if client_first {

@@ -7,6 +7,9 @@ use std::io;
 use super::copy::Report;
 use crate::net::Stream;
 
+/// No socket-to-socket path either.
+pub(crate) const SOCKETS: bool = false;
+
 /// Never: the buffered pump does the work.
 pub(crate) fn available() -> bool {
     false

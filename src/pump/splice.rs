@@ -36,6 +36,9 @@ enum Sink {
     Copy,
 }
 
+/// Plain sockets are always joined through kernel pipes here ([`relay`]).
+pub(crate) const SOCKETS: bool = true;
+
 /// True when neither stdin nor stdout is a terminal, and stdout can take spliced data.
 pub(crate) fn available() -> bool {
     use std::io::IsTerminal;
