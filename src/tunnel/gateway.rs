@@ -4,7 +4,8 @@
 //!
 //! Every connection to the tunnel endpoint passes the server admission first (access rules,
 //! `--max-conns`, the TLS handshake, and `--client-ca` when given); its first frame then
-//! says what it is: `Hello` opens a control session, `Join` is a data connection.
+//! says what it is: `Hello` opens a control session, `Offer` a spare lane, `Join` the data
+//! connection of a visitor announced on the control connection.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -49,10 +50,9 @@ pub async fn serve(
     gateway: Gateway,
     shutdown: CancellationToken,
 ) {
-    let ports = Arc::new(Ports::new(gateway.ports.0, gateway.ports.1));
     let shared = Arc::new(Shared {
+        ports: Ports::new(gateway.ports.0, gateway.ports.1),
         gateway,
-        ports,
         admission: admission.clone(),
         shutdown: shutdown.clone(),
     });
@@ -67,7 +67,7 @@ pub async fn serve(
 
 struct Shared {
     gateway: Gateway,
-    ports: Arc<Ports>,
+    ports: Ports,
     admission: Admission,
     shutdown: CancellationToken,
 }

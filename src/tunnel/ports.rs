@@ -49,14 +49,16 @@ impl Session {
         true
     }
 
-    /// The oldest spare data connection, if any.
+    /// The oldest spare data connection kept less than [`SPARE_MAX_AGE`], if any (older
+    /// ones, at the front, are closed on the way).
     pub fn spare(&self) -> Option<Stream> {
-        self.sweep(SPARE_MAX_AGE);
-        self.spares
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
-            .map(|(_, s)| s)
+        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((since, s)) = spares.pop_front() {
+            if since.elapsed() < SPARE_MAX_AGE {
+                return Some(s);
+            }
+        }
+        None
     }
 
     /// Closes the spares kept longer than `age`.
