@@ -36,27 +36,36 @@ if [ "$BUSY" = 1 ]; then
 fi
 echo "| server | receivers | lines | deliveries/s (M, median) | lines lost+dup+reordered | server CPU ms per M deliveries |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+NAMES=(sockit tokio-chat ncat)
 for n in $SIZES_N; do
   for k in $SIZES_K; do
-    for s in sockit tokio-chat ncat; do
-      rates=(); wrong=0; cpu=(); crashed=0
-      for _ in $(seq 1 "$ROUNDS"); do
+    declare -A RATES=() WRONG=() CPU=() CRASHED=()
+    # Each round runs every server once, in an order that rotates, so drift on this shared
+    # machine falls on all of them alike.
+    for r in $(seq 1 "$ROUNDS"); do
+      i=$(( (r - 1) % ${#NAMES[@]} ))
+      for s in "${NAMES[@]:i}" "${NAMES[@]:0:i}"; do
         port=$(free_port); pid=$(start "$s" "$port"); STARTED+=("$pid"); wait_tcp "$port"
         before=$(cpu_ticks "$pid")
         json=$(timeout 120 "$SOCKIT" bench -q --json --mode fanout --conns "$n" --count "$k" -d 20 \
           "tcp://127.0.0.1:$port" 2>/dev/null || true)
         after=$(cpu_ticks "$pid")
-        kill -0 "$pid" 2>/dev/null || crashed=1
+        kill -0 "$pid" 2>/dev/null || CRASHED[$s]=1
         kill -- "-$pid" 2>/dev/null || true
-        [ -n "$json" ] || { crashed=1; continue; }
-        read -r r w ops < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["ops_per_s"]/1e6, d["lost"]+d["duplicated"]+d["reordered"], d["ops"])' "$json")
-        rates+=("$r"); wrong=$((wrong + w))
-        [ "$ops" -gt 0 ] && cpu+=("$(python3 -c "print(($after - $before) * 10 / ($ops / 1e6))")")
+        [ -n "$json" ] || { CRASHED[$s]=1; continue; }
+        read -r rate w ops < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["ops_per_s"]/1e6, d["lost"]+d["duplicated"]+d["reordered"], d["ops"])' "$json")
+        RATES[$s]="${RATES[$s]:-} $rate"; WRONG[$s]=$(( ${WRONG[$s]:-0} + w ))
+        [ "$ops" -gt 0 ] && CPU[$s]="${CPU[$s]:-} $(python3 -c "print(($after - $before) * 10 / ($ops / 1e6))")"
+        echo "$n x $k round $r $s: $rate M/s" >&2
       done
-      note=""; [ "$crashed" = 1 ] && note=" (server exited or hung)"
-      r=$([ ${#rates[@]} -gt 0 ] && median 2 "${rates[@]}" || echo 0)
-      c=$([ ${#cpu[@]} -gt 0 ] && median 0 "${cpu[@]}" || echo "-")
-      echo "| $s$note | $n | $k | $r | $wrong | $c |"
+    done
+    for s in "${NAMES[@]}"; do
+      note=""; [ -n "${CRASHED[$s]:-}" ] && note=" (server exited or hung)"
+      # shellcheck disable=SC2086
+      r=$([ -n "${RATES[$s]:-}" ] && median 2 ${RATES[$s]} || echo 0)
+      # shellcheck disable=SC2086
+      c=$([ -n "${CPU[$s]:-}" ] && median 0 ${CPU[$s]} || echo "-")
+      echo "| $s$note | $n | $k | $r | ${WRONG[$s]:-0} | $c |"
     done
   done
 done
