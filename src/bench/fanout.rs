@@ -111,6 +111,62 @@ pub(super) async fn fanout(cfg: &Config, sh: &Arc<Shared>, deadline: Instant) ->
 /// Bytes one receiver reads at a time; a partial line waits at the front of the buffer.
 const RECEIVE_BUF: usize = 64 * 1024;
 
+/// What one receiver has seen: each number once, in order.
+struct Tally {
+    seen: Vec<bool>,
+    unique: u64,
+    highest: Option<u64>,
+}
+
+impl Tally {
+    fn add(&mut self, k: u64, sh: &Shared) {
+        let Some(slot) = self.seen.get_mut(k as usize) else {
+            return;
+        };
+        if *slot {
+            sh.duplicated.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *slot = true;
+        self.unique += 1;
+        if self.highest.is_some_and(|h| k < h) {
+            sh.reordered.fetch_add(1, Ordering::Relaxed);
+        }
+        self.highest = self.highest.max(Some(k));
+    }
+}
+
+/// The marker every fan-out line carries before its number.
+const SEQ: &[u8] = b"fanout-seq ";
+
+/// Calls `found` with the number of every fan-out line in `lines` (whole lines): a number
+/// right after the marker that ends its line, whatever prefix the server put before it, as
+/// [`parse_fanout`] reads one line. One SIMD search for the marker over the whole read,
+/// not a search and a parse per line: the receivers parse every line the server sends, and
+/// the load generator has to stay cheaper than the server it measures.
+fn numbers(finder: &memchr::memmem::Finder<'_>, lines: &[u8], mut found: impl FnMut(u64)) {
+    for at in finder.find_iter(lines) {
+        let digits = &lines[at + SEQ.len()..];
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        // More digits than a u64 holds is nobody's fan-out line.
+        if len == 0 || len > 19 {
+            continue;
+        }
+        let ends_line = match &digits[len..] {
+            [b'\n', ..] | [b'\r', b'\n', ..] => true,
+            _ => false,
+        };
+        if ends_line {
+            // At most 19 digits: no overflow.
+            found(
+                digits[..len]
+                    .iter()
+                    .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')),
+            );
+        }
+    }
+}
+
 /// Counts one receiver's lines; gives its connection back, still open, when done.
 async fn receive_fanout(
     mut s: Stream,
@@ -120,16 +176,21 @@ async fn receive_fanout(
     until: Instant,
     quiet: Duration,
 ) -> io::Result<Stream> {
-    let mut seen = vec![false; lines as usize];
+    let mut tally = Tally {
+        seen: vec![false; lines as usize],
+        unique: 0,
+        highest: None,
+    };
+    let finder = memchr::memmem::Finder::new(SEQ);
     // Filled, not zeroed: zeroed memory is mapped lazily, and its page faults would land
     // inside the measured span on the first large reads (they did: a fifth of this
     // process's time in a burst), charging the load generator's cost to the server.
     let mut buf = vec![1u8; RECEIVE_BUF];
-    let (mut unique, mut highest, mut is_synced) = (0u64, None::<u64>, false);
+    let mut is_synced = false;
     // Bytes at the front of `buf` that are the start of a line not yet complete.
     let mut partial = 0;
     let mut last = None;
-    while unique < lines {
+    while tally.unique < lines {
         // Once counting, a silence of `quiet` means the rest is lost: stop waiting.
         let limit = if is_synced {
             until.min(Instant::now() + quiet)
@@ -147,39 +208,30 @@ async fn receive_fanout(
         if n == 0 {
             break;
         }
-        let before = unique;
+        let before = tally.unique;
         let data = &buf[..partial + n];
-        let mut start = 0;
-        for at in memchr::memchr_iter(b'\n', data) {
-            let line = &data[start..at];
-            start = at + 1;
-            if !is_synced && trim_newline(line).ends_with(b"fanout-sync") {
-                is_synced = true;
-                synced.fetch_add(1, Ordering::Relaxed);
-                continue;
+        let whole = memchr::memrchr(b'\n', data).map_or(0, |at| at + 1);
+        if is_synced {
+            numbers(&finder, &data[..whole], |k| tally.add(k, sh));
+        } else {
+            // Before the sync line, line by line: the room's chatter, then the sync.
+            let mut start = 0;
+            for at in memchr::memchr_iter(b'\n', &data[..whole]) {
+                let line = &data[start..at];
+                start = at + 1;
+                if !is_synced && trim_newline(line).ends_with(b"fanout-sync") {
+                    is_synced = true;
+                    synced.fetch_add(1, Ordering::Relaxed);
+                } else if let Some(k) = parse_fanout(line) {
+                    tally.add(k, sh);
+                }
             }
-            let Some(k) = parse_fanout(line) else {
-                continue;
-            };
-            let Some(slot) = seen.get_mut(k as usize) else {
-                continue;
-            };
-            if *slot {
-                sh.duplicated.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            *slot = true;
-            unique += 1;
-            if highest.is_some_and(|h| k < h) {
-                sh.reordered.fetch_add(1, Ordering::Relaxed);
-            }
-            highest = highest.max(Some(k));
         }
-        buf.copy_within(start..partial + n, 0);
-        partial = partial + n - start;
-        if unique > before {
+        buf.copy_within(whole..partial + n, 0);
+        partial = partial + n - whole;
+        if tally.unique > before {
             // One shared counter update per read, not per line.
-            sh.ops.fetch_add(unique - before, Ordering::Relaxed);
+            sh.ops.fetch_add(tally.unique - before, Ordering::Relaxed);
             last = Some(Instant::now());
         }
     }
@@ -190,13 +242,28 @@ async fn receive_fanout(
         let mut span = sh.span.lock().unwrap_or_else(PoisonError::into_inner);
         span.1 = span.1.max(Some(last));
     }
-    sh.lost.fetch_add(lines - unique, Ordering::Relaxed);
+    sh.lost.fetch_add(lines - tally.unique, Ordering::Relaxed);
     Ok(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_read_gives_what_line_by_line_parsing_gives() {
+        let read = b"<guest1> fanout-seq 17\r\n* guest2 joined\n[127.0.0.1:5] fanout-seq 0\n\
+            <a> fanout-seq 3 fanout-seq 4\n<b> fanout-seq 5x\nfanout-seq \nfanout-seq 99999999999999999999\n\
+            <guest3> fanout-seq 0042\n";
+        let mut by_lines = Vec::new();
+        for line in read.split_inclusive(|&b| b == b'\n') {
+            by_lines.extend(parse_fanout(line).filter(|&k| k < 1 << 60));
+        }
+        let mut whole = Vec::new();
+        numbers(&memchr::memmem::Finder::new(SEQ), read, |k| whole.push(k));
+        assert_eq!(whole, by_lines);
+        assert_eq!(whole, [17, 0, 4, 42]);
+    }
 
     #[test]
     fn fanout_lines_survive_prefixes() {
