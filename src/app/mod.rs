@@ -65,7 +65,11 @@ pub fn run(cli: Cli) -> Result<()> {
         .build()
         .map_err(|e| Error::io("cannot start the runtime", &e))?;
     let (input, output, stdout_thread) = console::stdio(&cli.command, runtime.handle());
-    let result = runtime.block_on(async move {
+    // The command runs as a task on a worker, not on this thread in `block_on`: a server's
+    // accept loop there would wake this thread for every connection and hand each new
+    // connection's task over to a worker thread, two thread switches per connection that a
+    // worker accepting itself does not pay (it runs the new task next, on the same thread).
+    let command = runtime.spawn(async move {
         let shutdown = CancellationToken::new();
         let cut = CancellationToken::new();
         let drain = match &cli.command {
@@ -103,6 +107,15 @@ pub fn run(cli: Cli) -> Result<()> {
         sockit::net::quic::settle(sockit::net::quic::SETTLE_LIMIT).await;
         result
     });
+    let result = match runtime.block_on(command) {
+        Ok(result) => result,
+        // A panic is a bug: let it end the program as it would have on this thread.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::io(
+            "the command's task was cancelled",
+            &std::io::Error::other(e),
+        )),
+    };
     // Client tasks still hold stdout handles; ending the runtime drops them.
     runtime.shutdown_timeout(Duration::from_millis(200));
     // Whatever ended the run (the peer, an error, a signal, Ctrl-]), a raw terminal is put back.
