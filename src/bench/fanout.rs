@@ -152,11 +152,7 @@ fn numbers(finder: &memchr::memmem::Finder<'_>, lines: &[u8], mut found: impl Fn
         if len == 0 || len > 19 {
             continue;
         }
-        let ends_line = match &digits[len..] {
-            [b'\n', ..] | [b'\r', b'\n', ..] => true,
-            _ => false,
-        };
-        if ends_line {
+        if matches!(&digits[len..], [b'\n', ..] | [b'\r', b'\n', ..]) {
             // At most 19 digits: no overflow.
             found(
                 digits[..len]
