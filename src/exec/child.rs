@@ -141,19 +141,36 @@ fn become_subreaper() {
     });
 }
 
-/// Starts `program` for the connection `origin` describes, stdin and stdout piped, stderr
-/// shared with sockit, in a new process group.
+/// Where a program's stdin comes from.
+pub enum Input {
+    /// A pipe sockit writes the peer's bytes into.
+    Piped,
+    /// The connection's socket itself, in blocking mode: the program reads the peer
+    /// directly, with no copy through sockit and the peer's EOF as its own.
+    #[cfg(unix)]
+    Socket(std::os::fd::OwnedFd),
+}
+
+/// Starts `program` for the connection `origin` describes, stdin from `input`, stdout piped,
+/// stderr shared with sockit, in a new process group.
 ///
 /// # Errors
 /// `spawn` failing (out of processes, the program removed since start).
-pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo)> {
+pub fn spawn(program: &Program, origin: &Origin, input: Input) -> io::Result<(Running, ChildIo)> {
     #[cfg(unix)]
     become_subreaper();
     let argv = program.argv();
-    let mut cmd = Command::new(&argv[0]);
+    let mut cmd = Command::new(program.path());
+    // The name as the user gave it, not the path found for it (`ps`, busybox's applets).
+    #[cfg(unix)]
+    cmd.arg0(&argv[0]);
     cmd.args(&argv[1..])
         .envs(origin.env())
-        .stdin(Stdio::piped())
+        .stdin(match input {
+            Input::Piped => Stdio::piped(),
+            #[cfg(unix)]
+            Input::Socket(fd) => Stdio::from(fd),
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     #[cfg(unix)]
@@ -170,7 +187,7 @@ pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo
     };
     #[cfg(not(unix))]
     let (stdin, stdout) = (child.stdin().take(), child.stdout().take());
-    let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
+    let Some(stdout) = stdout else {
         return Err(io::Error::other("the child's pipes were not made"));
     };
     #[cfg(unix)]
@@ -179,7 +196,7 @@ pub fn spawn(program: &Program, origin: &Origin) -> io::Result<(Running, ChildIo
     let running = Running::new(child);
     let io = ChildIo {
         out: stdout,
-        input: Some(stdin),
+        input: stdin,
         exited: running.exited.clone(),
         wait_exit: Box::pin(running.exited.clone().cancelled_owned()),
         warned: false,

@@ -190,7 +190,7 @@ where
     F: Future<Output = io::Result<()>>,
 {
     let peer = &origin.peer;
-    let (mut running, io) = child::spawn(program, origin)
+    let (mut running, io) = child::spawn(program, origin, child::Input::Piped)
         .map_err(|e| Error::io(format!("cannot start '{program}' for {peer}"), &e))?;
     tracing::info!(%peer, pid = running.id(), %program, "program started");
     let (mut out, mut input) = tokio::io::split(io);

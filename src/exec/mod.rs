@@ -6,10 +6,13 @@
 //! it in its own process group with the UCSPI variables and ends that group (SIGTERM, then
 //! SIGKILL) when its connection ends, [`stream`] pumps a stream connection through it with
 //! the same [`crate::pump`] stdio uses (through pipes, or a pseudo-terminal: [`pty`]), and
-//! [`datagram`] gives each datagram peer its own child. `session` and `listen` reach it; nothing else starts processes.
+//! [`datagram`] gives each datagram peer its own child; a bare socket
+//! with nothing to watch is the program's stdin itself (`direct`), as inetd hands it over. `session` and `listen` reach it; nothing else starts processes.
 
 mod child;
 pub mod datagram;
+#[cfg(unix)]
+mod direct;
 mod program;
 #[cfg(unix)]
 pub mod pty;

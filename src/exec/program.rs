@@ -54,6 +54,9 @@ impl Default for Terminal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
     argv: Vec<String>,
+    /// Where `argv[0]` runs from, found once at start: a connection's child is not sent
+    /// through every `PATH` directory (each a failed `execve` while sockit's worker waits).
+    path: PathBuf,
     /// As the user wrote it, for logs and errors.
     shown: String,
 }
@@ -79,9 +82,10 @@ impl Program {
                 "name a program, such as --exec 'cat' or --exec '/usr/bin/tr a-z A-Z'",
             ));
         };
-        find_program(first)?;
+        let path = find_program(first)?;
         Ok(Program {
             argv,
+            path,
             shown: words.to_string(),
         })
     }
@@ -105,8 +109,9 @@ impl Program {
         } else {
             ("/bin/sh", "-c")
         };
-        find_program(sh)?;
+        let path = find_program(sh)?;
         Ok(Program {
+            path,
             argv: vec![sh.into(), c.into(), command.into()],
             shown: command.to_string(),
         })
@@ -115,6 +120,11 @@ impl Program {
     /// The argument vector.
     pub fn argv(&self) -> &[String] {
         &self.argv
+    }
+
+    /// The file that runs (`argv[0]` found on `PATH` at start).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

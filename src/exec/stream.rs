@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::child::{self, describe, Running};
+use super::child::{self, describe, Input, Running};
 use super::program::{Exec, Origin, EXIT_WAIT};
 use super::pty;
 use crate::error::{Error, Result};
@@ -28,7 +28,12 @@ pub async fn stream(exec: &Exec, stream: Stream, peer: &Peer, opts: &pump::Optio
     let cannot = |e: std::io::Error| Error::io(format!("cannot start '{program}' for {peer}"), &e);
     match &exec.pty {
         None => {
-            let (running, io) = child::spawn(program, &origin).map_err(cannot)?;
+            // Nothing to watch between the wire and the program: the socket is its stdin.
+            #[cfg(unix)]
+            if !stream.is_layered() && direct_is_enough(opts) {
+                return super::direct::serve(exec, stream, &origin).await;
+            }
+            let (running, io) = child::spawn(program, &origin, Input::Piped).map_err(cannot)?;
             serve(exec, running, io, stream, peer, opts).await
         }
         Some(terminal) => {
@@ -36,6 +41,18 @@ pub async fn stream(exec: &Exec, stream: Stream, peer: &Peer, opts: &pump::Optio
             serve(exec, running, io, stream, peer, opts).await
         }
     }
+}
+
+/// True when the pump would only move bytes (no `-x`, `--pcap`, `--explain`, clock,
+/// counters, rewriting or one-way flags): then the program may read the socket itself.
+#[cfg(unix)]
+fn direct_is_enough(opts: &pump::Options) -> bool {
+    // A terminal on sockit's own stdin means nothing here: the program's output is the input.
+    pump::Options {
+        end_on_remote_eof: false,
+        ..opts.clone()
+    }
+    .is_plain()
 }
 
 /// The pump between the connection and a started program's `io`, until both ends are

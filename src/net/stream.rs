@@ -101,6 +101,19 @@ impl Stream {
         }
     }
 
+    /// Waits for any of `interest`, and says what is ready (a peer's EOF shows as
+    /// read-closed even while unread bytes are still ahead of it).
+    ///
+    /// # Errors
+    /// As the socket's readiness.
+    pub async fn ready(&self, interest: tokio::io::Interest) -> io::Result<tokio::io::Ready> {
+        match self {
+            Stream::Tcp(s) => s.ready(interest).await,
+            Stream::Unix(s) => s.ready(interest).await,
+            Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => Err(not_for_layers()),
+        }
+    }
+
     /// Reads what is there without waiting (`WouldBlock` when nothing is).
     ///
     /// # Errors

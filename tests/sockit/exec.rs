@@ -94,6 +94,39 @@ fn the_programs_closed_stdout_half_closes_and_input_still_flows() {
 }
 
 #[test]
+fn with_nothing_to_watch_the_program_reads_the_socket_itself_and_may_block_on_it() {
+    // As inetd hands a connection over: no copy through sockit. The program reads before
+    // the bytes are there, so a socket left non-blocking would fail its read (EAGAIN).
+    let cmd = "if [ -S /dev/stdin ]; then echo socket; else echo pipe; fi; head -c 5";
+    for (flags, kind) in [(&[][..], "socket"), (&["-x", "/dev/null"][..], "pipe")] {
+        let mut args = vec!["listen", "-k", "--sh-exec", cmd];
+        args.extend_from_slice(flags);
+        args.push("tcp://127.0.0.1:0");
+        let (_srv, port) = server(&args);
+        let mut s = tcp(port);
+        let mut first = vec![0u8; kind.len() + 1];
+        s.read_exact(&mut first).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&first),
+            format!("{kind}\n"),
+            "{flags:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+        s.write_all(b"hello world").unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"hello", "{flags:?}");
+    }
+}
+
+#[test]
+fn the_program_sees_the_name_it_was_given_not_the_path_found_for_it() {
+    let prog = "sh -c 'head -c 2 /proc/$$/cmdline; echo'";
+    let (_srv, port) = server(&["listen", "-k", "--exec", prog, "tcp://127.0.0.1:0"]);
+    assert_eq!(exchange(port, Vec::new()), b"sh\n");
+}
+
+#[test]
 fn the_program_gets_the_ucspi_variables() {
     let cmd = "echo \"$PROTO|$TCPREMOTEIP|$TCPREMOTEPORT|$TCPLOCALIP|$TCPLOCALPORT|$SOCKIT_PEER\"";
     let (_srv, port) = server(&["listen", "-k", "--sh-exec", cmd, "tcp://127.0.0.1:0"]);
