@@ -151,8 +151,10 @@ echo
 echo "| server | rr 1 (req/s) | rr 10 | conn/s (a program each) | 2 MiB echo | sockit / it: rr 1, rr 10, conn/s |"
 echo "| --- | ---: | ---: | ---: | --- | --- |"
 shown() { if [ "${LOST[$1,$2]:-0}" -gt 0 ]; then echo "${R[$1,$2]} (${LOST[$1,$2]} lost)"; else echo "${R[$1,$2]}"; fi; }
+# A server that lost answers has no rate to compare with.
+vs() { if [ "${LOST[$1,$2]:-0}" -gt 0 ]; then echo n/a; else ratio "${R[sockit,$2]}" "${R[$1,$2]}"; fi; }
 for n in "${NAMES[@]}"; do
-  echo "| $n | $(shown "$n" rr1) | $(shown "$n" rr10) | $(shown "$n" conn) | ${BIG[$n]} | $(ratio "${R[sockit,rr1]}" "${R[$n,rr1]}"), $(ratio "${R[sockit,rr10]}" "${R[$n,rr10]}"), $(ratio "${R[sockit,conn]}" "${R[$n,conn]}") |"
+  echo "| $n | $(shown "$n" rr1) | $(shown "$n" rr10) | $(shown "$n" conn) | ${BIG[$n]} | $(vs "$n" rr1), $(vs "$n" rr10), $(vs "$n" conn) |"
 done
 echo
 echo "The cost of \`-x\`: \`relay\` in front of \`serve echo\`, rr at 10 connections:"
