@@ -86,6 +86,10 @@ async fn converse(
                 watching = false;
                 continue;
             }
+            // A reset ends the program now, as it would through pipes, even one that is
+            // neither reading nor writing (the peer's bytes never wake this: it waits for
+            // the socket's error only).
+            r = stream.ready(Interest::ERROR) => return Err(reset(stream, r)),
         };
         if n == 0 {
             break;
@@ -105,6 +109,14 @@ async fn converse(
     }
     let _ = tokio::time::timeout(EXIT_WAIT, running.exited()).await;
     Ok((sent, "eof"))
+}
+
+/// The socket's pending error (a reset), or what its readiness said.
+fn reset(stream: &Stream, ready: io::Result<tokio::io::Ready>) -> io::Error {
+    match (socket2::SockRef::from(stream).take_error(), ready) {
+        (Ok(Some(e)), _) | (_, Err(e)) => e,
+        _ => io::ErrorKind::ConnectionReset.into(),
+    }
 }
 
 /// Sends all of `data` without ever blocking (the socket is in blocking mode for the

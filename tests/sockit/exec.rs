@@ -120,6 +120,30 @@ fn with_nothing_to_watch_the_program_reads_the_socket_itself_and_may_block_on_it
 }
 
 #[test]
+fn a_peers_reset_ends_a_program_that_neither_reads_nor_writes() {
+    // Its stdin is the socket itself: sockit still notices the reset and ends it, as it
+    // does when it relays through pipes.
+    let (mut srv, port) = server(&[
+        "listen",
+        "-k",
+        "-v",
+        "--sh-exec",
+        "echo $$; exec sleep 120",
+        "tcp://127.0.0.1:0",
+    ]);
+    let s = tcp(port);
+    let mut line = [0u8; 16];
+    let n = (&s).read(&mut line).unwrap();
+    let pid: u32 = String::from_utf8_lossy(&line[..n]).trim().parse().unwrap();
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    wait_gone(pid);
+    srv.stderr_contains("program ended");
+}
+
+#[test]
 fn the_program_sees_the_name_it_was_given_not_the_path_found_for_it() {
     let prog = "sh -c 'head -c 2 /proc/$$/cmdline; echo'";
     let (_srv, port) = server(&["listen", "-k", "--exec", prog, "tcp://127.0.0.1:0"]);
