@@ -25,6 +25,9 @@ impl UnixStream {
     pub(crate) async fn writable(&self) -> io::Result<()> {
         match *self {}
     }
+    pub(crate) async fn ready(&self, _: tokio::io::Interest) -> io::Result<tokio::io::Ready> {
+        match *self {}
+    }
     pub(crate) fn try_read(&self, _: &mut [u8]) -> io::Result<usize> {
         match *self {}
     }
