@@ -196,6 +196,21 @@ fn the_program_gets_the_ucspi_variables() {
 }
 
 #[test]
+fn exec_cat_over_a_unix_socket_is_byte_exact() {
+    // The program reads the Unix socket itself (nothing watches the bytes).
+    let dir = temp_dir("exec-unix-cat");
+    let sock = format!("unix:{}", dir.join("s").display());
+    let mut cmd = sockit();
+    cmd.args(["listen", "-k", "--exec", "cat", &sock]);
+    let mut srv = Proc::spawn(cmd, None);
+    srv.ready();
+    let data = random_bytes(1 << 20, 11);
+    let (st, out, err) = run(&["connect", &sock], &data);
+    assert!(st.success(), "{err}");
+    assert_eq!(sha256(&out), sha256(&data));
+}
+
+#[test]
 fn a_background_process_is_ended_with_its_connection_no_orphan_no_zombie() {
     // The shell child that outlives its stdin.
     let (_srv, mut s, pid) = background_server();
