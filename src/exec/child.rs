@@ -448,6 +448,39 @@ impl AsyncWrite for ChildIo {
     }
 }
 
+/// How a connection through a program went, for [`ended`]: its end, and the bytes each way
+/// that sockit saw (none of the peer's when the program read the socket itself).
+pub struct Outcome {
+    pub end: &'static str,
+    pub sent: u64,
+    pub received: Option<u64>,
+}
+
+/// Logs a program's end (`-v`), and turns a failed connection into the command's error.
+///
+/// # Errors
+/// The connection's failure (a reset), naming the peer.
+pub fn ended(
+    peer: &crate::net::Peer,
+    started: std::time::Instant,
+    status: Option<ExitStatus>,
+    result: io::Result<Outcome>,
+) -> crate::error::Result<()> {
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(o) => {
+            tracing::info!(%peer, bytes_out = o.sent, bytes_in = o.received, duration_ms,
+                end = o.end, status = %describe(status), "program ended");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::info!(%peer, error = %crate::error::describe_io(&e), duration_ms,
+                status = %describe(status), "program ended");
+            Err(crate::error::Error::conversation(peer, &e))
+        }
+    }
+}
+
 /// The exit status in words, for `-v` logs.
 pub fn describe(status: Option<ExitStatus>) -> String {
     #[cfg(unix)]

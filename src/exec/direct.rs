@@ -16,7 +16,7 @@ use std::time::Instant;
 use rustix::net::{RecvFlags, SendFlags};
 use tokio::io::{AsyncReadExt, Interest};
 
-use super::child::{self, describe, ChildIo, Input, Running};
+use super::child::{self, ChildIo, Input, Outcome, Running};
 use super::program::{Exec, Origin, EXIT_WAIT};
 use crate::error::{Error, Result};
 use crate::net::Stream;
@@ -47,19 +47,12 @@ pub(super) async fn serve(exec: &Exec, stream: Stream, origin: &Origin) -> Resul
     };
     drop(stream);
     let status = running.end().await;
-    let duration_ms = started.elapsed().as_millis() as u64;
-    match result {
-        Ok((sent, end)) => {
-            tracing::info!(%peer, bytes_out = sent, duration_ms, end,
-                status = %describe(status), "program ended");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::info!(%peer, error = %crate::error::describe_io(&e), duration_ms,
-                status = %describe(status), "program ended");
-            Err(Error::conversation(peer, &e))
-        }
-    }
+    let result = result.map(|(sent, end)| Outcome {
+        end,
+        sent,
+        received: None,
+    });
+    child::ended(peer, started, status, result)
 }
 
 /// How much of the program's output one read takes.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::child::{self, describe, Input, Running};
+use super::child::{self, Input, Outcome, Running};
 use super::program::{Exec, Origin, EXIT_WAIT};
 use super::pty;
 use crate::error::{Error, Result};
@@ -97,21 +97,10 @@ async fn serve(
         }
     }
     let status = running.end().await;
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let (sent, received) = (
-        counts.sent.load(std::sync::atomic::Ordering::Relaxed),
-        counts.received.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    match result {
-        Ok(end) => {
-            tracing::info!(%peer, bytes_out = sent, bytes_in = received, duration_ms,
-                end, status = %describe(status), "program ended");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::info!(%peer, error = %crate::error::describe_io(&e), duration_ms,
-                status = %describe(status), "program ended");
-            Err(Error::conversation(peer, &e))
-        }
-    }
+    let result = result.map(|end| Outcome {
+        end,
+        sent: counts.sent.load(std::sync::atomic::Ordering::Relaxed),
+        received: Some(counts.received.load(std::sync::atomic::Ordering::Relaxed)),
+    });
+    child::ended(peer, started, status, result)
 }
