@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::RecvFlags;
 use tokio::io::{AsyncReadExt, Interest};
 
 use super::child::{self, ChildIo, Input, Outcome, Running};
@@ -31,7 +31,7 @@ pub(super) async fn serve(exec: &Exec, stream: Stream, origin: &Origin) -> Resul
     let (program, peer) = (&exec.program, &origin.peer);
     let cannot = |e: io::Error| Error::io(format!("cannot start '{program}' for {peer}"), &e);
     // Blocking, for the program: a non-blocking stdin fails a plain read(2) with EAGAIN. The
-    // flag belongs to the socket, ours included, so our own calls say MSG_DONTWAIT instead.
+    // flag belongs to the socket, ours included: our own calls never wait (`write_all_shared`).
     socket2::SockRef::from(&stream)
         .set_nonblocking(false)
         .map_err(cannot)?;
@@ -87,7 +87,7 @@ async fn converse(
         if n == 0 {
             break;
         }
-        send_all(stream, &buf).await?;
+        stream.write_all_shared(&buf).await?;
         sent += n as u64;
     }
     drop(buf);
@@ -110,26 +110,6 @@ fn reset(stream: &Stream, ready: io::Result<tokio::io::Ready>) -> io::Error {
         (Ok(Some(e)), _) | (_, Err(e)) => e,
         _ => io::ErrorKind::ConnectionReset.into(),
     }
-}
-
-/// Sends all of `data` without ever blocking (the socket is in blocking mode for the
-/// program).
-async fn send_all(stream: &Stream, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        stream.writable().await?;
-        match stream.try_io(Interest::WRITABLE, || {
-            Ok(rustix::net::send(
-                stream,
-                data,
-                SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
-            )?)
-        }) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Resolves once the peer's EOF has arrived (the program has the rest to read) or the

@@ -161,24 +161,34 @@ impl Stream {
     /// As `send(2)`: a reset or a closed peer.
     pub async fn write_all_shared(&self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let r = match self {
-                Stream::Tcp(s) => {
-                    s.writable().await?;
-                    s.try_write(data)
-                }
-                Stream::Unix(s) => {
-                    s.writable().await?;
-                    s.try_write(data)
-                }
-                Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => return Err(not_for_layers()),
-            };
-            match r {
+            self.writable().await?;
+            match self.send_now(data) {
                 Ok(n) => data = &data[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    /// One send that never waits, whatever the socket's blocking mode: a program that was
+    /// given the socket as its stdin (`--exec`) holds it in blocking mode.
+    fn send_now(&self, data: &[u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        return self.try_io(tokio::io::Interest::WRITABLE, || {
+            use rustix::net::SendFlags;
+            Ok(rustix::net::send(
+                self,
+                data,
+                SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            )?)
+        });
+        #[cfg(not(unix))]
+        match self {
+            Stream::Tcp(s) => s.try_write(data),
+            Stream::Unix(s) => s.try_write(data),
+            Stream::Tls(_) | Stream::Ws(_) | Stream::Quic(_) => Err(not_for_layers()),
+        }
     }
 }
 
