@@ -5,15 +5,17 @@
 # the server's CPU time per million deliveries. A fresh server per run; loopback only; we stop
 # only the process groups we started. Then the memory of 10,000 idle sockit chat members.
 #
-# Usage: bench/chat.sh [--busy] [ROUNDS] [MEMBERS]      (defaults 3 and 10000)
+# Usage: bench/chat.sh [--busy] [ROUNDS] [MEMBERS]      (defaults 3, or 15 with --busy, and 10000)
 #   --busy: the fan-out of 100 receivers x 1,000 and x 10,000 lines, with one core kept busy
 #   by a spinning process the whole time (the loaded figures; no memory table). The 1,000-line
-#   fan-out is one burst of about 3 ms, as short as one scheduler tick of the spinner, so the
-#   10,000-line row is there to show the loaded rate over a window the scheduler averages out.
+#   fan-out is one burst of about 4 ms, as short as one slice of the spinner (1.4 ms here), so
+#   every server's rate is bimodal (about 15 or about 25-30 M/s, by whether one of the
+#   threads it needs waits out the spinner's slice): hence more rounds by default, and the
+#   10,000-line row, a window the scheduler averages out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUSY=0; [ "${1:-}" = --busy ] && { BUSY=1; shift; }
-ROUNDS=${1:-3}
+ROUNDS=${1:-$([ "$BUSY" = 1 ] && echo 15 || echo 3)}
 MEMBERS=${2:-10000}
 ulimit -n $((MEMBERS * 2 + 512)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 command -v ncat >/dev/null || apt-get install -y ncat >/dev/null
