@@ -9,7 +9,7 @@
 #   --busy: the fan-out of 100 receivers x 1,000 and x 10,000 lines, with one core kept busy
 #   by a spinning process the whole time (the loaded figures; no memory table). The 1,000-line
 #   fan-out is one burst of about 4 ms, as short as one slice of the spinner (1.4 ms here), so
-#   every server's rate is bimodal (about 15 or about 25-30 M/s, by whether one of the
+#   every server's rate is bimodal (about 15 or about 22-30 M/s, most likely by whether one of the
 #   threads it needs waits out the spinner's slice): hence more rounds by default, and the
 #   10,000-line row, a window the scheduler averages out.
 set -euo pipefail
