@@ -4,13 +4,27 @@
 //! retitle or clear a screen, and a bidi override can make text read backwards. Everything
 //! that is not printable text is removed here, once, before the room sees it.
 
+use std::borrow::Cow;
+
 /// The longest nick, in characters (not bytes: `小明` is two).
 pub const MAX_NICK: usize = 32;
 
 /// Turns one raw line (without its newline) into text safe to show: invalid UTF-8 replaced,
 /// a trailing CR dropped, escape sequences and control characters removed, tabs as spaces.
-pub fn clean(raw: &[u8]) -> String {
+/// A line of printable ASCII, most of any chat, has nothing to remove but trailing spaces and
+/// is lent back as it is: the room cleans every line of a burst while it holds its lock.
+pub fn clean(raw: &[u8]) -> Cow<'_, str> {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if raw.iter().all(|b| (b' '..=b'~').contains(b)) {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text.trim_end());
+        }
+    }
+    Cow::Owned(scrub(raw))
+}
+
+/// [`clean`] for any line, char by char.
+fn scrub(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -148,6 +162,26 @@ mod tests {
     fn keeps_text_in_any_script() {
         assert_eq!(clean("今天是%Y年 hello".as_bytes()), "今天是%Y年 hello");
         assert_eq!(clean(b"hi\r"), "hi");
+    }
+
+    #[test]
+    fn printable_ascii_is_lent_back_as_the_full_cleaning_would_give_it() {
+        let printable: String = (b' '..=b'~').map(char::from).collect();
+        for line in [
+            printable.clone(),
+            format!("{printable}   "),
+            "  <a> hi  \r".to_string(),
+            String::new(),
+            " ".into(),
+        ] {
+            let cleaned = clean(line.as_bytes());
+            assert!(matches!(cleaned, Cow::Borrowed(_)), "{line:?}");
+            let raw = line.as_bytes();
+            assert_eq!(cleaned, scrub(raw.strip_suffix(b"\r").unwrap_or(raw)));
+        }
+        // DEL and TAB are ASCII but not printable: the full cleaning takes them.
+        assert_eq!(clean(b"a\x7fb\tc"), "ab c");
+        assert!(matches!(clean(b"a\x7fb"), Cow::Owned(_)));
     }
 
     #[test]
