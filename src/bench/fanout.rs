@@ -24,6 +24,12 @@ fn fanout_line(n: u64) -> String {
 /// The number at the end of a fan-out line, after any prefix; no allocation, since a
 /// receiver parses every line and the load generator must stay cheaper than the server.
 fn parse_fanout(line: &[u8]) -> Option<u64> {
+    fanout_parts(line).map(|(_, k)| k)
+}
+
+/// A fan-out line (newline or not) as what comes before its number (any prefix, then the
+/// marker) and the number.
+fn fanout_parts(line: &[u8]) -> Option<(&[u8], u64)> {
     let line = trim_newline(line);
     let digits = line.iter().rev().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 {
@@ -33,9 +39,10 @@ fn parse_fanout(line: &[u8]) -> Option<u64> {
     if !head.ends_with(b"fanout-seq ") {
         return None;
     }
-    num.iter().try_fold(0u64, |acc, d| {
+    let k = num.iter().try_fold(0u64, |acc, d| {
         acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    })?;
+    Some((head, k))
 }
 
 /// One sender, `conns` receivers; every receiver must get every line once and in order.
@@ -171,27 +178,26 @@ impl Numbers {
             };
             let line = &rest[..=end];
             self.parsed += 1;
-            if let Some(k) = parse_fanout(line) {
+            if let Some((head, k)) = fanout_parts(line) {
                 found(k);
-                self.expect_after(line, k);
+                self.expect_after(head, &line[trim_newline(line).len()..], k);
             }
             rest = &rest[end + 1..];
         }
     }
 
-    /// Guesses that the line after `line` (whose number is `k`) is the same with `k + 1`.
-    fn expect_after(&mut self, line: &[u8], k: u64) {
+    /// Guesses that the line after the one of number `k` (`head`, the number, `ending`) is
+    /// the same with `k + 1`.
+    fn expect_after(&mut self, head: &[u8], ending: &[u8], k: u64) {
         self.expect.clear();
         let Some(next) = k.checked_add(1) else {
             return;
         };
-        let body = trim_newline(line);
-        let digits = body.iter().rev().take_while(|b| b.is_ascii_digit()).count();
-        self.expect.extend_from_slice(&body[..body.len() - digits]);
+        self.expect.extend_from_slice(head);
         let at = self.expect.len();
         self.expect.extend_from_slice(next.to_string().as_bytes());
         self.digits = at..self.expect.len();
-        self.expect.extend_from_slice(&line[body.len()..]);
+        self.expect.extend_from_slice(ending);
         self.next = next;
     }
 
