@@ -3,9 +3,9 @@
 use super::fanout_parts;
 use crate::lines::trim_newline;
 
-/// Reads the numbers of a receiver's fan-out lines, as [`super::parse_fanout`] reads each line,
-/// but mostly without parsing: a receiver's next line is almost always its last one with
-/// the number one higher (the same sender's prefix), so that line is kept, its number
+/// Reads the numbers of a receiver's fan-out lines, as [`super::parse_fanout`] reads each
+/// line, but mostly without parsing: a receiver's next line is almost always its last one
+/// with the number one higher (the same sender's prefix), so that line is kept, its number
 /// counted up in place, and compared with what arrives; only a line that differs is
 /// searched for its end and parsed. The receivers read every line the server sends, and
 /// a search per line was 40% of the load generator's CPU in a fan-out, twice its reading

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::super::job::Shared;
+use crate::bench::job::Shared;
 
 /// How a number reached a receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
