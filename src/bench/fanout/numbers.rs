@@ -133,6 +133,7 @@ mod tests {
                 76..=79 => text.push_str(&format!("<{}> fanout-seq {k}\n", "z".repeat(60))),
                 // The marker broken in the middle, then the real line.
                 85 => text.push_str("<guest1> fanout-Xeq 85\n<guest1> fanout-seq 85\n"),
+                // A long prefix across 99 -> 100.
                 96..=101 => text.push_str(&format!("<{}> fanout-seq {k}\n", "w".repeat(47))),
                 _ => text.push_str(&format!("<guest1> fanout-seq {k}\n")),
             }

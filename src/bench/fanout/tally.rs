@@ -6,7 +6,7 @@ use crate::bench::job::Shared;
 
 /// How a number reached a receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Arrival {
+enum Arrival {
     /// First time, and after every number seen so far.
     InTurn,
     /// First time, but after a higher number (reordered).
